@@ -1,0 +1,470 @@
+"""Every differentiable op: forward and backward side by side, one rule each.
+
+`forward` receives raw arrays (NumPy or CuPy) for Tensor inputs and constants as they are; `backward` returns
+one gradient per positional input (None for constants). Broadcasting in forward is undone in backward by
+`unbroadcast`, the one place that knows how.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minigrad.tensor import Context, Function, array_module
+
+
+def unbroadcast(grad: Any, shape: tuple) -> Any:
+    """Sum `grad` down to `shape`: the adjoint of NumPy broadcasting `shape` up to `grad.shape`."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
+
+
+def _shape(x: Any) -> tuple:
+    return np.shape(x) if not hasattr(x, "shape") else x.shape
+
+
+def _broadcast_check(op: str, a: Any, b: Any) -> None:
+    try:
+        np.broadcast_shapes(_shape(a), _shape(b))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together") from None
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        _broadcast_check("add", a, b)
+        ctx.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return unbroadcast(grad, ctx.shapes[0]), unbroadcast(grad, ctx.shapes[1])
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        _broadcast_check("sub", a, b)
+        ctx.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return unbroadcast(grad, ctx.shapes[0]), unbroadcast(-grad, ctx.shapes[1])
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return -grad
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        _broadcast_check("mul", a, b)
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad * b, _shape(a)) if need_a else None,
+                unbroadcast(grad * a, _shape(b)) if need_b else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        _broadcast_check("div", a, b)
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad / b, _shape(a)) if need_a else None,
+                unbroadcast(-grad * a / (b * b), _shape(b)) if need_b else None)
+
+
+class Pow(Function):
+    """a ** b, either side a tensor or a constant."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        _broadcast_check("pow", a, b)
+        out = a ** b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        a, b, out = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = unbroadcast(grad * b * a ** (b - 1), _shape(a)) if need_a else None
+        grad_b = unbroadcast(grad * out * array_module(out).log(a), _shape(b)) if need_b else None
+        return grad_a, grad_b
+
+
+class MatMul(Function):
+    """a @ b with NumPy's rules: 1-d operands are promoted, leading dims broadcast."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
+        inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner_b:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied "
+                             f"({a.shape[-1]} != {inner_b})")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        a, b = ctx.saved_tensors
+        xp = array_module(grad)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:
+            grad = xp.expand_dims(grad, -1)
+        if a.ndim == 1:
+            grad = xp.expand_dims(grad, -2)
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = unbroadcast(grad @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if need_a else None
+        grad_b = unbroadcast(xp.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape) if need_b else None
+        return grad_a, grad_b
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = array_module(a).exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * ctx.saved_tensors[0]
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return array_module(a).log(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad / ctx.saved_tensors[0]
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = array_module(a).tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out * out)
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    xp = array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = sigmoid(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return grad * out * (1 - out)
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a > 0)
+        return array_module(a).maximum(a, 0)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * ctx.saved_tensors[0]
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return array_module(a).abs(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * array_module(grad).sign(ctx.saved_tensors[0])
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dtype: Any) -> Any:
+        ctx.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad.astype(ctx.in_dtype)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, device: str) -> Any:
+        ctx.device = "cpu" if array_module(a) is np else "cuda"
+        return move_array(a, device)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return move_array(grad, ctx.device)
+
+
+def move_array(a: Any, device: str) -> Any:
+    """`a` on "cpu" (NumPy) or "cuda" (CuPy); a clear error when CuPy or a GPU is missing."""
+    if device == "cpu":
+        return a if array_module(a) is np else a.get()
+    if device != "cuda":
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("device 'cuda' needs CuPy (pip install cupy-cuda12x) and a CUDA GPU") from None
+    return cupy.asarray(a)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: tuple | None, keepdim: bool) -> Any:
+        ctx.shape, ctx.dim, ctx.keepdim = a.shape, dim, keepdim
+        return a.sum(axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        if ctx.dim is not None and not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        return xp.broadcast_to(grad, ctx.shape)
+
+
+class MaxAll(Function):
+    """The largest element; ties share the gradient evenly (torch's rule for a full reduction)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        if a.size == 0:
+            raise ValueError("max() of an empty tensor")
+        out = a.max()
+        ctx.save_for_backward(a == out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (mask,) = ctx.saved_tensors
+        return grad * mask / mask.sum()
+
+
+class MaxDim(Function):
+    """Largest element along `dim`; the gradient goes to the index `argmax` picks."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int, keepdim: bool) -> Any:
+        xp = array_module(a)
+        idx = xp.expand_dims(a.argmax(axis=dim), dim)
+        ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = a.shape, dim, keepdim, idx
+        out = xp.take_along_axis(a, idx, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        if not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        out = xp.zeros(ctx.shape, dtype=grad.dtype)
+        xp.put_along_axis(out, ctx.idx, grad, axis=ctx.dim)
+        return out
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, shape: tuple) -> Any:
+        ctx.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot view shape {a.shape} ({a.size} elements) as {shape}") from None
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad.reshape(ctx.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, axes: tuple) -> Any:
+        ctx.axes = axes
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad.transpose(np.argsort(ctx.axes))
+
+
+def _is_basic(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+class GetItem(Function):
+    """Indexing with ints, slices, None, Ellipsis and integer/bool arrays; repeated indices accumulate."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any) -> Any:
+        ctx.shape, ctx.index = a.shape, index
+        return a[index]
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        out = xp.zeros(ctx.shape, dtype=grad.dtype)
+        if _is_basic(ctx.index):
+            out[ctx.index] += grad
+        else:
+            xp.add.at(out, ctx.index, grad)
+        return out
+
+
+class EmbeddingLookup(Function):
+    """weight[idx] for integer idx; rows at `padding_idx` send no gradient back (as torch's Embedding)."""
+
+    @staticmethod
+    def forward(ctx: Context, weight: Any, idx: Any, padding_idx: int | None) -> Any:
+        ctx.shape, ctx.idx, ctx.padding_idx = weight.shape, idx, padding_idx
+        return weight[idx]
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        xp = array_module(grad)
+        if ctx.padding_idx is not None:
+            grad = grad * (ctx.idx != ctx.padding_idx)[..., None]
+        out = xp.zeros(ctx.shape, dtype=grad.dtype)
+        xp.add.at(out, ctx.idx, grad)
+        return out, None
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
+        ctx.dim, ctx.count = dim, len(arrays)
+        return array_module(arrays[0]).stack(arrays, axis=dim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        xp = array_module(grad)
+        return tuple(xp.take(grad, i, axis=ctx.dim) for i in range(ctx.count))
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
+        ctx.dim = dim
+        ctx.bounds = np.cumsum([a.shape[dim] for a in arrays])[:-1]
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return tuple(array_module(grad).split(grad, ctx.bounds, axis=ctx.dim))
+
+
+def _log_softmax(a: Any, dim: int) -> Any:
+    xp = array_module(a)
+    shifted = a - a.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int) -> Any:
+        out = _log_softmax(a, dim)
+        ctx.dim = dim
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return grad - array_module(out).exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int) -> Any:
+        out = array_module(a).exp(_log_softmax(a, dim))
+        ctx.dim = dim
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
+
+
+class BCEWithLogits(Function):
+    """Elementwise max(x, 0) - x·y + log(1 + exp(-|x|)): the stable form of -[y log σ(x) + (1-y) log(1-σ(x))]."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, y: Any, pos_weight: Any = None) -> Any:
+        xp = array_module(x)
+        softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)  # log(1 + exp(-x))
+        ctx.save_for_backward(x, y, softplus_neg)
+        ctx.pos_weight = pos_weight
+        if pos_weight is None:
+            return (1 - y) * x + softplus_neg
+        return (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        x, y, softplus_neg = ctx.saved_tensors
+        s = sigmoid(x)
+        pw = ctx.pos_weight
+        dx = s - y if pw is None else (1 - y) * s - pw * y * (1 - s)
+        dy = -x if pw is None else -x + (pw - 1) * softplus_neg
+        need_x, need_y = ctx.needs_input_grad[:2]
+        return (grad * dx if need_x else None, unbroadcast(grad * dy, _shape(y)) if need_y else None)

@@ -1,0 +1,55 @@
+"""Linear and Embedding, initialised as torch initialises them."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from minigrad.nn import functional as F
+from minigrad.nn.module import Module, Parameter
+from minigrad.random import normal_, uniform_
+from minigrad.tensor import DEFAULT_DTYPE, Tensor
+
+
+class Linear(Module):
+    """y = x Wᵀ + b; W (out, in) and b (out,) from U(-1/√in, 1/√in) (torch's kaiming_uniform with a=√5)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, int) or n < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {n!r}")
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.weight = Parameter(uniform_(np.empty((out_features, in_features), dtype), -bound, bound))
+        self.register_parameter("bias", Parameter(uniform_(np.empty(out_features, dtype), -bound, bound))
+                                if bias else None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table (num_embeddings, embedding_dim) from N(0, 1); the padding row starts at zero."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = Parameter(normal_(np.empty((num_embeddings, embedding_dim), dtype)))
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, input: Any) -> Tensor:
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"

@@ -1,0 +1,179 @@
+"""Module and Parameter: torch.nn's bookkeeping (registration, dotted names, state_dict, modes)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from minigrad.tensor import Tensor, as_array
+from minigrad.functions import move_array
+
+
+class Parameter(Tensor):
+    """A leaf tensor that a Module registers as one of its parameters. Takes an ndarray or a Tensor."""
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(as_array(data), requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+def zero_grad_(param: Tensor, set_to_none: bool = True) -> None:
+    """Clear one gradient. A GradBuffer view is zeroed in place, never dropped."""
+    if param._grad_view is not None:
+        param._grad_view[...] = 0
+        param.grad = param._grad_view
+    elif set_to_none:
+        param.grad = None
+    elif param.grad is not None:
+        param.grad[...] = 0
+
+
+class Module:
+    """Base class: assign Parameters and Modules as attributes and they are found by `parameters()`."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register `param` under `name`; None records a parameter that is absent (as bias=False does)."""
+        if param is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ----- traversal ----------------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        stack = [(prefix, self)]
+        seen: set[int] = set()
+        while stack:
+            name, module = stack.pop(0)
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            stack[0:0] = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()]
+
+    def modules(self) -> Iterator["Module"]:
+        return (m for _, m in self.named_modules())
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mod_name, module in modules:
+            for name, param in module._parameters.items():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{mod_name}.{name}" if mod_name else name), param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    # ----- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameter name -> a copy of its array."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple[list, list]:
+        """Copy arrays into the parameters. Every key and shape is checked before anything is written."""
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        incoming = {}
+        for name, value in state_dict.items():
+            if name not in own:
+                continue
+            arr = as_array(value)
+            if arr.shape != own[name].shape:
+                raise ValueError(f"load_state_dict: {name!r} has shape {arr.shape} in the state_dict "
+                                 f"but {own[name].shape} in the model")
+            incoming[name] = arr
+        for name, arr in incoming.items():
+            p = own[name]
+            p.data[...] = move_array(arr.astype(p.dtype), p.device)
+        return missing, unexpected
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            zero_grad_(p, set_to_none)
+
+    def _apply_to_parameters(self, fn: Any) -> "Module":
+        for p in self.parameters():
+            p.data = fn(p.data)
+            if p.grad is not None:
+                p.grad = fn(p.grad)
+            p._grad_view = None
+        return self
+
+    def double(self) -> "Module":
+        return self._apply_to_parameters(lambda a: a.astype(np.float64))
+
+    def float(self) -> "Module":
+        return self._apply_to_parameters(lambda a: a.astype(np.float32))
+
+    def to(self, device: str) -> "Module":
+        """Move every parameter's array to "cpu" or "cuda" in place (Parameters keep their identity)."""
+        return self._apply_to_parameters(lambda a: move_array(a, device))
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._modules.items())
+        extra = self.extra_repr()
+        return f"{type(self).__name__}({extra}{inner}{chr(10) if inner else ''})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Sequential(Module):
+    """Modules applied one after another."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x

@@ -1,0 +1,153 @@
+"""Module bookkeeping, layers and losses (values and grads against torch where installed)."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4, padding_idx=0)
+        self.body = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2, bias=False))
+
+    def forward(self, idx):
+        return self.body(self.emb(idx)).sum(dim=1)
+
+
+def test_named_parameters_use_torch_dotted_names():
+    assert [n for n, _ in Net().named_parameters()] == ["emb.weight", "body.0.weight", "body.0.bias",
+                                                        "body.1.weight"]
+
+
+def test_train_eval_propagate_and_double_float_convert():
+    net = Net()
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    assert all(p.dtype == np.float64 for p in net.double().parameters())
+    assert all(p.dtype == np.float32 for p in net.float().parameters())
+
+
+def test_state_dict_round_trip_and_clear_errors():
+    a, b = Net(), Net()
+    b.load_state_dict(a.state_dict())
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    before = [p.data.copy() for p in b.parameters()]
+    sd = a.state_dict()
+    sd["body.0.bias"] = np.zeros(7)
+    sd["emb.weight"] = sd["emb.weight"] + 1  # valid, but must not be written since another key is wrong
+    with pytest.raises(ValueError, match=r"body.0.bias.*\(7,\).*\(3,\)"):
+        b.load_state_dict(sd)
+    for p, q in zip(b.parameters(), before):
+        np.testing.assert_array_equal(p.data, q)
+    with pytest.raises(KeyError, match="missing keys"):
+        b.load_state_dict({"emb.weight": sd["emb.weight"]})
+    with pytest.raises(KeyError, match="unexpected keys"):
+        b.load_state_dict({**a.state_dict(), "extra": np.zeros(1)})
+
+
+def test_zero_grad_sets_none():
+    net = Net()
+    net(np.array([[1, 2]])).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_linear_init_bounds_and_reproducibility():
+    mg.manual_seed(3)
+    lin = nn.Linear(16, 8)
+    assert np.abs(lin.weight.data).max() <= 1 / 4 and np.abs(lin.bias.data).max() <= 1 / 4
+    assert np.abs(lin.weight.data).max() > 0.2  # uses the whole range
+    mg.manual_seed(3)
+    np.testing.assert_array_equal(nn.Linear(16, 8).weight.data, lin.weight.data)
+
+
+def test_embedding_rejects_bad_indices_and_skips_padding_grad():
+    emb = nn.Embedding(5, 2, padding_idx=0)
+    assert np.all(emb.weight.data[0] == 0)
+    with pytest.raises(TypeError, match="integers"):
+        emb(np.array([0.5]))
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        emb(np.array([5]))
+    emb(np.array([0, 1, 1])).sum().backward()
+    np.testing.assert_array_equal(emb.weight.grad[:2], [[0, 0], [2, 2]])
+
+
+def test_loss_input_errors_name_the_shapes():
+    x = mg.tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"target shape \(2,\)"):
+        nn.CrossEntropyLoss()(x, np.array([0, 1]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        nn.CrossEntropyLoss()(x, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+        nn.CrossEntropyLoss()(x, np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(3,\)"):
+        nn.MSELoss()(x, np.zeros(3))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.BCEWithLogitsLoss(reduction="avg")
+
+
+def test_bce_with_logits_is_stable_for_huge_logits():
+    x = mg.tensor(np.array([1000.0, -1000.0, 50.0]), requires_grad=True)
+    loss = nn.BCEWithLogitsLoss(reduction="sum")(x, np.array([0.0, 1.0, 1.0]))
+    np.testing.assert_allclose(loss.item(), 2000.0 + np.log1p(np.exp(-50.0)), rtol=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(x.grad, [1.0, -1.0, -np.exp(-50.0) / (1 + np.exp(-50.0))], rtol=1e-9, atol=1e-15)
+
+
+def test_cross_entropy_gradcheck():
+    from minigrad.gradcheck import gradcheck
+
+    x = mg.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    y = np.array([0, 2, 1, 2])
+    assert gradcheck(lambda t: nn.functional.cross_entropy(t, y, weight=np.array([1.0, 2.0, 0.5])), [x])
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_losses_match_torch(reduction, rng):
+    x = rng.standard_normal((5, 4)) * 3
+    y_cls = np.array([0, 3, 1, 1, 2])
+    y_bin = (rng.random((5, 4)) > 0.5).astype(np.float64)
+    y_reg = rng.standard_normal((5, 4))
+    w = np.array([1.0, 0.5, 2.0, 1.5])
+    cases = [
+        (lambda m, t: m.nn.CrossEntropyLoss(reduction=reduction)(t, y_cls_m(m)), "ce"),
+        (lambda m, t: m.nn.CrossEntropyLoss(weight=m.tensor(w), ignore_index=3, reduction=reduction)(t, y_cls_m(m)),
+         "ce-weighted"),
+        (lambda m, t: m.nn.MSELoss(reduction=reduction)(t, m.tensor(y_reg)), "mse"),
+        (lambda m, t: m.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=m.tensor(w))(t, m.tensor(y_bin)), "bce"),
+    ]
+
+    def y_cls_m(m):
+        return torch.tensor(y_cls) if m is torch else y_cls
+
+    for fn, name in cases:
+        ours, theirs = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        lm, lt = fn(mg, ours), fn(torch, theirs)
+        np.testing.assert_allclose(lm.data, lt.detach().numpy(), rtol=1e-12, err_msg=name)
+        lm.sum().backward()
+        lt.sum().backward()
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_linear_and_embedding_match_torch_given_the_same_weights(rng):
+    lin_m, lin_t = nn.Linear(4, 3).double(), torch.nn.Linear(4, 3).double()
+    emb_m, emb_t = nn.Embedding(6, 4).double(), torch.nn.Embedding(6, 4).double()
+    lin_m.load_state_dict({k: v.detach().numpy() for k, v in lin_t.state_dict().items()})
+    emb_m.load_state_dict({k: v.detach().numpy() for k, v in emb_t.state_dict().items()})
+    idx = np.array([[1, 5, 5], [0, 2, 1]])
+    out_m = lin_m(emb_m(idx)).tanh().sum()
+    out_t = lin_t(emb_t(torch.tensor(idx))).tanh().sum()
+    out_m.backward()
+    out_t.backward()
+    np.testing.assert_allclose(out_m.item(), out_t.item(), rtol=1e-12)
+    np.testing.assert_allclose(emb_m.weight.grad, emb_t.weight.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(lin_m.weight.grad, lin_t.weight.grad.numpy(), rtol=1e-10)

@@ -1,0 +1,110 @@
+"""Optimizers: 20-step float64 trajectories equal to torch's, state_dict, and all-or-nothing steps."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn, optim
+
+CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.02)),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.02, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1)),
+    ("Adagrad", dict(lr=0.1)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
+]
+
+
+def _trajectory(lib, name, kwargs, w0, b0, x, y, steps=20):
+    w = lib.tensor(w0.copy(), requires_grad=True)
+    b = lib.tensor(b0.copy(), requires_grad=True)
+    opt = getattr(lib.optim, name)([w, b], **kwargs)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((lib.tensor(x) @ w + b).tanh() - lib.tensor(y)).pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses), w.detach().numpy(), b.detach().numpy()
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_twenty_steps_equal_torch(name, kwargs, rng):
+    torch = pytest.importorskip("torch")
+    w0, b0 = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    ours = _trajectory(mg, name, kwargs, w0, b0, x, y)
+    theirs = _trajectory(torch, name, kwargs, w0, b0, x, y)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-14)
+
+
+def test_sgd_matches_the_formula_without_torch():
+    w = mg.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    expected, buf = w.data.copy(), None
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        g = 2 * expected
+        buf = g.copy() if buf is None else 0.9 * buf + g
+        expected = expected - 0.1 * buf
+        opt.step()
+    np.testing.assert_allclose(w.data, expected, rtol=1e-15)
+
+
+def test_a_step_that_raises_changes_no_parameter():
+    a = mg.tensor(np.ones(3), requires_grad=True)
+    b = mg.tensor(np.ones(2), requires_grad=True)
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = np.ones(3)
+    b.grad = np.ones(5)  # wrong shape, found after a's update would have happened
+    with pytest.raises(ValueError, match=r"shape \(5,\).*\(2,\)"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))
+    assert opt.state == {}
+
+
+def test_bad_hyperparameters_are_rejected():
+    p = [mg.tensor(np.ones(1), requires_grad=True)]
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD(p, lr=-1)
+    with pytest.raises(ValueError, match="beta"):
+        optim.Adam(p, betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(p, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+
+
+def test_state_dict_round_trip_continues_the_same_trajectory(tmp_path, rng):
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+
+    def make():
+        mg.manual_seed(0)
+        model = nn.Linear(3, 2).double()
+        return model, optim.Adam(model.parameters(), lr=0.05, amsgrad=True)
+
+    def step(model, opt):
+        opt.zero_grad()
+        nn.MSELoss()(model(mg.tensor(x)), mg.tensor(y)).backward()
+        opt.step()
+
+    m1, o1 = make()
+    for _ in range(3):
+        step(m1, o1)
+    mg.save({"model": m1.state_dict(), "optim": o1.state_dict()}, tmp_path / "ck.npz")
+    m2, o2 = make()
+    ck = mg.load(tmp_path / "ck.npz")
+    m2.load_state_dict(ck["model"])
+    o2.load_state_dict(ck["optim"])
+    for _ in range(3):
+        step(m1, o1)
+        step(m2, o2)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
