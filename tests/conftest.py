@@ -1,5 +1,10 @@
 import os
 
+# The CUDA backend's tests run under numba's simulator unless a real GPU is asked for; this must be set
+# before numba is first imported.
+if os.environ.get("MINIGRAD_REAL_CUDA") != "1":
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

@@ -1,0 +1,257 @@
+"""numba.cuda backend: works in place on any CUDA array (numba device arrays, CuPy, torch.cuda), zero copy.
+
+Imported only when a CUDA array is seen, so `import minigrad` never loads numba.cuda.
+
+A norm is three kinds of launch, none of which waits for the host:
+1. per array, `_block_sums` / `_block_max`: each thread accumulates a grid-stride slice in float64, a
+   shared-memory tree combines the block, and thread 0 writes one partial per block into a buffer (no atomics,
+   so the result is deterministic for a given size);
+2. `_combine`: one thread adds (or maxes) the partials in index order and finishes the norm;
+3. `_coefficients`: one thread turns the norm into min(max_norm / (norm + 1e-6), 1), stored once per dtype so
+   that `_scale` multiplies in the array's own dtype, as the CPU backends do.
+The host only reads the norm when the caller asks for its value or passes `error_if_nonfinite=True`.
+Under NUMBA_ENABLE_CUDASIM=1 the same kernels run as Python threads, with small blocks.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from numba import config, cuda, float64
+
+from minigrad.clip._plan import needs_scaling
+
+SIMULATED = bool(config.ENABLE_CUDASIM)
+THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays ~20 ms per syncthreads
+MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride over the rest
+_SUM, _MAX = 0, 1
+
+
+@cuda.jit
+def _block_sums(x, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
+    shared = cuda.shared.array(THREADS, float64)
+    tid = cuda.threadIdx.x
+    scale = scale_buf[0] if scaled else 1.0
+    s = 0.0
+    i = cuda.grid(1)
+    while i < x.size:
+        v = abs(float64(x[i]))
+        if scaled:
+            v = v / scale
+        if p == 2.0:
+            s += v * v
+        elif p == 1.0:
+            s += v
+        else:
+            s += v ** p
+        i += cuda.gridsize(1)
+    shared[tid] = s
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if tid < step:
+            shared[tid] += shared[tid + step]
+        cuda.syncthreads()  # outside the branch: every thread of the block must reach it
+        step //= 2
+    if tid == 0:
+        partials[offset + cuda.blockIdx.x] = shared[0]
+
+
+@cuda.jit
+def _block_max(x, partials, offset):  # pragma: no cover - compiled
+    shared = cuda.shared.array(THREADS, float64)
+    tid = cuda.threadIdx.x
+    m = 0.0
+    i = cuda.grid(1)
+    while i < x.size:
+        v = abs(float64(x[i]))
+        if v > m or v != v:  # NaN wins and then sticks: nothing compares greater than NaN
+            m = v
+        i += cuda.gridsize(1)
+    shared[tid] = m
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if tid < step:
+            other = shared[tid + step]
+            if other > shared[tid] or other != other:
+                shared[tid] = other
+        cuda.syncthreads()
+        step //= 2
+    if tid == 0:
+        partials[offset + cuda.blockIdx.x] = shared[0]
+
+
+@cuda.jit
+def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no cover - compiled
+    if cuda.grid(1) != 0:
+        return
+    acc = 0.0
+    for j in range(count):
+        v = partials[j]
+        if kind == _SUM:
+            acc += v
+        elif v > acc or v != v:
+            acc = v
+    if kind == _SUM:
+        scale = scale_buf[0] if scaled else 1.0
+        if scaled and not (0.0 < scale < math.inf):
+            acc = scale  # all zeros, an inf, or a NaN: the max alone is the norm
+        elif p == 1.0:
+            acc = scale * acc
+        elif p == 2.0:
+            acc = scale * math.sqrt(acc)
+        else:
+            acc = scale * acc ** (1.0 / p)
+    out[0] = acc
+
+
+@cuda.jit
+def _coefficients(norm, max_norm, coef32, coef64):  # pragma: no cover - compiled
+    if cuda.grid(1) == 0:
+        c = max_norm / (norm[0] + 1e-6)
+        if not (c != c or c < 1.0):
+            c = 1.0
+        coef32[0] = c
+        coef64[0] = c
+
+
+@cuda.jit
+def _scale(x, coef):  # pragma: no cover - compiled
+    c = coef[0]
+    i = cuda.grid(1)
+    while i < x.size:
+        x[i] = x[i] * c
+        i += cuda.gridsize(1)
+
+
+@cuda.jit
+def _clamp(x, lo, hi):  # pragma: no cover - compiled
+    i = cuda.grid(1)
+    while i < x.size:
+        v = x[i]
+        if v < lo:
+            v = lo
+        if v > hi:
+            v = hi
+        x[i] = v
+        i += cuda.gridsize(1)
+
+
+def is_cuda_array(a: Any) -> bool:
+    """A CUDA array by the interface, or one of the simulator's arrays (they have no interface)."""
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    return SIMULATED and type(a).__name__ == "FakeCUDAArray"
+
+
+def _flat(a: Any) -> Any:
+    """A 1-d numba view of a contiguous CUDA array, sharing its memory."""
+    d = a if (SIMULATED and type(a).__name__ == "FakeCUDAArray") else cuda.as_cuda_array(a)
+    if d.size and not d.is_c_contiguous():
+        raise ValueError(f"CUDA arrays must be C-contiguous, got one of shape {d.shape}")
+    return d.reshape(d.size)
+
+
+def _blocks(n: int) -> int:
+    return max(1, min(MAX_BLOCKS, (n + THREADS - 1) // THREADS))
+
+
+class _Scratch:
+    """Device buffers reused across calls (allocation would otherwise dominate small clips)."""
+
+    def __init__(self) -> None:
+        self.partials = cuda.device_array(0, np.float64)
+        self.max_buf = cuda.device_array(1, np.float64)
+        self.coef = {np.dtype(np.float32): cuda.device_array(1, np.float32),
+                     np.dtype(np.float64): cuda.device_array(1, np.float64)}
+
+    def partial_buffer(self, n: int) -> Any:
+        if self.partials.size < n:
+            self.partials = cuda.device_array(max(n, 2 * self.partials.size), np.float64)
+        return self.partials
+
+
+_scratch: _Scratch | None = None
+
+
+def _buffers() -> _Scratch:
+    global _scratch
+    if _scratch is None:
+        _scratch = _Scratch()
+    return _scratch
+
+
+def _reduce(flats: list, kind: int, p: float, scaled: bool, out: Any) -> None:
+    """Launch the per-array partial kernels, then the combine kernel writing the result into out[0]."""
+    scratch = _buffers()
+    blocks = [_blocks(f.size) for f in flats]
+    partials = scratch.partial_buffer(max(1, sum(blocks)))
+    offset = 0
+    for f, nb in zip(flats, blocks):
+        if kind == _SUM:
+            _block_sums[nb, THREADS](f, p, scratch.max_buf, scaled, partials, offset)
+        else:
+            _block_max[nb, THREADS](f, partials, offset)
+        offset += nb
+    _combine[1, 1](partials, offset, kind, p, scratch.max_buf, scaled, out)
+
+
+def _wrap_like(first: Any, d: Any) -> Any:
+    """Return CuPy for CuPy inputs (zero copy), otherwise the numba device array."""
+    if type(first).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy.asarray(d)
+    return d
+
+
+def total_norm(arrays: Sequence[Any], p: float) -> Any:
+    """The p-norm of all elements as a 0-d device array (no host synchronisation)."""
+    flats = [f for f in (_flat(a) for a in arrays) if f.size]
+    out = cuda.device_array(1, np.float64)
+    if not flats:
+        out.copy_to_device(np.zeros(1))
+    elif p == math.inf:
+        _reduce(flats, _MAX, p, False, out)
+    else:
+        scaled = needs_scaling([f.dtype for f in flats], p)
+        if scaled:
+            _reduce(flats, _MAX, p, False, _buffers().max_buf)
+        _reduce(flats, _SUM, p, scaled, out)
+    return _wrap_like(arrays[0] if arrays else None, out.reshape(()))
+
+
+def coefficient(norm: Any, max_norm: float) -> dict:
+    """min(max_norm / (norm + 1e-6), 1) on the device, per dtype; `norm` stays on the device."""
+    scratch = _buffers()
+    norm_dev = norm if not type(norm).__module__.startswith("cupy") else cuda.as_cuda_array(norm)
+    _coefficients[1, 1](norm_dev.reshape(1), float(max_norm), scratch.coef[np.dtype(np.float32)],
+                        scratch.coef[np.dtype(np.float64)])
+    return scratch.coef
+
+
+def scale_(arrays: Sequence[Any], coef: Any) -> None:
+    """x *= coef; `coef` is a float or the per-dtype device buffers from `coefficient`."""
+    if not isinstance(coef, dict):
+        coef = {dt: cuda.to_device(np.array([coef], dtype=dt)) for dt in _buffers().coef}
+    for a in arrays:
+        f = _flat(a)
+        if f.size:
+            _scale[_blocks(f.size), THREADS](f, coef[np.dtype(f.dtype)])
+
+
+def clamp_(arrays: Sequence[Any], lo: float, hi: float) -> None:
+    for a in arrays:
+        f = _flat(a)
+        if f.size:
+            dt = np.dtype(f.dtype).type
+            _clamp[_blocks(f.size), THREADS](f, dt(lo), dt(hi))
+
+
+def to_host(x: Any) -> np.ndarray:
+    """The value of a device scalar or array on the host (this synchronises)."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return x.copy_to_host()

@@ -1,0 +1,139 @@
+"""torch.nn.utils' clipping functions, with the same signatures. They collect `.grad` arrays (skipping None)
+and hand them to `minigrad.clip`; grads that are exactly a GradBuffer's go as its one flat array per dtype."""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from minigrad import clip
+from minigrad.tensor import Tensor, array_module
+
+_buffers: "weakref.WeakValueDictionary[int, GradBuffer]" = weakref.WeakValueDictionary()
+
+
+class GradBuffer:
+    """One contiguous gradient array per dtype; each parameter's `.grad` becomes a view into it.
+
+    Backward accumulates into the views in place, `zero_grad()` (here, or the optimizer's, or the module's)
+    fills them with zeros instead of dropping them, and a clip over exactly these grads runs on the flat array.
+    Existing gradients are copied in; parameters without one start at zero.
+    """
+
+    def __init__(self, parameters: Any) -> None:
+        params = _as_tensors(parameters)
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("GradBuffer: a parameter appears twice")
+        self.params = params
+        self.flats: dict[np.dtype, Any] = {}
+        self.views: dict[np.dtype, list] = {}
+        by_dtype: dict[np.dtype, list[Tensor]] = {}
+        for p in params:
+            by_dtype.setdefault(p.dtype, []).append(p)
+        for dtype, group in by_dtype.items():
+            xp = array_module(group[0].data)
+            flat = xp.zeros(sum(p.numel() for p in group), dtype=dtype)
+            views, offset = [], 0
+            for p in group:
+                view = flat[offset:offset + p.numel()].reshape(p.shape)
+                if p.grad is not None:
+                    view[...] = p.grad
+                p.grad = p._grad_view = view
+                views.append(view)
+                offset += p.numel()
+            self.flats[dtype], self.views[dtype] = flat, views
+            _buffers[id(flat)] = self
+
+    def zero_grad(self) -> None:
+        for dtype, flat in self.flats.items():
+            flat[...] = 0
+            for p, view in zip((p for p in self.params if p.dtype == dtype), self.views[dtype]):
+                p.grad = view
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{dt}: {f.size}" for dt, f in self.flats.items())
+        return f"GradBuffer({len(self.params)} parameters; {sizes})"
+
+
+def _as_tensors(parameters: Any) -> list[Tensor]:
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    params = list(parameters)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"parameters[{i}] is a {type(p).__name__}, not a Tensor")
+    return params
+
+
+def _fuse_buffers(grads: list) -> list:
+    """Replace every complete set of one GradBuffer's views by its flat array (one kernel instead of many)."""
+    ids = {id(g) for g in grads}
+    fused, replaced = [], set()
+    for g in grads:
+        base = getattr(g, "base", None)
+        buf = _buffers.get(id(base)) if base is not None else None
+        if buf is None or id(base) in replaced:
+            continue
+        views = buf.views[g.dtype]
+        if base is buf.flats[g.dtype] and all(id(v) in ids for v in views):
+            fused.append(base)
+            replaced.add(id(base))
+            ids.difference_update(id(v) for v in views)
+    return fused + [g for g in grads if id(g) in ids]
+
+
+def _grads(parameters: Any) -> list:
+    """The gradient arrays of `parameters` (a Tensor or an iterable), skipping None."""
+    grads = [p.grad for p in _as_tensors(parameters) if p.grad is not None]
+    return _fuse_buffers(grads) if _buffers else grads
+
+
+def _as_tensor(norm: Any) -> Tensor:
+    if not isinstance(norm, np.ndarray) and not type(norm).__module__.startswith("cupy"):
+        import cupy  # a numba device array: CuPy views it without a copy
+
+        norm = cupy.asarray(norm)
+    return Tensor(norm)
+
+
+def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach: Any = None) -> Tensor:
+    """Scale all gradients by min(max_norm / (total_norm + 1e-6), 1); return the total norm (a 0-d Tensor).
+
+    `foreach` is accepted for torch compatibility; the backend choice of `minigrad.clip` decides the kernels.
+    """
+    return _as_tensor(clip.clip_norm_(_grads(parameters), max_norm, norm_type,
+                                      error_if_nonfinite=error_if_nonfinite))
+
+
+def clip_grad_value_(parameters: Any, clip_value: float, foreach: Any = None) -> None:
+    """Clamp every gradient element to [-clip_value, clip_value] in place."""
+    clip.clip_value_(_grads(parameters), clip_value)
+
+
+def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach: Any = None) -> Tensor:
+    """The norm of `tensors` (Tensors or arrays; typically the grads) taken as one vector."""
+    items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    arrays = _fuse_buffers([t.data if isinstance(t, Tensor) else t for t in items if t is not None])
+    norm = clip.total_norm(arrays, norm_type)
+    if error_if_nonfinite:
+        value = float(norm) if isinstance(norm, np.ndarray) else float(clip.cuda_backend.to_host(norm))
+        if not np.isfinite(value):
+            raise RuntimeError(f"the total norm of order {norm_type} is {value}; "
+                               "set error_if_nonfinite=False to allow it")
+    return _as_tensor(norm)
+
+
+def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
+    """Scale the gradients by min(max_norm / (total_norm + 1e-6), 1) for a norm computed beforehand."""
+    max_norm = clip.check_nonnegative("max_norm", max_norm)
+    norm = float(total_norm.item() if isinstance(total_norm, Tensor) else np.asarray(total_norm))
+    grads = _grads(parameters)
+    coef = clip._plan.clip_coef(norm, max_norm)
+    if grads and max_norm != float("inf") and coef != 1.0:
+        clip.scale_(grads, coef)
+
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "GradBuffer"]

@@ -1,0 +1,141 @@
+"""minigrad.clip beyond the invariants: determinism across threads, backend choice, argument checking."""
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from minigrad import clip
+from minigrad.clip import numba_backend
+
+THREAD_SCRIPT = textwrap.dedent("""
+    import hashlib, json
+    import numpy as np
+    from minigrad import clip
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(n).astype(dt) * 1e3 for n, dt in
+              [(300_001, np.float32), (70_000, np.float64), (5, np.float32), (200_000, np.float32)]]
+    out = {}
+    for p in (1.0, 2.0, 3.5, float("inf")):
+        out[str(p)] = float(clip.total_norm(arrays, p, backend="numba")).hex()
+    clip.clip_norm_(arrays, 1.0, backend="numba")
+    out["clipped"] = [hashlib.sha256(a.tobytes()).hexdigest() for a in arrays]
+    print(json.dumps(out))
+""")
+
+
+def _run_with_threads(n):
+    env = {**os.environ, "NUMBA_NUM_THREADS": str(n)}
+    res = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_numba_results_have_the_same_bits_for_one_and_two_threads():
+    assert _run_with_threads(1) == _run_with_threads(2)
+
+
+def test_large_arrays_really_take_the_kernels_and_match_the_reference(rng):
+    arrays = [rng.standard_normal(numba_backend.SMALL * 3 + 17).astype(np.float32),
+              rng.standard_normal(numba_backend.SMALL + 1) * 1e150]
+    for p in (1.0, 2.0, 2.5, 8.0, math.inf):
+        np.testing.assert_allclose(clip.total_norm(arrays, p, backend="numba"),
+                                   clip.total_norm(arrays, p, backend="numpy"), rtol=1e-12)
+    ref = [a.copy() for a in arrays]
+    clip.clip_value_(arrays, 0.5, backend="numba")
+    clip.clip_value_(ref, 0.5, backend="numpy")
+    for a, b in zip(arrays, ref):
+        assert a.tobytes() == b.tobytes()
+    clip.scale_(arrays, 0.3, backend="numba")
+    clip.scale_(ref, 0.3, backend="numpy")
+    for a, b in zip(arrays, ref):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_non_contiguous_and_float16_arrays_take_the_reference_path(rng):
+    base = rng.standard_normal((300, 600))
+    view = base[:, ::2]  # not contiguous: scaling a flattened copy would lose the write
+    half = rng.standard_normal(1000).astype(np.float16)
+    expect = base.copy()[:, ::2] * 0.5
+    clip.scale_([view, half], 0.5, backend="numba")
+    np.testing.assert_array_equal(base[:, ::2], expect)
+    np.testing.assert_allclose(clip.total_norm([half], backend="numba"), clip.total_norm([half], backend="numpy"),
+                               rtol=1e-12)
+
+
+def test_auto_backend_choice_and_environment_override(monkeypatch):
+    small, large = [np.ones(10)], [np.ones(clip.NUMBA_MIN_ELEMENTS)]
+    assert clip._choose(small, False, None).__name__.endswith("numpy_backend")
+    assert clip._choose(large, False, None).__name__.endswith("numba_backend")
+    monkeypatch.setenv("MINIGRAD_BACKEND", "numba")
+    assert clip._choose(small, False, None).__name__.endswith("numba_backend")
+    monkeypatch.setenv("MINIGRAD_BACKEND", "fortran")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        clip.total_norm(small)
+
+
+def test_wrong_backend_for_the_arrays_is_rejected():
+    with pytest.raises(ValueError, match="cannot work on NumPy arrays"):
+        clip.total_norm([np.ones(3)], backend="cuda")
+
+
+def test_mixed_host_and_device_arrays_are_rejected_and_untouched():
+    from numba import cuda
+
+    host = np.array([3.0, 4.0])
+    dev = cuda.to_device(np.array([5.0]))
+    with pytest.raises(ValueError, match="mix host"):
+        clip.clip_norm_([host, dev], 1.0)
+    with pytest.raises(ValueError, match="mix host"):
+        clip.clip_value_([dev, host], 1.0)
+    np.testing.assert_array_equal(host, [3.0, 4.0])
+    np.testing.assert_array_equal(dev.copy_to_host(), [5.0])
+
+
+def test_non_float_and_non_array_inputs_are_type_errors():
+    with pytest.raises(TypeError, match="floating point"):
+        clip.total_norm([np.ones(3, np.int64)])
+    with pytest.raises(TypeError, match="not a NumPy or CUDA array"):
+        clip.total_norm([[1.0, 2.0]])
+
+
+def test_none_entries_are_skipped_and_a_single_array_is_accepted():
+    a = np.array([3.0, 4.0])
+    assert float(clip.total_norm([None, a, None])) == 5.0
+    assert float(clip.clip_norm_(a, 1.0)) == 5.0
+    np.testing.assert_allclose(np.linalg.norm(a), 1.0, rtol=1e-6)
+
+
+def test_infinite_thresholds_change_nothing():
+    a = np.array([1e30, -2.0, np.inf])
+    before = a.tobytes()
+    clip.clip_norm_([a], math.inf)
+    clip.clip_value_([a], math.inf)
+    assert a.tobytes() == before
+
+
+def test_mixed_dtypes_norm_and_clip(rng):
+    a, b = rng.standard_normal(50).astype(np.float32), rng.standard_normal(30)
+    expect = math.sqrt(np.sum(a.astype(np.float64) ** 2) + np.sum(b ** 2))
+    norm = float(clip.clip_norm_([a, b], 0.5))
+    np.testing.assert_allclose(norm, expect, rtol=1e-12)
+    assert a.dtype == np.float32 and b.dtype == np.float64
+    np.testing.assert_allclose(math.sqrt(np.sum(a.astype(np.float64) ** 2) + np.sum(b ** 2)), 0.5, rtol=1e-6)
+
+
+def test_primitive_argument_checks():
+    a = np.ones(3)
+    with pytest.raises(ValueError, match="lo must be <= hi"):
+        clip.clamp_([a], 1.0, -1.0)
+    with pytest.raises(ValueError, match="coef"):
+        clip.scale_([a], "2")
+    with pytest.raises(ValueError, match="lo"):
+        clip.clamp_([a], math.nan, 1.0)
+    np.testing.assert_array_equal(a, np.ones(3))
+    clip.clamp_([a], -0.5, 0.25)
+    np.testing.assert_array_equal(a, np.full(3, 0.25))
