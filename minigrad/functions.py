@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.tensor import Context, Function, array_module
+from minigrad.tensor import Context, Function, IndexGrad, array_module
 
 
 def unbroadcast(grad: Any, shape: tuple) -> Any:
@@ -361,13 +361,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        xp = array_module(grad)
-        out = xp.zeros(ctx.shape, dtype=grad.dtype)
-        if _is_basic(ctx.index):
-            out[ctx.index] += grad
-        else:
-            xp.add.at(out, ctx.index, grad)
-        return out
+        return IndexGrad(ctx.shape, ctx.index, grad, _is_basic(ctx.index)), None
 
 
 class EmbeddingLookup(Function):
@@ -396,8 +390,8 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
-        xp = array_module(grad)
-        return tuple(xp.take(grad, i, axis=ctx.dim) for i in range(ctx.count))
+        lead = (slice(None),) * ctx.dim
+        return tuple(grad[lead + (i,)] for i in range(ctx.count))  # views: xp.take would copy the whole array
 
 
 class Cat(Function):

@@ -111,6 +111,44 @@ class Function:
         return result
 
 
+class IndexGrad:
+    """The gradient of an indexing op: zero except `values` at `index` of an array of `shape`.
+
+    Kept sparse so that many slices of one tensor (an RNN reading x[t] for every t) accumulate in place into
+    one dense array, instead of each allocating a full-size zero array: O(T) work instead of O(T²).
+    """
+
+    __slots__ = ("shape", "index", "values", "basic")
+
+    def __init__(self, shape: tuple, index: Any, values: Any, basic: bool) -> None:
+        self.shape, self.index, self.values, self.basic = shape, index, values, basic
+
+    def add_into(self, dense: Any) -> Any:
+        if self.basic:
+            dense[self.index] += self.values
+        else:
+            array_module(dense).add.at(dense, self.index, self.values)
+        return dense
+
+    def dense(self) -> Any:
+        return self.add_into(array_module(self.values).zeros(self.shape, dtype=self.values.dtype))
+
+
+def _sum_grads(acc: Any, grad: Any, owned: dict) -> Any:
+    """acc + grad, in place when `acc` is an array the engine allocated itself (listed in `owned`)."""
+    if isinstance(acc, IndexGrad):
+        acc = acc.dense()
+    elif id(acc) not in owned:
+        if not isinstance(grad, IndexGrad):
+            return acc + grad  # a new array; neither input is ever modified
+        acc = acc.copy()
+    owned[id(acc)] = acc
+    if isinstance(grad, IndexGrad):
+        return grad.add_into(acc)
+    acc += grad
+    return acc
+
+
 def _topological_order(root: "Tensor") -> list["Tensor"]:
     """Every tensor `root` depends on that needs a gradient, each after all of its inputs (no recursion)."""
     order: list[Tensor] = []
@@ -241,10 +279,14 @@ class Tensor:
                 raise RuntimeError("trying to backward through the graph a second time; "
                                    "use backward(retain_graph=True) the first time")
         grads: dict[int, Any] = {id(self): gradient}
+        owned: dict[int, Any] = {}  # accumulators allocated here, safe to add into in place
         for node in reversed(order):
             grad = grads.pop(id(node), None)
             if grad is None:
                 continue
+            owned.pop(id(grad), None)
+            if isinstance(grad, IndexGrad) and not (node._ctx is None and node.grad is not None):
+                grad = grad.dense()
             ctx = node._ctx
             if ctx is None:
                 node._accumulate(grad)
@@ -256,7 +298,7 @@ class Tensor:
                 if parent is None or parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+                grads[key] = _sum_grads(grads[key], parent_grad, owned) if key in grads else parent_grad
             if not retain_graph:
                 ctx.saved_tensors = ()
                 ctx.__dict__.clear()
@@ -264,6 +306,10 @@ class Tensor:
 
     def _accumulate(self, grad: Any) -> None:
         """Add `grad` into `.grad` in place (GradBuffer views stay views; aliases are never stored)."""
+        if isinstance(grad, IndexGrad):
+            grad.values = grad.values.astype(self.data.dtype, copy=False)
+            grad.add_into(self.grad)  # backward only keeps it sparse when .grad exists
+            return
         if grad.dtype != self.data.dtype:
             grad = grad.astype(self.data.dtype)
         if self.grad is not None:

@@ -40,6 +40,7 @@ class _FusedLayer(Function):
     Forward, with the input projection for all steps in one matmul:
         P = X W_ihᵀ + b_ih + b_hh                      (T, B, H)
         a_t = P_t + h_{t-1} W_hhᵀ,   h_t = f(a_t)      (h_t = h_{t-1} where m_t = 0)
+    The Function returns the outputs only (h_n is read off them by indexing, so its gradient arrives there).
     Backward, one reversed loop carrying dh = ∂L/∂h_t (the total derivative, through all later steps):
         dh  += dY_t · m_t
         dA_t = dh ⊙ f'(a_t) · m_t
@@ -53,49 +54,50 @@ class _FusedLayer(Function):
     def forward(ctx: Context, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
                 nonlinearity: str = "tanh", mask: Any = None, recorder: Any = None) -> Any:
         xp = array_module(x)
-        steps, batch, _ = x.shape
-        proj = x @ w_ih.T
+        steps, batch, n_in = x.shape
+        hidden = w_hh.shape[0]
+        # one (T·B, I) x (I, H) matmul; a 3-d operand would make NumPy run T small ones
+        proj = (x.reshape(-1, n_in) @ w_ih.T).reshape(steps, batch, hidden)
         if b_ih is not None:
             proj += b_ih + b_hh
-        hs = xp.empty((steps + 1, batch, w_hh.shape[0]), dtype=proj.dtype)
+        hs = xp.empty((steps + 1, batch, hidden), dtype=proj.dtype)
         hs[0] = h0
-        w_hh_t = w_hh.T
+        w_hh_t, a = w_hh.T, xp.empty((batch, hidden), dtype=proj.dtype)
         for t in range(steps):
-            a = proj[t]
-            a += hs[t] @ w_hh_t
+            xp.matmul(hs[t], w_hh_t, out=a)
+            a += proj[t]
             _activate(xp, a, nonlinearity, out=hs[t + 1])
             if mask is not None:
                 hs[t + 1] = xp.where(mask[t], hs[t + 1], hs[t])
         ctx.save_for_backward(x, hs, w_ih, w_hh)
         ctx.nonlinearity, ctx.mask, ctx.recorder = nonlinearity, mask, recorder
-        out = hs[1:] if mask is None else hs[1:] * mask
-        return xp.concatenate([out, hs[-1:]], axis=0)  # outputs, then h_n, in one array
+        return hs[1:] if mask is None else hs[1:] * mask
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x, hs, w_ih, w_hh = ctx.saved_tensors
         xp = array_module(grad)
-        steps = x.shape[0]
-        d_out, dh = grad[:steps], grad[steps].copy()
-        mask = ctx.mask
+        steps, mask = x.shape[0], ctx.mask
+        d_out, dh = grad, xp.zeros_like(grad[0])
+        deriv = _derivative(hs[1:], ctx.nonlinearity)  # f'(a_t) for all steps in one vectorised pass
+        if mask is not None:
+            d_out, deriv, keep = d_out * mask, deriv * mask, 1 - mask
         d_pre = xp.empty_like(d_out)  # dA_t for every step
         norms = np.empty(steps) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
-            dh += d_out[t] if mask is None else d_out[t] * mask[t]
+            dh += d_out[t]
             if norms is not None:
                 norms[t] = float(xp.linalg.norm(dh))
-            da = dh * _derivative(hs[t + 1], ctx.nonlinearity)
-            if mask is not None:
-                da *= mask[t]
-                dh = da @ w_hh + dh * (1 - mask[t])
+            xp.multiply(dh, deriv[t], out=d_pre[t])
+            if mask is None:
+                xp.matmul(d_pre[t], w_hh, out=dh)
             else:
-                dh = da @ w_hh
-            d_pre[t] = da
+                dh = d_pre[t] @ w_hh + dh * keep[t]  # finished sequences pass dh through unchanged
         if norms is not None:
             ctx.recorder(norms)
         need = ctx.needs_input_grad
         flat = d_pre.reshape(-1, d_pre.shape[-1])
-        dx = d_pre @ w_ih if need[0] else None
+        dx = (flat @ w_ih).reshape(x.shape) if need[0] else None
         dw_ih = flat.T @ x.reshape(-1, x.shape[-1]) if need[2] else None
         dw_hh = flat.T @ hs[:-1].reshape(-1, hs.shape[-1]) if need[3] else None
         db = flat.sum(axis=0) if (need[4] or need[5]) else None
@@ -124,10 +126,12 @@ def _composed_layer(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
     """
     norms = np.zeros(x.shape[0])
     outputs = []
+    proj = x @ w_ih.T  # the input projection of every step at once; the loop carries the recurrence
+    if b_ih is not None:
+        proj = proj + (b_ih + b_hh)
+    w_hh_t = w_hh.T
     for t in range(x.shape[0]):
-        a = x[t] @ w_ih.T + h @ w_hh.T
-        if b_ih is not None:
-            a = a + b_ih + b_hh
+        a = proj[t] + h @ w_hh_t
         h_new = a.tanh() if nonlinearity == "tanh" else a.relu()
         if mask is not None:
             m = Tensor(mask[t])
@@ -231,6 +235,7 @@ class RNN(Module):
             raise TypeError(f"RNN: input dtype {x.dtype} differs from the parameters' {self.weight_ih_l0.dtype}")
         h0 = self._initial_state(h0, batch, batched, x)
         xp_mask = None if mask is None else array_module(x.data).asarray(mask.astype(x.dtype))
+        last_step = None if mask is None else mask[:, :, 0].sum(axis=0) - 1
         norms: list = [None] * self.num_layers
         recorder = self.track_hidden_grads
         layer_input, finals = x, []
@@ -238,9 +243,10 @@ class RNN(Module):
             params = self._layer_params(layer)
             report = (lambda v, layer=layer: norms.__setitem__(layer, v)) if recorder else None
             if self.fused:
-                both = _FusedLayer.apply(layer_input, h0[layer], *params, nonlinearity=self.nonlinearity,
-                                         mask=xp_mask, recorder=report)
-                out, h_last = both[:steps], both[steps]
+                out = _FusedLayer.apply(layer_input, h0[layer], *params, nonlinearity=self.nonlinearity,
+                                        mask=xp_mask, recorder=report)
+                # h_n is the last valid output; its gradient reaches the output's in backward
+                h_last = out[-1] if mask is None else out[last_step, np.arange(batch)]
             else:
                 out, h_last, layer_norms = _composed_layer(layer_input, h0[layer], *params, self.nonlinearity,
                                                            xp_mask, recorder)

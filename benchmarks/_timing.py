@@ -1,0 +1,55 @@
+"""Best-of-N timing shared by the benchmark scripts (these 2-core machines are noisy: report the best)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+def best_of(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05) -> float:
+    """The fastest time of `repeat` runs of `fn`, each run looping enough to last about `min_time` seconds."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    loops = max(1, int(min_time / max(once, 1e-9)))
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.perf_counter() - start) / loops)
+    return best
+
+
+def best_of_interleaved(fns: dict[str, Callable[[], object]], repeat: int = 7,
+                        min_time: float = 0.05) -> dict[str, float]:
+    """best_of for several candidates, taking turns each round so that load drifting over the run (these
+    machines are shared) hits every candidate alike."""
+    loops = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        loops[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-9)))
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / loops[name])
+    return best
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:8.2f} ms"
+    return f"{seconds:8.2f} s "
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])

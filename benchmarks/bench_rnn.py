@@ -1,0 +1,80 @@
+"""Forward+backward time of minigrad's fused and composed RNN against torch.nn.RNN, measured in one run.
+
+    python benchmarks/bench_rnn.py [--steps 100 1000] [--repeat 5] [--json FILE]
+
+B=32, I=H=128, float32, tanh, one layer; loss = sum of outputs. Ratios > 1 mean minigrad's fused is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import best_of_interleaved, fmt_time, table  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+from minigrad import nn  # noqa: E402
+
+
+def minigrad_step(rnn, x):
+    def run():
+        rnn.zero_grad()
+        xt = mg.tensor(x, requires_grad=True)
+        out, _ = rnn(xt)
+        out.sum().backward()
+    return run
+
+
+def torch_step(torch, rnn, x):
+    xt = torch.tensor(x)
+
+    def run():
+        rnn.zero_grad()
+        xr = xt.clone().requires_grad_(True)
+        out, _ = rnn(xr)
+        out.sum().backward()
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, nargs="+", default=[100, 1000])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("torch is not installed: its column is left out (pip install torch)")
+    rows, results = [], []
+    for steps in args.steps:
+        x = np.random.default_rng(0).standard_normal((steps, args.batch, args.size)).astype(np.float32)
+        mg.manual_seed(0)
+        fused = nn.RNN(args.size, args.size, fused=True)
+        composed = nn.RNN(args.size, args.size, fused=False)
+        composed.load_state_dict(fused.state_dict())
+        fns = {"fused": minigrad_step(fused, x), "composed": minigrad_step(composed, x)}
+        if torch is not None:
+            fns["torch"] = torch_step(torch, torch.nn.RNN(args.size, args.size), x)
+        best = best_of_interleaved(fns, args.repeat)
+        t_fused, t_comp, t_torch = best["fused"], best["composed"], best.get("torch")
+        results.append(dict(steps=steps, fused=t_fused, composed=t_comp, torch=t_torch))
+        rows.append([f"T={steps}", fmt_time(t_fused), fmt_time(t_comp), f"{t_comp / t_fused:.2f}x",
+                     fmt_time(t_torch) if t_torch else "-", f"{t_torch / t_fused:.2f}x" if t_torch else "-"])
+    print(f"RNN forward+backward, B={args.batch}, I=H={args.size}, float32, best of {args.repeat} "
+          f"(torch threads: {torch.get_num_threads() if torch else '-'})")
+    print(table(["T", "fused", "composed", "composed/fused", "torch", "torch/fused"], rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
