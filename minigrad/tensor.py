@@ -181,6 +181,7 @@ class Tensor:
         self.grad: Any = None
         self._ctx: Context | None = None
         self._grad_view: Any = None  # set by GradBuffer: the slot .grad lives in
+        self._grad_buffer: Any = None  # and the GradBuffer itself, kept alive by its parameters
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)

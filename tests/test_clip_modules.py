@@ -166,3 +166,12 @@ def test_where_torch_overflows_we_clip():
     p.grad = g.copy()
     np.testing.assert_allclose(utils.clip_grad_norm_([p], 1.0).item(), 2e30, rtol=1e-6)
     np.testing.assert_allclose(p.grad, np.full(4, 0.5), rtol=1e-6)
+
+
+def test_gradbuffer_stays_in_use_without_a_reference_to_it(rng):
+    params = _params(rng, np.float32, with_none=False)
+    utils.GradBuffer(params)  # not kept by the caller: the parameters keep it
+    import gc
+
+    gc.collect()
+    assert len(utils._grads(params)) == 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.clip._plan import clip_coef, is_float_array
+from minigrad.clip._plan import clip_coef
 
 # Below this many elements NumPy is faster than launching a parallel kernel (benchmarks/bench_clip.py).
 NUMBA_MIN_ELEMENTS = 1 << 17
@@ -56,19 +56,20 @@ def _as_list(arrays: Any) -> list:
 def check_arrays(arrays: Any) -> tuple[list, bool]:
     """The arrays as a list (None entries dropped) and whether they live on a CUDA device."""
     arrays = _as_list(arrays)
-    kinds = set()
+    on_device = 0
     for i, a in enumerate(arrays):
-        cuda = _is_cuda(a)
-        if not cuda and not isinstance(a, np.ndarray):
+        if isinstance(a, np.ndarray):
+            if a.dtype.kind != "f":
+                raise TypeError(f"arrays[{i}] has dtype {a.dtype}; clipping needs floating point")
+            continue
+        if not _is_cuda(a):
             raise TypeError(f"arrays[{i}] is a {type(a).__name__}, not a NumPy or CUDA array")
-        if not is_float_array(a):
-            raise TypeError(f"arrays[{i}] has dtype {getattr(a, 'dtype', None)}; clipping needs floating point")
-        if cuda and np.dtype(a.dtype) not in (np.float32, np.float64):
-            raise TypeError(f"arrays[{i}]: the CUDA backend supports float32 and float64, got {a.dtype}")
-        kinds.add(cuda)
-    if len(kinds) > 1:
+        if np.dtype(a.dtype) not in (np.float32, np.float64):
+            raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float32 and float64")
+        on_device += 1
+    if 0 < on_device < len(arrays):
         raise ValueError("arrays mix host (NumPy) and CUDA device arrays; put them on one side")
-    return arrays, kinds == {True}
+    return arrays, on_device > 0
 
 
 def check_norm_type(norm_type: Any) -> float:

@@ -8,7 +8,7 @@ passes, no overflow for any finite input (1e200 in float64 works).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +38,3 @@ def clip_coef(total_norm: float, max_norm: float) -> float:
     """torch's coefficient min(max_norm / (norm + 1e-6), 1), NaN kept as NaN as torch's clamp keeps it."""
     coef = max_norm / (total_norm + 1e-6)
     return coef if (coef != coef or coef < 1.0) else 1.0
-
-
-def is_float_array(a: Any) -> bool:
-    return getattr(getattr(a, "dtype", None), "kind", None) == "f"

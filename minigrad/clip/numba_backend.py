@@ -144,20 +144,26 @@ def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     return np.asarray(finish(total, p, scale))
 
 
-def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
+def _split(arrays: Sequence[np.ndarray]) -> tuple[list, list]:
+    """(arrays for the kernels, arrays for NumPy's in-place ufuncs)."""
+    big, small = [], []
     for a in arrays:
-        if a.size >= SMALL and _kernel_ready(a):
-            _scale(a.reshape(-1), a.dtype.type(coef))
-        else:
-            ref.scale_([a], coef)
+        (big if a.size >= SMALL and _kernel_ready(a) else small).append(a)
+    return big, small
+
+
+def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
+    big, small = _split(arrays)
+    for a in big:
+        _scale(a.reshape(-1), a.dtype.type(coef))
+    ref.scale_(small, coef)
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
-    for a in arrays:
-        if a.size >= SMALL and _kernel_ready(a):
-            _clamp(a.reshape(-1), a.dtype.type(lo), a.dtype.type(hi))
-        else:
-            ref.clamp_([a], lo, hi)
+    big, small = _split(arrays)
+    for a in big:
+        _clamp(a.reshape(-1), a.dtype.type(lo), a.dtype.type(hi))
+    ref.clamp_(small, lo, hi)
 
 
 def warm_up() -> float:

@@ -8,6 +8,13 @@ import numpy as np
 
 from minigrad.clip._plan import finish, needs_scaling, special_max
 
+# np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
+# clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
+try:
+    from numpy._core.umath import clip as _clip_ufunc
+except ImportError:  # pragma: no cover - older NumPy
+    _clip_ufunc = np.clip
+
 
 def max_abs(arrays: Sequence[np.ndarray]) -> float:
     """max |x| over all arrays as float64; NaN if any element is NaN; 0.0 when there are no elements."""
@@ -45,13 +52,22 @@ def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     return np.asarray(finish(sum(power_sum(a, p, scale) for a in arrays), p, scale))
 
 
+def typed(values: tuple, dtype: np.dtype, cache: dict) -> tuple:
+    """`values` as scalars of `dtype`, converted once per dtype (a conversion costs as much as a small op)."""
+    if dtype not in cache:
+        cache[dtype] = tuple(dtype.type(v) for v in values)
+    return cache[dtype]
+
+
 def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
     """x *= coef in each array's own dtype (the coefficient is rounded to that dtype first, as torch does)."""
+    cache: dict = {}
     for a in arrays:
-        np.multiply(a, a.dtype.type(coef), out=a)
+        np.multiply(a, typed((coef,), a.dtype, cache)[0], out=a)
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
-    """x = min(max(x, lo), hi) in place; NaN stays NaN."""
+    """x = min(max(x, lo), hi) in place (np.clip's definition); NaN stays NaN."""
+    cache: dict = {}
     for a in arrays:
-        np.clip(a, a.dtype.type(lo), a.dtype.type(hi), out=a)
+        _clip_ufunc(a, *typed((lo, hi), a.dtype, cache), out=a)

@@ -143,7 +143,7 @@ class Module:
             p.data = fn(p.data)
             if p.grad is not None:
                 p.grad = fn(p.grad)
-            p._grad_view = None
+            p._grad_view = p._grad_buffer = None
         return self
 
     def double(self) -> "Module":

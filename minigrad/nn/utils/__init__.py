@@ -40,6 +40,7 @@ class GradBuffer:
                 if p.grad is not None:
                     view[...] = p.grad
                 p.grad = p._grad_view = view
+                p._grad_buffer = self  # the buffer lives as long as a parameter uses it
                 views.append(view)
                 offset += p.numel()
             self.flats[dtype], self.views[dtype] = flat, views
