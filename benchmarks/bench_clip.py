@@ -72,6 +72,21 @@ CASES = [
 ]
 
 
+def clip_calls(op: str, params, grads, tparams, torch) -> dict:
+    """The same clip through minigrad.nn.utils, the NumPy reference backend and torch.nn.utils."""
+    if op == "norm":
+        fns = {"minigrad": lambda: nn.utils.clip_grad_norm_(params, 1.0),
+               "numpy": lambda: clip.clip_norm_(grads, 1.0, backend="numpy")}
+        if torch:
+            fns["torch"] = lambda: torch.nn.utils.clip_grad_norm_(tparams, 1.0, foreach=True)
+    else:
+        fns = {"minigrad": lambda: nn.utils.clip_grad_value_(params, 1.0),
+               "numpy": lambda: clip.clip_value_(grads, 1.0, backend="numpy")}
+        if torch:
+            fns["torch"] = lambda: torch.nn.utils.clip_grad_value_(tparams, 1.0, foreach=True)
+    return fns
+
+
 def run_cpu(args) -> list[dict]:
     try:
         import torch
@@ -88,18 +103,8 @@ def run_cpu(args) -> list[dict]:
         nbytes = sum(g.nbytes for g in grads)
         tparams = torch_params(params) if torch else None
         for op in ("norm", "value"):
-            if op == "norm":
-                fns = {"minigrad": lambda: nn.utils.clip_grad_norm_(params, 1.0),
-                       "numpy": lambda: clip.clip_norm_(grads, 1.0, backend="numpy")}
-                if torch:
-                    fns["torch"] = lambda: torch.nn.utils.clip_grad_norm_(tparams, 1.0, foreach=True)
-                moved = 3 * nbytes
-            else:
-                fns = {"minigrad": lambda: nn.utils.clip_grad_value_(params, 1.0),
-                       "numpy": lambda: clip.clip_value_(grads, 1.0, backend="numpy")}
-                if torch:
-                    fns["torch"] = lambda: torch.nn.utils.clip_grad_value_(tparams, 1.0, foreach=True)
-                moved = 2 * nbytes
+            fns = clip_calls(op, params, grads, tparams, torch)
+            moved = (3 if op == "norm" else 2) * nbytes
             best = best_of_interleaved(fns, args.repeat)
             results.append(dict(case=name, op=op, bytes_moved=moved, **{f"t_{k}": v for k, v in best.items()}))
     rows = []
@@ -118,9 +123,10 @@ def threshold_scan(args) -> None:
     rows = []
     for k in range(10, 23, 2):
         a = np.random.default_rng(0).standard_normal(1 << k).astype(np.float32)
-        best = best_of_interleaved({b: (lambda b=b: clip.clip_norm_([a], 1.0, backend=b)) for b in ("numpy", "numba")},
-                                   args.repeat)
-        rows.append([f"2^{k}", fmt_time(best["numpy"]), fmt_time(best["numba"]), f"{best['numpy'] / best['numba']:.2f}x"])
+        fns = {b: (lambda b=b, a=a: clip.clip_norm_([a], 1.0, backend=b)) for b in ("numpy", "numba")}
+        best = best_of_interleaved(fns, args.repeat)
+        speedup = best["numpy"] / best["numba"]
+        rows.append([f"2^{k}", fmt_time(best["numpy"]), fmt_time(best["numba"]), f"{speedup:.2f}x"])
     print("\nbackend threshold: one float32 array, norm clip")
     print(table(["elements", "numpy", "numba", "numba speed-up"], rows))
 

@@ -36,6 +36,6 @@ def randn(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) 
 
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "no_grad", "is_grad_enabled", "manual_seed",
-           "save", "load", "stack", "cat"]
+           "save", "load", "stack", "cat", "nn", "optim"]
 
 from minigrad import nn, optim  # noqa: E402  (torch users reach these as attributes)

@@ -5,7 +5,7 @@ The check projects the output on a fixed random direction v and compares d(v·f)
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 

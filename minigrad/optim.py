@@ -9,8 +9,6 @@ import copy
 import math
 from typing import Any, Iterable
 
-import numpy as np
-
 from minigrad.nn.module import zero_grad_
 from minigrad.tensor import Tensor, array_module
 

@@ -11,13 +11,15 @@ shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
 
 def float_arrays(shape=shapes, dtype=np.float64, lo: float = -3.0, hi: float = 3.0):
     """Arrays of finite values in [lo, hi] (no subnormals)."""
-    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_subnormal=False, width=np.dtype(dtype).itemsize * 8))
+    width = np.dtype(dtype).itemsize * 8
+    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_subnormal=False, width=width))
 
 
 @st.composite
 def broadcast_pair(draw, lo: float = -3.0, hi: float = 3.0):
     """Two float64 arrays whose shapes broadcast together (either may be the smaller one)."""
-    shape_a, shape_b = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, max_side=3)).input_shapes
+    shapes = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, max_side=3)
+    shape_a, shape_b = draw(shapes).input_shapes
     return draw(float_arrays(shape_a, lo=lo, hi=hi)), draw(float_arrays(shape_b, lo=lo, hi=hi))
 
 

@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 import pytest
+from backends import reference_norm
 
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import utils
-from backends import reference_norm
 
 
 def _params(rng, dtype=np.float64, with_none=True):

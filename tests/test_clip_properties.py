@@ -3,11 +3,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from backends import BACKENDS, examples, host_value, reference_norm, to_backend, to_host
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import array_lists, mixed_dtype_lists, norm_types
 
 from minigrad import clip
-from backends import BACKENDS, examples, host_value, reference_norm, to_backend, to_host
-from strategies import array_lists, mixed_dtype_lists, norm_types
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 max_norms = st.floats(0.01, 100.0)

@@ -1,11 +1,12 @@
 """Every differentiable op: gradcheck (float64 central differences) on drawn shapes, and parity with torch."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import broadcast_pair, float_arrays, matmul_pair, shapes
 
 import minigrad as mg
 from minigrad.gradcheck import gradcheck
-from strategies import broadcast_pair, float_arrays, matmul_pair, shapes
 
 
 def leaf(a):

@@ -1,7 +1,8 @@
 """nn.RNN: torch parity, fused == composed, packed sequences, TBPTT, diagnostics, long sequences, errors."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import nn
@@ -29,12 +30,12 @@ def _run(rnn, x, h0=None, weights=None):
 
 
 @settings(max_examples=15)
-@given(T=st.integers(1, 6), B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 5), L=st.integers(1, 3),
+@given(T=st.integers(1, 6), B=st.integers(1, 3), n_in=st.integers(1, 4), H=st.integers(1, 5), L=st.integers(1, 3),
        nl=st.sampled_from(["tanh", "relu"]), bias=st.booleans(), give_h0=st.booleans())
-def test_fused_equals_composed(T, B, I, H, L, nl, bias, give_h0):
-    fused, composed = _pair(input_size=I, hidden_size=H, num_layers=L, nonlinearity=nl, bias=bias)
+def test_fused_equals_composed(T, B, n_in, H, L, nl, bias, give_h0):
+    fused, composed = _pair(input_size=n_in, hidden_size=H, num_layers=L, nonlinearity=nl, bias=bias)
     rng = np.random.default_rng(T * 100 + B)
-    x = rng.standard_normal((T, B, I))
+    x = rng.standard_normal((T, B, n_in))
     h0 = rng.standard_normal((L, B, H)) if give_h0 else None
     a, b = _run(fused, x, h0), _run(composed, x, h0)
     for u, v in zip(a[:4], b[:4]):
@@ -117,7 +118,7 @@ def test_tbptt_truncates_and_carries_the_state():
     fused, _ = _pair(input_size=2, hidden_size=3)
     x = mg.tensor(np.random.default_rng(0).standard_normal((9, 1, 2)))
     outs = []
-    for steps, output, _ in truncated_bptt(fused, x, k1=3, k2=3):
+    for _, output, _ in truncated_bptt(fused, x, k1=3, k2=3):
         assert output.shape[0] == 3
         outs.append(output.data)
     full, _ = fused(x)

@@ -6,8 +6,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from minigrad.tensor import Tensor, as_array
 from minigrad.functions import move_array
+from minigrad.tensor import Tensor, as_array
 
 
 class Parameter(Tensor):

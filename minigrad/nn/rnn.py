@@ -227,7 +227,7 @@ class RNN(Module):
         else:
             x, mask = self._time_major(input), None
         batched = packed or input.ndim == 3
-        steps, batch = x.shape[0], x.shape[1]
+        batch = x.shape[1]
         if x.shape[-1] != self.input_size:
             raise ValueError(f"RNN: expected input_size {self.input_size} features, got input of shape "
                              f"{tuple(input.data.shape if packed else input.shape)}")

@@ -97,7 +97,8 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         if total_length < steps:
             raise ValueError(f"total_length {total_length} is shorter than the longest sequence ({steps})")
         if total_length > steps:
-            pad = Tensor(array_module(padded.data).zeros((total_length - steps,) + padded.shape[1:], padded.dtype))
+            xp = array_module(padded.data)
+            pad = Tensor(xp.zeros((total_length - steps,) + padded.shape[1:], padded.dtype))
             padded = cat([padded, pad], 0)
             mask = np.concatenate([mask, np.zeros((total_length - steps,) + mask.shape[1:], bool)])
     if padding_value != 0.0:
@@ -118,8 +119,9 @@ def truncated_bptt(rnn: Any, input: Tensor, k1: int, k2: int, h0: Tensor | None 
     Yields `(steps, output, h_n)` per update. `output` is the rnn's output for the window of the last k2
     steps ending at `steps.stop` (time-major or batch-first as the rnn is), computed from the window's
     *detached* start state; compute the loss on its last `steps.stop - steps.start` steps (the k1 new ones),
-    call backward, step the optimizer. k2 >= k1 (every new step must be inside the window). With k1 = k2 = k this is the usual "carry the state, detach
-    between chunks"; with k2 >= T and no optimizer step in between, the summed gradients equal full BPTT.
+    call backward, step the optimizer. k2 >= k1 (every new step must be inside the window). With k1 = k2 = k
+    this is the usual "carry the state, detach between chunks"; with k2 >= T and no optimizer step in
+    between, the summed gradients equal full BPTT.
     """
     for name, k in (("k1", k1), ("k2", k2)):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

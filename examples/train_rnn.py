@@ -1,0 +1,168 @@
+"""The classic PyTorch text-classification loop, with only the imports changed.
+
+    python examples/train_rnn.py [--quick] [--clip norm|value|none] [--device cpu|cuda] [--plot FILE]
+
+Embedding -> RNN over a packed, variable-length batch -> Linear, trained with BCEWithLogitsLoss on a built-in
+synthetic "comment" dataset: token sequences of 5 to 40 tokens where the label is set by a marker token
+("good" or "bad") that can sit far from the end, so the gradient has to travel back through many steps.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+import minigrad as torch  # noqa: E402  (the point: the loop below is torch's, word for word)
+from minigrad import nn, optim  # noqa: E402
+from minigrad.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+PAD, GOOD, BAD = 0, 1, 2
+VOCAB = 40
+
+
+def make_comments(n: int, rng: np.random.Generator, min_len: int = 5, max_len: int = 40):
+    """n token sequences; label 1 when the marker is GOOD, 0 when BAD; markers lie anywhere in the sequence."""
+    lengths = rng.integers(min_len, max_len + 1, n)
+    labels = rng.integers(0, 2, n)
+    seqs = []
+    for length, label in zip(lengths, labels):
+        tokens = rng.integers(3, VOCAB, length)
+        tokens[rng.integers(0, max(1, length // 2))] = GOOD if label else BAD  # in the first half
+        seqs.append(tokens)
+    return seqs, labels.astype(np.float32)
+
+
+def batches(seqs, labels, batch_size: int, rng: np.random.Generator, device: str):
+    """Yield ((feature (T, B) int64, batch_length), label) like torchtext's BucketIterator."""
+    order = rng.permutation(len(seqs))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch_length = np.array([len(seqs[i]) for i in idx])
+        feature = np.full((batch_length.max(), len(idx)), PAD, dtype=np.int64)
+        for j, i in enumerate(idx):
+            feature[:len(seqs[i]), j] = seqs[i]
+        yield (torch.tensor(feature), batch_length), torch.tensor(labels[idx]).to(device)
+
+
+class RNNClassifier(nn.Module):
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.rnn = nn.RNN(embedding_dim, hidden_dim)
+        self.fc = nn.Linear(hidden_dim, 1)
+
+    def forward(self, text, text_lengths):
+        embedded = self.embedding(text)
+        packed = pack_padded_sequence(embedded, text_lengths, enforce_sorted=False)
+        _, hidden = self.rnn(packed)
+        return self.fc(hidden[-1]).squeeze(1)
+
+
+def binary_accuracy(preds, y):
+    rounded = (preds.sigmoid().data > 0.5)
+    return float((rounded == (y.data > 0.5)).mean())
+
+
+def make_optimizer(name: str, params, lr: float):
+    factories = {"sgd": lambda: optim.SGD(params, lr=lr, momentum=0.9), "adam": lambda: optim.Adam(params, lr=lr),
+                 "adagrad": lambda: optim.Adagrad(params, lr=lr), "rmsprop": lambda: optim.RMSprop(params, lr=lr)}
+    return factories[name]()
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a few seconds: 1000 sequences of 5-20 tokens, 6 epochs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--optimizer", choices=["sgd", "adam", "adagrad", "rmsprop"], default="adam")
+    ap.add_argument("--clip", choices=["norm", "value", "none"], default="norm")
+    ap.add_argument("--max-norm", type=float, default=2.0)
+    ap.add_argument("--norm-type", type=float, default=2.0)
+    ap.add_argument("--clip-value", type=float, default=1.0)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--backend", choices=["numpy", "numba", "cuda"], default=None,
+                    help="force minigrad.clip's backend (default: chosen by array kind and size)")
+    ap.add_argument("--plot", metavar="FILE", help="write loss and gradient-norm curves to this PNG")
+    args = ap.parse_args(argv)
+    if args.max_norm < 0 or args.clip_value < 0 or args.norm_type <= 0:
+        ap.error("--max-norm and --clip-value must be >= 0, --norm-type > 0")
+    if args.epochs is not None and args.epochs < 1:
+        ap.error("--epochs must be >= 1")
+    if args.backend == "cuda" and args.device != "cuda":
+        ap.error("--backend cuda clips CUDA arrays: use it with --device cuda")
+    args.epochs = args.epochs or (6 if args.quick else 10)
+    args.lr = args.lr or (0.01 if args.optimizer != "sgd" else 0.05)
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    _common.check_device(args.device)
+    _common.set_backend(args.backend)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    seqs, labels = make_comments(1000, rng, max_len=20) if args.quick else make_comments(4000, rng)
+    model = RNNClassifier(VOCAB, 16 if args.quick else 32, 32 if args.quick else 64).to(args.device)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
+    criterion = nn.BCEWithLogitsLoss()
+    history = {"loss": [], "grad_norm": [], "epoch_loss": [], "epoch_acc": []}
+    n_batches = -(-len(seqs) // args.batch_size)
+    plain = not sys.stderr.isatty()
+    for e in range(args.epochs):
+        start, epoch_loss, epoch_acc = time.perf_counter(), 0.0, 0.0
+        model.train()
+        for step, ((feature, batch_length), label) in enumerate(_common.progress(
+                batches(seqs, labels, args.batch_size, rng, args.device), n_batches, f"epoch {e}")):
+            optimizer.zero_grad()
+            out = model(feature.to(args.device), batch_length)
+            loss = criterion(out, label)
+            acc = binary_accuracy(out, label)
+            loss.backward()
+            if args.clip == "norm":
+                norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.max_norm, norm_type=args.norm_type)
+            else:
+                norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+                if args.clip == "value":
+                    nn.utils.clip_grad_value_(model.parameters(), clip_value=args.clip_value)
+            optimizer.step()
+            epoch_loss += loss.item()
+            epoch_acc += acc
+            history["loss"].append(loss.item())
+            history["grad_norm"].append(float(norm.item()))
+            if plain and (step % 10 == 0 or step == n_batches - 1):
+                print(f"  step {step + 1}/{n_batches}: loss {loss.item():.4f}, pre-clip grad norm "
+                      f"{history['grad_norm'][-1]:.3f}")
+        history["epoch_loss"].append(epoch_loss / n_batches)
+        history["epoch_acc"].append(epoch_acc / n_batches)
+        print(f"loss on epoch {e} = {epoch_loss / n_batches:.4f}")
+        print(f"accuracy on epoch {e} = {epoch_acc / n_batches:.4f}")
+        print(f"  ({time.perf_counter() - start:.2f} s on {args.device})")
+    if args.plot:
+        plot(history, args.plot)
+    return history
+
+
+def plot(history: dict, path: str) -> None:
+    plt = _common.pyplot()
+    if plt is None:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(history["loss"])
+    ax1.set(title="training loss", xlabel="step")
+    ax2.semilogy(history["grad_norm"])
+    ax2.set(title="gradient norm before clipping", xlabel="step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

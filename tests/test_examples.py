@@ -1,0 +1,86 @@
+"""The examples run as a user runs them (subprocess, --quick), and bad input ends with a clear message."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *args, check=True):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), *args], capture_output=True,
+                         text=True, timeout=600, env=env, cwd=ROOT)
+    if check:
+        assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def test_train_rnn_quick_loss_falls():
+    out = run("train_rnn.py", "--quick", "--seed", "1").stdout
+    losses = [float(x) for x in re.findall(r"loss on epoch \d+ = ([\d.]+)", out)]
+    accs = [float(x) for x in re.findall(r"accuracy on epoch \d+ = ([\d.]+)", out)]
+    assert len(losses) == 6 and len(accs) == 6
+    assert losses[-1] < 0.8 * losses[0] and accs[-1] > accs[0]
+    assert "pre-clip grad norm" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--clip", "sometimes"], "invalid choice"),
+    (["--max-norm", "-1"], "--max-norm"),
+    (["--epochs", "0"], "--epochs"),
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--device", "cuda"], "--device cuda"),
+])
+def test_train_rnn_bad_input_gives_a_message_not_a_traceback(args, message):
+    res = run("train_rnn.py", "--quick", *args, check=False)
+    if args == ["--device", "cuda"] and res.returncode == 0:
+        pytest.skip("a CUDA GPU with CuPy is present")
+    assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_exploding_gradients_quick_shows_the_cliff_and_fewer_explosions_with_clipping(tmp_path):
+    out = run("exploding_gradients.py", "--quick", "--plot", str(tmp_path)).stdout
+    unclipped = float(re.search(r"no clipping\s*: final loss ([\d.]+)", out).group(1))
+    clipped = float(re.search(r"norm clipping\s*: final loss ([\d.]+)", out).group(1))
+    assert clipped < unclipped
+    events = {"none": 0, "norm": 0, "value": 0}
+    for method, n in re.findall(r"^\w+\s+\d+\s+(none|norm|value)\s+\S+\s+\S+\s+(\d+)$", out, re.M):
+        events[method] += int(n)
+    assert events["none"] > events["norm"], out
+    rows = re.findall(r"^\s+(0\.8|1\.2)\s+((?:\S+\s*){5})$", out, re.M)
+    profile = {r: [float(v) for v in vals.split()] for r, vals in rows}
+    assert profile["0.8"][0] < profile["0.8"][-1] and profile["1.2"][0] > profile["1.2"][-1]
+    if any(f.endswith(".png") for f in os.listdir(tmp_path)):  # matplotlib is installed
+        assert {"cliff.png", "tasks.png", "hidden_grad_norms.png"} <= set(os.listdir(tmp_path))
+
+
+def test_char_rnn_resumes_to_the_same_state(tmp_path):
+    straight, half, resumed = (str(tmp_path / n) for n in ("straight.npz", "half.npz", "resumed.npz"))
+    run("char_rnn.py", "--quick", "--steps", "30", "--save", straight)
+    run("char_rnn.py", "--quick", "--steps", "13", "--save", half)
+    out = run("char_rnn.py", "--quick", "--steps", "30", "--resume", half, "--save", resumed).stdout
+    assert "loss" in out and "sample:" in out
+    a, b = mg.load(straight), mg.load(resumed)
+    assert a["step"] == b["step"] == 30
+    for k in a["model"]:
+        np.testing.assert_array_equal(a["model"][k], b["model"][k], err_msg=k)
+
+
+def test_char_rnn_rejects_another_models_checkpoint_and_bad_text(tmp_path):
+    ck, target = str(tmp_path / "ck.npz"), tmp_path / "keep.npz"
+    run("char_rnn.py", "--quick", "--steps", "2", "--save", ck)
+    target.write_bytes(b"precious")
+    res = run("char_rnn.py", "--quick", "--hidden", "7", "--resume", ck, "--save", str(target), check=False)
+    assert res.returncode != 0 and "another model" in res.stderr and "Traceback" not in res.stderr
+    assert target.read_bytes() == b"precious"
+    res = run("char_rnn.py", "--quick", "--text", str(tmp_path / "missing.txt"), check=False)
+    assert res.returncode != 0 and "--text" in res.stderr and "Traceback" not in res.stderr
+    (tmp_path / "empty.txt").write_text("")
+    res = run("char_rnn.py", "--quick", "--text", str(tmp_path / "empty.txt"), check=False)
+    assert res.returncode != 0 and "empty" in res.stderr
