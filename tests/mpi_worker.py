@@ -1,0 +1,88 @@
+"""Run under `mpiexec -n 2` by tests/test_distributed.py: `python tests/mpi_worker.py MODE OUT_DIR`.
+
+Each rank writes what it computed to OUT_DIR/rank{r}.npz for the test to compare with one process.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import minigrad as mg  # noqa: E402
+from minigrad import distributed as dist  # noqa: E402
+from minigrad import nn, optim  # noqa: E402
+from mpi_model import data, make_model, step  # noqa: E402
+
+
+def data_parallel(out):
+    rank, size = dist.get_rank(), dist.get_world_size()
+    model = make_model(seed=rank)  # different on purpose: broadcast_parameters_ must fix it
+    dist.broadcast_parameters_(model, root=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = data()
+    half = x.shape[1] // size
+    norms = []
+    for _ in range(10):
+        norms.append(step(model, opt, x[:, rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half],
+                          reduce=lambda params: dist.all_reduce_grads_(params, op="mean")))
+    return {**{k: v for k, v in model.state_dict().items()}, "norms": np.array(norms)}
+
+
+def sharded(out):
+    rank = dist.get_rank()
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(s) * 10 for s in [(4, 3), (7,), (2, 5), (3,)]]
+    result = {}
+    for p in (1.0, 2.0, 3.5, float("inf")):
+        params = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+        for prm, g in zip(params, grads):
+            prm.grad = g.copy()
+        mine = params[rank::2]  # each rank holds every other parameter
+        norm = dist.clip_grad_norm_(mine, max_norm=1.0, norm_type=p)
+        result[f"norm_{p}"] = norm.data
+        for i, prm in enumerate(params):
+            if i % 2 == rank:
+                result[f"grad_{p}_{i}"] = prm.grad
+    # fp32 values whose squares overflow fp32, and an all-zero shard
+    big = nn.Parameter(np.zeros(3, np.float32))
+    big.grad = np.full(3, 1e30, np.float32) if rank == 0 else np.zeros(3, np.float32)
+    result["norm_big"] = dist.clip_grad_norm_([big], 1.0).data
+    return result
+
+
+def raise_on_one(out):
+    if dist.get_rank() == 1:
+        raise RuntimeError("rank one fails on purpose")
+    dist.all_reduce_grads_([nn.Parameter(np.zeros(3))])  # rank 0 would wait here forever
+    return {}
+
+
+def mismatch(out):
+    shape = (3, 4) if dist.get_rank() == 0 else (4, 3)
+    p = nn.Parameter(np.zeros(shape))
+    p.grad = np.ones(shape)
+    try:
+        dist.all_reduce_grads_([p])
+    except ValueError as err:
+        print(f"rank {dist.get_rank()}: {err}")
+        return {"untouched": p.grad}
+    raise AssertionError("no error")
+
+
+def rejected(out):
+    p = nn.Parameter(np.zeros(3))
+    p.grad = np.array([3.0, 4.0, 12.0])
+    for call in (lambda: dist.clip_grad_norm_([p], -1.0), lambda: dist.clip_grad_norm_([p], 1.0, norm_type=0),
+                 lambda: dist.all_reduce_grads_([p], op="max")):
+        try:
+            call()
+        except ValueError:
+            continue
+        raise AssertionError("accepted")
+    return {"grad": p.grad}
+
+
+if __name__ == "__main__":
+    mode, out = sys.argv[1], sys.argv[2]
+    result = globals()[mode](out)
+    mg.save(result, os.path.join(out, f"rank{dist.get_rank()}.npz"))

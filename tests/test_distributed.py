@@ -1,0 +1,105 @@
+"""minigrad.distributed under `mpiexec -n 2` (skipped, with the reason, when mpi4py or mpiexec is missing)."""
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn, optim
+
+pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py: pip install -e '.[mpi]'")
+HERE = os.path.dirname(os.path.abspath(__file__))
+MPIEXEC = next((m for m in (os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec"))
+                if m and os.path.exists(m)), None)
+if MPIEXEC is None:
+    pytest.skip("mpiexec not found (pip install mpich)", allow_module_level=True)
+
+
+def mpirun(mode, tmp_path, timeout=120):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    start = time.perf_counter()
+    res = subprocess.run([MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_worker.py"), mode,
+                          str(tmp_path)], capture_output=True, text=True, timeout=timeout, env=env)
+    return res, time.perf_counter() - start
+
+
+def ranks(tmp_path):
+    return [mg.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+
+
+def test_data_parallel_equals_one_process_on_the_full_batch(tmp_path):
+    res, _ = mpirun("data_parallel", tmp_path)
+    assert res.returncode == 0, res.stderr
+    sys.path.insert(0, HERE)
+    from mpi_model import data, make_model, step
+
+    model = make_model(seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = data()
+    norms = [step(model, opt, x, y) for _ in range(10)]
+    r0, r1 = ranks(tmp_path)
+    np.testing.assert_allclose(r0["norms"], norms, rtol=1e-10)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(r0[name], value, rtol=1e-10, err_msg=name)
+        assert r0[name].tobytes() == r1[name].tobytes(), name  # every rank holds the same bits
+    assert r0["norms"].tobytes() == r1["norms"].tobytes()
+
+
+def test_sharded_norm_and_clipped_grads_equal_one_process(tmp_path):
+    res, _ = mpirun("sharded", tmp_path)
+    assert res.returncode == 0, res.stderr
+    r0, r1 = ranks(tmp_path)
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(s) * 10 for s in [(4, 3), (7,), (2, 5), (3,)]]
+    for p in (1.0, 2.0, 3.5, math.inf):
+        params = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+        for prm, g in zip(params, grads):
+            prm.grad = g.copy()
+        norm = nn.utils.clip_grad_norm_(params, max_norm=1.0, norm_type=p)
+        assert r0[f"norm_{p}"].tobytes() == r1[f"norm_{p}"].tobytes()
+        np.testing.assert_allclose(r0[f"norm_{p}"], norm.item(), rtol=1e-12)
+        for i, prm in enumerate(params):
+            got = (r0 if i % 2 == 0 else r1)[f"grad_{p}_{i}"]
+            np.testing.assert_allclose(got, prm.grad, rtol=1e-12)
+    np.testing.assert_allclose(r0["norm_big"], 1e30 * math.sqrt(3), rtol=1e-6)
+    assert r0["norm_big"].tobytes() == r1["norm_big"].tobytes()
+
+
+def test_one_rank_raising_ends_the_job_quickly_with_its_message(tmp_path):
+    res, seconds = mpirun("raise_on_one", tmp_path, timeout=60)
+    assert res.returncode != 0
+    assert "rank one fails on purpose" in res.stderr and "[minigrad rank 1]" in res.stderr
+    assert seconds < 30
+
+
+def test_shape_mismatch_is_a_clear_error_before_any_reduction(tmp_path):
+    res, _ = mpirun("mismatch", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "entry 0 differs: rank 1 has shape (4, 3)" in res.stdout and "rank 0 has shape (3, 4)" in res.stdout
+    for r in ranks(tmp_path):
+        np.testing.assert_array_equal(r["untouched"], np.ones(r["untouched"].shape))
+
+
+def test_rejected_arguments_leave_grads_untouched(tmp_path):
+    res, _ = mpirun("rejected", tmp_path)
+    assert res.returncode == 0, res.stderr
+    for r in ranks(tmp_path):
+        np.testing.assert_array_equal(r["grad"], [3.0, 4.0, 12.0])
+
+
+def test_train_distributed_example_runs_on_two_ranks_and_learns():
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    res = subprocess.run([MPIEXEC, "-n", "2", sys.executable, os.path.join(os.path.dirname(HERE), "examples",
+                                                                           "train_distributed.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    losses = [float(v) for v in re.findall(r"loss on epoch \d+ = ([\d.]+)", res.stdout)]
+    assert len(losses) == 6  # printed by rank 0 only
+    assert losses[-1] < 0.5 * losses[0]
