@@ -33,7 +33,7 @@ import numpy as np
 
 from minigrad import clip
 from minigrad.clip._plan import clip_coef, finish, special_max
-from minigrad.nn.utils import _as_tensors, _fuse_buffers
+from minigrad.nn.utils import _as_tensors, _grads
 from minigrad.tensor import Tensor
 
 _hook_installed = False
@@ -105,7 +105,7 @@ def _describe(item: tuple) -> str:
 def _grad_groups(parameters: Any) -> dict[np.dtype, list[np.ndarray]]:
     """The gradients to reduce, per dtype (a complete GradBuffer counts as its one flat array)."""
     groups: dict[np.dtype, list[np.ndarray]] = {}
-    for g in _fuse_buffers([p.grad for p in _as_tensors(parameters) if p.grad is not None]):
+    for g in _grads(parameters):
         if not isinstance(g, np.ndarray):
             raise TypeError("minigrad.distributed reduces host (NumPy) gradients; move CUDA grads to the host")
         groups.setdefault(g.dtype, []).append(g)

@@ -30,14 +30,13 @@ def max_abs(arrays: Sequence[np.ndarray]) -> float:
 
 def power_sum(a: np.ndarray, p: float, scale: float = 1.0) -> float:
     """Σ (|x|/scale)^p over one array, in float64."""
-    x = np.abs(a.reshape(-1).astype(np.float64))
+    x = a.reshape(-1).astype(np.float64)
     if scale != 1.0:
         x /= scale
-    if p == 1.0:
-        return float(np.sum(x))
     if p == 2.0:
         return float(np.dot(x, x))
-    return float(np.sum(x ** p))
+    np.abs(x, out=x)
+    return float(np.sum(x)) if p == 1.0 else float(np.sum(x ** p))
 
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:

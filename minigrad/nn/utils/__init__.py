@@ -45,6 +45,7 @@ class GradBuffer:
                 offset += p.numel()
             self.flats[dtype], self.views[dtype] = flat, views
             _buffers[id(flat)] = self
+        self.n_views = len(params)
 
     def zero_grad(self) -> None:
         for dtype, flat in self.flats.items():
@@ -70,24 +71,50 @@ def _as_tensors(parameters: Any) -> list[Tensor]:
 def _fuse_buffers(grads: list) -> list:
     """Replace every complete set of one GradBuffer's views by its flat array (one kernel instead of many)."""
     ids = {id(g) for g in grads}
-    fused, replaced = [], set()
+    seen: set[int] = set()
+    fused = []
     for g in grads:
         base = getattr(g, "base", None)
-        buf = _buffers.get(id(base)) if base is not None else None
-        if buf is None or id(base) in replaced:
+        if base is None or id(base) in seen:
+            continue
+        seen.add(id(base))
+        buf = _buffers.get(id(base))
+        if buf is None or buf.flats.get(g.dtype) is not base:
             continue
         views = buf.views[g.dtype]
-        if base is buf.flats[g.dtype] and all(id(v) in ids for v in views):
+        if all(id(v) in ids for v in views):
             fused.append(base)
-            replaced.add(id(base))
             ids.difference_update(id(v) for v in views)
     return fused + [g for g in grads if id(g) in ids]
 
 
 def _grads(parameters: Any) -> list:
-    """The gradient arrays of `parameters` (a Tensor or an iterable), skipping None."""
-    grads = [p.grad for p in _as_tensors(parameters) if p.grad is not None]
-    return _fuse_buffers(grads) if _buffers else grads
+    """The gradient arrays of `parameters` (a Tensor or an iterable), skipping None; a GradBuffer whose every
+    view is among them is replaced by its flat arrays. One pass with attribute reads only: this runs on every
+    clip, and for 1000 parameters each extra Python operation per parameter costs ~0.1 ms."""
+    if isinstance(parameters, Tensor):
+        parameters = (parameters,)
+    loose, claimed = [], {}
+    for i, p in enumerate(parameters):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"parameters[{i}] is a {type(p).__name__}, not a Tensor")
+        g = p.grad
+        if g is None:
+            continue
+        if g is p._grad_view:  # a GradBuffer's view (_grad_view is None otherwise)
+            views = claimed.get(p._grad_buffer)
+            if views is None:
+                views = claimed[p._grad_buffer] = []
+            views.append(g)
+        else:
+            loose.append(g)
+    fused = []
+    for buf, views in claimed.items():
+        if len(views) == buf.n_views:
+            fused.extend(buf.flats.values())
+        else:
+            loose.extend(views)
+    return fused + loose
 
 
 def _as_tensor(norm: Any) -> Tensor:
