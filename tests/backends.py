@@ -8,7 +8,16 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import settings
 
-BACKENDS = ["numpy", "numba", "cuda"]
+def _cuda_available() -> bool:
+    """numba.cuda importable (built into numba, or the numba-cuda package): simulated or real."""
+    try:
+        from numba import cuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = ["numpy", "numba"] + (["cuda"] if _cuda_available() else [])
 
 
 def to_backend(arrays, backend):

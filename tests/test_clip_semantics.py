@@ -85,7 +85,7 @@ def test_wrong_backend_for_the_arrays_is_rejected():
 
 
 def test_mixed_host_and_device_arrays_are_rejected_and_untouched():
-    from numba import cuda
+    cuda = pytest.importorskip("numba.cuda")
 
     host = np.array([3.0, 4.0])
     dev = cuda.to_device(np.array([5.0]))

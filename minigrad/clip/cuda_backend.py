@@ -3,7 +3,7 @@
 Imported only when a CUDA array is seen, so `import minigrad` never loads numba.cuda.
 
 A norm is three kinds of launch, none of which waits for the host:
-1. per array, `_block_sums` / `_block_max`: each thread accumulates a grid-stride slice in float64, a
+1. per array, `_block_reduce`: each thread accumulates a grid-stride slice in float64, a
    shared-memory tree combines the block, and thread 0 writes one partial per block into a buffer (no atomics,
    so the result is deterministic for a given size);
 2. `_combine`: one thread adds (or maxes) the partials in index order and finishes the norm;
@@ -28,56 +28,38 @@ MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride 
 _SUM, _MAX = 0, 1
 
 
+@cuda.jit(device=True)
+def _merge(kind, a, b):  # pragma: no cover - compiled
+    """Two partial results into one: a sum, or a max in which NaN wins (nothing compares greater than NaN)."""
+    if kind == _SUM:
+        return a + b
+    return b if (b > a or b != b) else a
+
+
 @cuda.jit
-def _block_sums(x, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
+def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
+    """One partial per block: Σ (|x|/scale)^p (kind _SUM) or max |x| (kind _MAX), accumulated in float64."""
     shared = cuda.shared.array(THREADS, float64)
     tid = cuda.threadIdx.x
     scale = scale_buf[0] if scaled else 1.0
-    s = 0.0
+    acc = 0.0
     i = cuda.grid(1)
     while i < x.size:
         v = abs(float64(x[i]))
-        if scaled:
-            v = v / scale
-        if p == 2.0:
-            s += v * v
-        elif p == 1.0:
-            s += v
+        if kind == _MAX:
+            acc = _merge(kind, acc, v)
         else:
-            s += v ** p
+            if scaled:
+                v = v / scale
+            acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
         i += cuda.gridsize(1)
-    shared[tid] = s
+    shared[tid] = acc
     cuda.syncthreads()
     step = THREADS // 2
     while step > 0:
         if tid < step:
-            shared[tid] += shared[tid + step]
+            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
         cuda.syncthreads()  # outside the branch: every thread of the block must reach it
-        step //= 2
-    if tid == 0:
-        partials[offset + cuda.blockIdx.x] = shared[0]
-
-
-@cuda.jit
-def _block_max(x, partials, offset):  # pragma: no cover - compiled
-    shared = cuda.shared.array(THREADS, float64)
-    tid = cuda.threadIdx.x
-    m = 0.0
-    i = cuda.grid(1)
-    while i < x.size:
-        v = abs(float64(x[i]))
-        if v > m or v != v:  # NaN wins and then sticks: nothing compares greater than NaN
-            m = v
-        i += cuda.gridsize(1)
-    shared[tid] = m
-    cuda.syncthreads()
-    step = THREADS // 2
-    while step > 0:
-        if tid < step:
-            other = shared[tid + step]
-            if other > shared[tid] or other != other:
-                shared[tid] = other
-        cuda.syncthreads()
         step //= 2
     if tid == 0:
         partials[offset + cuda.blockIdx.x] = shared[0]
@@ -89,11 +71,7 @@ def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no co
         return
     acc = 0.0
     for j in range(count):
-        v = partials[j]
-        if kind == _SUM:
-            acc += v
-        elif v > acc or v != v:
-            acc = v
+        acc = _merge(kind, acc, partials[j])
     if kind == _SUM:
         scale = scale_buf[0] if scaled else 1.0
         if scaled and not (0.0 < scale < math.inf):
@@ -190,10 +168,7 @@ def _reduce(flats: list, kind: int, p: float, scaled: bool, out: Any) -> None:
     partials = scratch.partial_buffer(max(1, sum(blocks)))
     offset = 0
     for f, nb in zip(flats, blocks):
-        if kind == _SUM:
-            _block_sums[nb, THREADS](f, p, scratch.max_buf, scaled, partials, offset)
-        else:
-            _block_max[nb, THREADS](f, partials, offset)
+        _block_reduce[nb, THREADS](f, kind, p, scratch.max_buf, scaled, partials, offset)
         offset += nb
     _combine[1, 1](partials, offset, kind, p, scratch.max_buf, scaled, out)
 

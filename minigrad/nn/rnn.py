@@ -234,8 +234,9 @@ class RNN(Module):
         if x.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"RNN: input dtype {x.dtype} differs from the parameters' {self.weight_ih_l0.dtype}")
         h0 = self._initial_state(h0, batch, batched, x)
-        xp_mask = None if mask is None else array_module(x.data).asarray(mask.astype(x.dtype))
-        last_step = None if mask is None else mask[:, :, 0].sum(axis=0) - 1
+        xp = array_module(x.data)
+        xp_mask = None if mask is None else xp.asarray(mask.astype(x.dtype))
+        last_step = None if mask is None else xp.asarray(mask[:, :, 0].sum(axis=0) - 1)
         norms: list = [None] * self.num_layers
         recorder = self.track_hidden_grads
         layer_input, finals = x, []
@@ -246,7 +247,7 @@ class RNN(Module):
                 out = _FusedLayer.apply(layer_input, h0[layer], *params, nonlinearity=self.nonlinearity,
                                         mask=xp_mask, recorder=report)
                 # h_n is the last valid output; its gradient reaches the output's in backward
-                h_last = out[-1] if mask is None else out[last_step, np.arange(batch)]
+                h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
             else:
                 out, h_last, layer_norms = _composed_layer(layer_input, h0[layer], *params, self.nonlinearity,
                                                            xp_mask, recorder)
