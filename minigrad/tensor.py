@@ -490,16 +490,16 @@ class Tensor:
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def type_as_dtype(self, dtype: Any) -> "Tensor":
+    def _cast(self, dtype: Any) -> "Tensor":
         if self.data.dtype == dtype:
             return self
         return F.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> "Tensor":
-        return self.type_as_dtype(np.float32)
+        return self._cast(np.float32)
 
     def double(self) -> "Tensor":
-        return self.type_as_dtype(np.float64)
+        return self._cast(np.float64)
 
     def long(self) -> "Tensor":
         return Tensor(self.data.astype(np.int64))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import settings
 
+
 def _cuda_available() -> bool:
     """numba.cuda importable (built into numba, or the numba-cuda package): simulated or real."""
     try:

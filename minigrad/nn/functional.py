@@ -111,7 +111,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
         raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target shape "
                          f"{target.shape} differ")
     if target.dtype.kind != "f":
-        target = target.type_as_dtype(input.dtype)
+        target = target._cast(input.dtype)
     pw = None if pos_weight is None else _tensor(pos_weight).data
     loss = F.BCEWithLogits.apply(input, target, pw)
     if weight is not None:
