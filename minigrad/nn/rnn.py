@@ -223,7 +223,7 @@ class RNN(Module):
         if packed:
             x, mask = packed_to_padded(input)  # (T, B, I) in sorted order, mask (T, B, 1)
             if h0 is not None and input.sorted_indices is not None:
-                h0 = h0[:, input.sorted_indices]
+                h0 = h0[:, array_module(h0.data).asarray(input.sorted_indices)]
         else:
             x, mask = self._time_major(input), None
         batched = packed or input.ndim == 3
@@ -260,7 +260,7 @@ class RNN(Module):
         h_n = stack(finals, 0)
         if packed:
             if input.unsorted_indices is not None:
-                h_n = h_n[:, input.unsorted_indices]
+                h_n = h_n[:, xp.asarray(input.unsorted_indices)]
             return padded_to_packed(layer_input, input), h_n
         output = layer_input
         if not batched:
