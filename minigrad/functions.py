@@ -374,12 +374,9 @@ class EmbeddingLookup(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
-        xp = array_module(grad)
         if ctx.padding_idx is not None:
             grad = grad * (ctx.idx != ctx.padding_idx)[..., None]
-        out = xp.zeros(ctx.shape, dtype=grad.dtype)
-        xp.add.at(out, ctx.idx, grad)
-        return out, None
+        return IndexGrad(ctx.shape, ctx.idx, grad, basic=False), None
 
 
 class Stack(Function):
