@@ -124,17 +124,18 @@ def _norm_units(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return units
 
 
-def _unit_max_abs(u: np.ndarray) -> float:
-    return float(_max_abs(u)) if _kernel_ready(u) else ref.max_abs([u])
+def _max_abs_all(units: list[np.ndarray]) -> float:
+    """max |x| over all units, NaN if any is NaN (the reference combines the per-unit maxima)."""
+    return ref.max_abs([np.asarray(float(_max_abs(u)) if _kernel_ready(u) else ref.max_abs([u])) for u in units])
 
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     units = _norm_units(arrays)
     if p == math.inf:
-        return np.asarray(ref.max_abs([np.asarray(_unit_max_abs(u)) for u in units]))
+        return np.asarray(_max_abs_all(units))
     scale = 1.0
     if needs_scaling([u.dtype for u in units], p):
-        scale = ref.max_abs([np.asarray(_unit_max_abs(u)) for u in units])
+        scale = _max_abs_all(units)
         if special_max(scale):
             return np.asarray(scale)
     mode = _SCALED if scale != 1.0 else _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW

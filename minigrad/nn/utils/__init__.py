@@ -147,7 +147,7 @@ def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: boo
     arrays = _fuse_buffers([t.data if isinstance(t, Tensor) else t for t in items if t is not None])
     norm = clip.total_norm(arrays, norm_type)
     if error_if_nonfinite:
-        value = float(norm) if isinstance(norm, np.ndarray) else float(clip.cuda_backend.to_host(norm))
+        value = clip._host_value(norm, on_cuda=not isinstance(norm, np.ndarray))
         if not np.isfinite(value):
             raise RuntimeError(f"the total norm of order {norm_type} is {value}; "
                                "set error_if_nonfinite=False to allow it")
