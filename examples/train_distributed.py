@@ -38,6 +38,7 @@ def main(argv=None) -> None:
         from minigrad import distributed as dist
 
         rank, size = dist.get_rank(), dist.get_world_size()
+        from mpi4py import MPI
     except ImportError as err:
         _common.fail(str(err))
     if args.batch_size < size:
@@ -66,8 +67,6 @@ def main(argv=None) -> None:
             nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.max_norm, norm_type=2)
             optimizer.step()
             totals += [loss.item(), acc]
-        from mpi4py import MPI
-
         totals = MPI.COMM_WORLD.allreduce(totals, op=MPI.SUM) / (size * n_batches)
         if rank == 0:
             print(f"loss on epoch {e} = {totals[0]:.4f}")
