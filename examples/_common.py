@@ -1,11 +1,14 @@
 """What the examples share: the device check, optional extras with one-line hints, progress bars, plots."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any, Iterable
 
 import numpy as np
+
+import minigrad as mg
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -36,15 +39,39 @@ def set_backend(name: str | None) -> None:
         os.environ["MINIGRAD_BACKEND"] = name
 
 
+def interactive() -> bool:
+    """True on a terminal: progress bars instead of periodic plain lines."""
+    return sys.stderr.isatty()
+
+
 def progress(items: Iterable, total: int, desc: str) -> Any:
     """A tqdm bar on a terminal; otherwise the items unchanged (plain lines are printed by the caller)."""
-    if not sys.stderr.isatty():
+    if not interactive():
         return items
     try:
         from tqdm import tqdm
     except ImportError:
         return items
     return tqdm(items, total=total, desc=desc, leave=False)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def bar(total: int, desc: str, initial: int = 0) -> Any:
+    """A tqdm bar to `update()` by hand on a terminal; otherwise an object whose methods do nothing."""
+    if not interactive():
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, initial=initial, desc=desc, leave=False)
 
 
 def pyplot():
@@ -60,11 +87,29 @@ def pyplot():
     return plt
 
 
-def running_median_explosions(norms: list[float], factor: float = 10.0, window: int = 20) -> int:
-    """Steps whose gradient norm exceeds `factor` x the median of the previous `window` steps."""
-    count = 0
-    for i in range(window // 2, len(norms)):
-        past = norms[max(0, i - window):i]
-        if norms[i] > factor * float(np.median(past)):
-            count += 1
-    return count
+class StepRecorder:
+    """Per optimizer step: the gradient norm before clipping (what the clip function returned), after clipping,
+    and the length ‖Δθ‖ of the update the optimizer then made, all parameters taken as one vector.
+
+    Call `before_step(norm)` between the clip and `optimizer.step()`, and `after_step()` after it.
+    """
+
+    def __init__(self, parameters: Iterable) -> None:
+        self.params = list(parameters)
+        self.grad_norm: list[float] = []
+        self.clipped_norm: list[float] = []
+        self.update_norm: list[float] = []
+        self._before: list = []
+
+    def before_step(self, pre_clip_norm: Any) -> None:
+        self.grad_norm.append(float(pre_clip_norm.item()))
+        grads = [p.grad for p in self.params if p.grad is not None]
+        self.clipped_norm.append(float(mg.nn.utils.get_total_norm(grads).item()))
+        self._before = [p.data.copy() for p in self.params]
+
+    def after_step(self) -> None:
+        squares = sum(float(((p.data.astype(np.float64) - b) ** 2).sum()) for p, b in zip(self.params, self._before))
+        self.update_norm.append(math.sqrt(squares))
+
+    def history(self) -> dict:
+        return {"grad_norm": self.grad_norm, "clipped_norm": self.clipped_norm, "update_norm": self.update_norm}

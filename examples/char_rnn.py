@@ -85,17 +85,21 @@ def load_checkpoint(path: str, config: dict, model: CharRNN, optimizer) -> tuple
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few seconds: a small model, 60 updates")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--text", metavar="PATH", default=CORPUS)
-    ap.add_argument("--steps", type=int, default=None, help="number of updates to reach (counting resumed ones)")
-    ap.add_argument("--hidden", type=int, default=None)
-    ap.add_argument("--seq-len", type=int, default=25, help="TBPTT window: k1 = k2 = seq-len")
-    ap.add_argument("--streams", type=int, default=8, help="parallel streams (the batch)")
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--clip", choices=["value", "norm"], default="value")
-    ap.add_argument("--print-every", type=int, default=None)
-    ap.add_argument("--save", metavar="CK.npz", help="write a checkpoint here at the end")
-    ap.add_argument("--resume", metavar="CK.npz", help="continue from this checkpoint")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the samples (default: 0)")
+    ap.add_argument("--text", metavar="PATH", default=CORPUS,
+                    help="UTF-8 text to learn (default: the corpus in examples/data/)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="number of updates to reach, counting resumed ones (default: 3000; 60 with --quick)")
+    ap.add_argument("--hidden", type=int, default=None, help="hidden units (default: 100; 32 with --quick)")
+    ap.add_argument("--seq-len", type=int, default=25, help="TBPTT window: k1 = k2 = seq-len (default: 25)")
+    ap.add_argument("--streams", type=int, default=8, help="parallel streams, the batch (default: 8)")
+    ap.add_argument("--lr", type=float, default=0.1, help="Adagrad's learning rate (default: 0.1)")
+    ap.add_argument("--clip", choices=["value", "norm"], default="value",
+                    help="clip_grad_value_ at 5 or clip_grad_norm_ at 5 (default: value)")
+    ap.add_argument("--print-every", type=int, default=None,
+                    help="updates between loss lines and samples (default: 300; 20 with --quick)")
+    ap.add_argument("--save", metavar="CK.npz", help="write a checkpoint here at the end (default: none)")
+    ap.add_argument("--resume", metavar="CK.npz", help="continue from this checkpoint (default: start afresh)")
     args = ap.parse_args(argv)
     for name in ("steps", "hidden", "seq_len", "streams", "print_every"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -121,9 +125,13 @@ def main(argv=None) -> dict:
     criterion = nn.CrossEntropyLoss()
     config = make_config(args, chars)
     step, h = load_checkpoint(args.resume, config, model, optimizer) if args.resume else (0, None)
+    if step >= args.steps:
+        print(f"{args.resume} is already at step {step} and --steps is {args.steps}: nothing left to train "
+              f"(ask for more with --steps N, N > {step})")
     windows_per_pass = span // args.seq_len
     rng = np.random.default_rng(args.seed)
     losses = []
+    progress = _common.bar(args.steps, "training", initial=min(step, args.steps))
     while step < args.steps:
         start = (step % windows_per_pass) * args.seq_len  # where this pass over the text resumes
         if start == 0:
@@ -142,6 +150,7 @@ def main(argv=None) -> dict:
                 nn.utils.clip_grad_norm_(model.parameters(), max_norm=5.0)
             optimizer.step()
             h, step = h_n.detach(), step + 1
+            progress.update()
             losses.append(loss.item())
             if step % args.print_every == 0 or step == args.steps:
                 print(f"step {step}: loss {np.mean(losses[-args.print_every:]):.4f} (chance "
@@ -149,6 +158,7 @@ def main(argv=None) -> dict:
                 print("  sample: " + sample(model, chars, text[0], 60 if args.quick else 200, rng).replace("\n", " "))
             if step >= args.steps:
                 break
+    progress.close()
     if args.save:
         mg.save({"kind": "char_rnn", "config": config, "model": model.state_dict(), "optim": optimizer.state_dict(),
                  "step": step, "h": None if h is None else h.data}, args.save)

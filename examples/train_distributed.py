@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
-from train_rnn import VOCAB, RNNClassifier, batches, binary_accuracy, make_comments  # noqa: E402
+from train_rnn import DEFAULT_LR, VOCAB, RNNClassifier, batches, binary_accuracy, make_comments  # noqa: E402
 
 import minigrad as torch  # noqa: E402
 from minigrad import nn, optim  # noqa: E402
@@ -25,15 +25,17 @@ from minigrad import nn, optim  # noqa: E402
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--max-norm", type=float, default=2.0)
-    ap.add_argument("--batch-size", type=int, default=32, help="global batch, split across the ranks")
+    ap.add_argument("--quick", action="store_true", help="a few seconds: train_rnn.py's --quick data and model")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the data and rank 0's initialisation (default: 0)")
+    ap.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 10; 6 with --quick)")
+    ap.add_argument("--lr", type=float, default=DEFAULT_LR["adam"],
+                    help=f"Adam's learning rate (default: {DEFAULT_LR['adam']}, as train_rnn.py)")
+    ap.add_argument("--max-norm", type=float, default=2.0, help="max_norm of clip_grad_norm_ (default: 2.0)")
+    ap.add_argument("--batch-size", type=int, default=32,
+                    help="global batch, split across the ranks (default: 32)")
     args = ap.parse_args(argv)
-    if args.max_norm < 0 or (args.epochs is not None and args.epochs < 1):
-        ap.error("--max-norm must be >= 0 and --epochs >= 1")
+    if args.max_norm < 0 or (args.epochs is not None and args.epochs < 1) or not args.lr > 0:
+        ap.error("--max-norm must be >= 0, --epochs >= 1 and --lr > 0")
     try:
         from minigrad import distributed as dist
 

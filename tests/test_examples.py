@@ -44,18 +44,21 @@ def test_train_rnn_bad_input_gives_a_message_not_a_traceback(args, message):
     assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
 
 
-def test_exploding_gradients_quick_shows_the_cliff_and_fewer_explosions_with_clipping(tmp_path):
+def test_exploding_gradients_quick_shows_the_cliff_and_what_clipping_does(tmp_path):
+    """Only claims that held for every seed we tried (0-19, native, Haswell and Sandybridge OpenBLAS kernels),
+    asserted with margin: from 10 starts, the unclipped cliff run ends on the plateau in 7 and the clipped one in
+    1 (asserted: >= 5 and <= 3); the norm- and value-clipped runs solve the order task at T = 10 for every seed
+    (the unclipped ones for about half); the gradient profile vanishes at radius 0.8 and explodes at 1.2."""
     out = run("exploding_gradients.py", "--quick", "--plot", str(tmp_path)).stdout
-    unclipped = float(re.search(r"no clipping\s*: final loss ([\d.]+)", out).group(1))
-    clipped = float(re.search(r"norm clipping\s*: final loss ([\d.]+)", out).group(1))
-    assert clipped < unclipped
-    events = {"none": 0, "norm": 0, "value": 0}
-    for method, n in re.findall(r"^\w+\s+\d+\s+(none|norm|value)\s+\S+\s+\S+\s+(\d+)$", out, re.M):
-        events[method] += int(n)
-    assert events["none"] > events["norm"], out
-    rows = re.findall(r"^\s+(0\.8|1\.2)\s+((?:\S+\s*){5})$", out, re.M)
-    profile = {r: [float(v) for v in vals.split()] for r, vals in rows}
-    assert profile["0.8"][0] < profile["0.8"][-1] and profile["1.2"][0] > profile["1.2"][-1]
+    plateau = dict(re.findall(r"(no clipping|norm clipping)\s+\S+ ± \S+\s+(\d+)/10 ", out))
+    assert int(plateau["no clipping"]) >= 5 and int(plateau["norm clipping"]) <= 3, out
+    rows = {(task, int(t), method): (int(k), int(n)) for task, t, method, k, n in re.findall(
+        r"^(\w+)\s+(\d+)\s+(none|norm|value)\s+.*\s(\d+)/(\d+)\s+\S+$", out, re.M)}
+    assert len(rows) == 12, out
+    assert rows[("order", 10, "norm")] == (2, 2) and rows[("order", 10, "value")] == (2, 2), out
+    profile = {r: [float(v) for v in vals.split()]
+               for r, vals in re.findall(r"^\s+(0\.8|1\.2)\s+((?:\S+\s*){5})$", out, re.M)}
+    assert profile["0.8"][0] < 1e-2 * profile["0.8"][-1] and profile["1.2"][0] > 1e2 * profile["1.2"][-1]
     if any(f.endswith(".png") for f in os.listdir(tmp_path)):  # matplotlib is installed
         assert {"cliff.png", "tasks.png", "hidden_grad_norms.png"} <= set(os.listdir(tmp_path))
 

@@ -29,9 +29,11 @@ def _batch(rng, n=32, max_len=8):
     return feature, lengths, label.astype(np.float32)
 
 
-def test_classic_loop_learns_a_marker_task():
-    mg.manual_seed(0)
-    rng = np.random.default_rng(0)
+def run_classic_loop(seed):
+    """60 Adam steps of the classic loop; asserts what held for seeds 0-19 on native, Haswell and Sandybridge
+    OpenBLAS kernels (the loss falls by more than half, fresh-batch accuracy > 0.9), with margin."""
+    mg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     model = Classifier(10, 8, 16)
     optimizer = optim.Adam(model.parameters(), lr=0.02)
     criterion = nn.BCEWithLogitsLoss()
@@ -45,8 +47,12 @@ def test_classic_loop_learns_a_marker_task():
         nn.utils.clip_grad_norm_(model.parameters(), max_norm=2.0, norm_type=2)
         optimizer.step()
         losses.append(loss.item())
-    feature, lengths, label = _batch(np.random.default_rng(99), n=200)
+    feature, lengths, label = _batch(np.random.default_rng(10_000 + seed), n=200)
     with mg.no_grad():
         accuracy = float((((model(feature, lengths).data > 0) == (label > 0.5))).mean())
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     assert accuracy > 0.9
+
+
+def test_classic_loop_learns_a_marker_task():
+    run_classic_loop(seed=0)
