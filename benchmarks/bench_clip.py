@@ -58,7 +58,7 @@ def torch_params(params):
     out = []
     for p in params:
         t = torch.nn.Parameter(torch.zeros(p.shape))
-        t.grad = torch.from_numpy(p.grad.copy())
+        t.grad = torch.from_numpy(p.grad.numpy().copy())
         out.append(t)
     return out
 
@@ -99,7 +99,7 @@ def run_cpu(args) -> list[dict]:
     cases = CASES[1:4] if args.quick else CASES
     for name, shapes, buffer in cases:
         params = make_case(shapes, buffer)
-        grads = [p.grad for p in params]
+        grads = [p.grad.numpy() for p in params]
         nbytes = sum(g.nbytes for g in grads)
         tparams = torch_params(params) if torch else None
         for op in ("norm", "value"):

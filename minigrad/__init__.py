@@ -1,41 +1,253 @@
 """minigrad: a small, exact reference implementation of autodiff, vanilla RNNs and gradient clipping."""
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
 
-from minigrad.random import manual_seed
+from minigrad.devices import device
+from minigrad.random import Generator, generator, manual_seed
 from minigrad.serialization import load, save
-from minigrad.tensor import DEFAULT_DTYPE, Tensor, cat, is_grad_enabled, no_grad, stack
+from minigrad.tensor import DEFAULT_DTYPE, Tensor, TensorError, cat, enable_grad, is_grad_enabled, no_grad, stack
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """A new leaf tensor (Python floats become float32; arrays keep their dtype)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+# dtypes by torch's names: NumPy dtype objects, so `t.dtype == minigrad.float32` holds
+float16 = half = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = double = np.dtype(np.float64)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+int16 = short = np.dtype(np.int16)
+int32 = np.dtype(np.int32)
+int64 = long = np.dtype(np.int64)
+complex64 = np.dtype(np.complex64)
+complex128 = np.dtype(np.complex128)
+globals()["bool"] = np.dtype(np.bool_)  # torch.bool; assigned this way so that this module can still call bool()
+globals()["float"] = float32  # torch.float is float32
+globals()["int"] = int32  # torch.int is int32
 
 
 def _shape(shape: tuple) -> tuple:
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
-def zeros(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+def _made(arr: np.ndarray, requires_grad: bool, device_: Any) -> Tensor:
+    t = Tensor(arr, requires_grad=requires_grad)
+    return t if device_ is None or device(device_) == "cpu" else t.to(device_)
 
 
-def ones(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+def _dtype(dtype: Any, default: Any = DEFAULT_DTYPE) -> np.dtype:
+    return np.dtype(default if dtype is None else dtype)
 
 
-def randn(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    from minigrad.random import generator
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (Python floats become float32; arrays keep their dtype)."""
+    source = data._data if isinstance(data, Tensor) else data
+    arr = Tensor(source, dtype=dtype)._data
+    if arr is source or (isinstance(source, np.ndarray) and np.may_share_memory(arr, source)):
+        arr = arr.copy()
+    return _made(arr, requires_grad, device)
 
-    return Tensor(generator().standard_normal(_shape(shape)).astype(dtype), requires_grad=requires_grad)
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """A tensor sharing memory with `data` where it can (an ndarray of the right dtype), as torch.as_tensor."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return _made(Tensor(data, dtype=dtype)._data, False, device)
 
 
-__all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "no_grad", "is_grad_enabled", "manual_seed",
-           "save", "load", "stack", "cat", "nn", "optim"]
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with `array` (no copy), as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects an np.ndarray, got {type(array).__name__}")
+    return Tensor(array)
 
-from minigrad import nn, optim  # noqa: E402  (torch users reach these as attributes)
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.zeros(_shape(size), dtype=_dtype(dtype)), requires_grad, device)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.ones(_shape(size), dtype=_dtype(dtype)), requires_grad, device)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.empty(_shape(size), dtype=_dtype(dtype)), requires_grad, device)
+
+
+def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Filled with `fill_value`; the dtype follows it as in torch (a bool, an int or a float)."""
+    if dtype is None:
+        dtype = (np.bool_ if isinstance(fill_value, (builtins.bool, np.bool_)) else
+                 np.int64 if isinstance(fill_value, (builtins.int, np.integer)) else DEFAULT_DTYPE)
+    return _made(np.full(_shape((size,)), fill_value, dtype=np.dtype(dtype)), requires_grad, device)
+
+
+def _like(input: Tensor, dtype: Any) -> tuple:
+    return input.shape, np.dtype(input.dtype if dtype is None else dtype), input.device
+
+
+def zeros_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    shape, dt, dev = _like(input, dtype)
+    return _made(np.zeros(shape, dt), requires_grad, device or dev)
+
+
+def ones_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    shape, dt, dev = _like(input, dtype)
+    return _made(np.ones(shape, dt), requires_grad, device or dev)
+
+
+def full_like(input: Tensor, fill_value: Any, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    shape, dt, dev = _like(input, dtype)
+    return _made(np.full(shape, fill_value, dt), requires_grad, device or dev)
+
+
+def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """U[0, 1) from the generator `manual_seed` seeds."""
+    return _made(generator().random(_shape(size)).astype(_dtype(dtype)), requires_grad, device)
+
+
+def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """N(0, 1) from the generator `manual_seed` seeds."""
+    return _made(generator().standard_normal(_shape(size)).astype(_dtype(dtype)), requires_grad, device)
+
+
+def randint(low: Any, high: Any = None, size: Any = None, dtype: Any = None, device: Any = None) -> Tensor:
+    """Integers in [low, high) (int64), as torch.randint(low=0, high, size)."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint() needs a size, e.g. randint(10, (3,))")
+    return _made(generator().integers(low, high, size=_shape((size,))).astype(_dtype(dtype, np.int64)), False,
+                 device)
+
+
+def randperm(n: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    return _made(generator().permutation(n).astype(_dtype(dtype, np.int64)), False, device)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """[start, end) in steps; int64 for integer arguments, float32 otherwise (torch's rule)."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool)
+                   for v in (start, end, step))
+        dtype = np.int64 if ints else DEFAULT_DTYPE
+    if step == 0:
+        raise TensorError("arange: step must be nonzero")
+    return _made(np.arange(start, end, step).astype(np.dtype(dtype)), requires_grad, device)
+
+
+def linspace(start: Any, end: Any, steps: Any, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)) or steps < 0:
+        raise TensorError(f"linspace: steps must be a non-negative integer, got {steps!r}")
+    return _made(np.linspace(start, end, steps).astype(_dtype(dtype)), requires_grad, device)
+
+
+def eye(n: Any, m: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.eye(n, m, dtype=_dtype(dtype)), requires_grad, device)
+
+
+# ----- functions on tensors (torch.tanh(x) and friends) -------------------------------------------------------
+def _t(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def tanh(input: Any) -> Tensor:
+    return _t(input).tanh()
+
+
+def sigmoid(input: Any) -> Tensor:
+    return _t(input).sigmoid()
+
+
+def relu(input: Any) -> Tensor:
+    return _t(input).relu()
+
+
+def exp(input: Any) -> Tensor:
+    return _t(input).exp()
+
+
+def log(input: Any) -> Tensor:
+    return _t(input).log()
+
+
+def sqrt(input: Any) -> Tensor:
+    return _t(input).sqrt()
+
+
+def abs(input: Any) -> Tensor:  # noqa: A001  (torch's name)
+    return _t(input).abs()
+
+
+def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    return _t(input).clamp(min, max)
+
+
+def sum(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
+    return _t(input).sum(dim, keepdim)
+
+
+def mean(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
+    return _t(input).mean(dim, keepdim)
+
+
+def max(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Any:  # noqa: A001
+    return _t(input).max(dim, keepdim)
+
+
+def min(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Any:  # noqa: A001
+    return _t(input).min(dim, keepdim)
+
+
+def argmax(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
+    return _t(input).argmax(dim, keepdim)
+
+
+def matmul(input: Any, other: Any) -> Tensor:
+    return _t(input) @ other
+
+
+def softmax(input: Any, dim: Any) -> Tensor:
+    return _t(input).softmax(dim)
+
+
+def log_softmax(input: Any, dim: Any) -> Tensor:
+    return _t(input).log_softmax(dim)
+
+
+def flatten(input: Any) -> Tensor:
+    return _t(input).flatten()
+
+
+def is_tensor(obj: Any) -> builtins.bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> builtins.int:
+    return input.numel()
+
+
+def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
+    """torch.result_type: the dtype an arithmetic op on the two would give."""
+    from minigrad.functions import result_type as _result_type
+
+    return _result_type(*(x._data if isinstance(x, Tensor) else x for x in (tensor1, tensor2)))
+
+
+__all__ = ["Tensor", "TensorError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
+           "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
+           "eye", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat",
+           "device", "Generator", "tanh", "sigmoid", "relu", "exp", "log", "sqrt", "abs", "clamp", "sum", "mean",
+           "max", "min", "argmax", "matmul", "softmax", "log_softmax", "flatten", "is_tensor", "numel", "result_type",
+           "float16", "half", "float32", "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64",
+           "long", "complex64", "complex128", "nn", "optim", "utils"]
+
+from minigrad import nn, optim, utils  # noqa: E402  (torch users reach these as attributes)

@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
-from minigrad.clip._plan import clip_coef, finish, special_max
-from minigrad.nn.utils import _as_tensors, _grads
+from minigrad.clip._plan import clip_coef, finish, special_scale
+from minigrad.nn.utils.clip_grad import _norm_tensor
+from minigrad.nn.utils.grad_buffer import as_tensors as _as_tensors
+from minigrad.nn.utils.grad_buffer import grad_arrays as _grads
 from minigrad.tensor import Tensor
 
 _hook_installed = False
@@ -121,7 +123,7 @@ def all_reduce_grads_(parameters: Any, op: str = "mean", comm: Any = None) -> No
 
     params = _as_tensors(parameters)
     _check_same_everywhere(comm, "all_reduce_grads_: gradients",
-                           [("", p.shape, None if p.grad is None else str(p.grad.dtype)) for p in params])
+                           [("", p.shape, None if p._grad is None else str(p._grad.dtype)) for p in params])
     size = comm.Get_size()
     for dtype, arrays in sorted(_grad_groups(params).items(), key=lambda kv: kv[0].str):
         in_place = len(arrays) == 1 and arrays[0].flags.c_contiguous  # e.g. a GradBuffer's flat array
@@ -136,14 +138,24 @@ def all_reduce_grads_(parameters: Any, op: str = "mean", comm: Any = None) -> No
                 offset += a.size
 
 
-def _combine_norms(local_norms: list[float], p: float) -> float:
-    """‖x‖_p from the ranks' ‖x_r‖_p, scaled by the largest so that no power overflows; NaN/inf propagate."""
-    if p == math.inf:
-        return float(np.max(local_norms))
-    top = float(np.max(local_norms))
-    if special_max(top):
-        return top
-    return finish(sum((n / top) ** p for n in local_norms), p, top)
+def _combine_norms(local: list[tuple[float, int]], p: float) -> float:
+    """‖x‖_p from the ranks' (‖x_r‖_p, element count), scaled by the largest norm (the smallest for p < 0) so
+    that no power overflows; NaN propagates. Order 0 counts add up; ±inf take the max or min. Ranks holding
+    no elements do not take part (for p < 0 their norm of 0 would otherwise decide)."""
+    norms = np.asarray([n for n, count in local if count], dtype=np.float64)
+    if norms.size == 0:
+        return 0.0
+    if np.isnan(norms).any():
+        return math.nan
+    if p == 0.0:
+        return float(norms.sum())
+    if p == math.inf or p == -math.inf:
+        return float(norms.max() if p > 0 else norms.min())
+    scale = float(norms.max() if p > 0 else norms.min())
+    if special_scale(scale):
+        return scale
+    with np.errstate(over="ignore", under="ignore"):
+        return finish(float(np.sum((norms / scale) ** p)), p, scale)
 
 
 def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -157,7 +169,8 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     p = clip.check_norm_type(norm_type)
     comm = _comm(comm)
     grads = [g for group in _grad_groups(parameters).values() for g in group]
-    local = float(clip.total_norm(grads, p))
+    clip.check_arrays(grads, writable=True)  # every rank's refusal comes before any rank writes
+    local = (float(clip.total_norm(grads, p)), sum(g.size for g in grads))
     norm = _combine_norms(comm.allgather(local), p)
     if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(f"the total norm of order {p} of the gradients across ranks is {norm}; "
@@ -165,7 +178,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     coef = clip_coef(norm, max_norm)
     if grads and max_norm != math.inf and coef != 1.0:
         clip.scale_(grads, coef)
-    return Tensor(np.asarray(norm))
+    return _norm_tensor(np.asarray(norm), grads)
 
 
 def broadcast_parameters_(module: Any, root: int = 0, comm: Any = None) -> None:
@@ -177,10 +190,11 @@ def broadcast_parameters_(module: Any, root: int = 0, comm: Any = None) -> None:
     _check_same_everywhere(comm, "broadcast_parameters_: parameters",
                            [(name, p.shape, str(p.dtype)) for name, p in named])
     for _, p in named:
-        buf = p.data if p.data.flags.c_contiguous else np.ascontiguousarray(p.data)
+        buf = p._data if p._data.flags.c_contiguous else np.ascontiguousarray(p._data)
         comm.Bcast(buf, root=root)
-        if buf is not p.data:
-            p.data[...] = buf
+        if buf is not p._data:
+            p._data[...] = buf
+        p._versions[0] += 1
 
 
 __all__ = ["get_rank", "get_world_size", "all_reduce_grads_", "clip_grad_norm_", "broadcast_parameters_"]

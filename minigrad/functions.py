@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.tensor import Context, Function, IndexGrad, array_module
+from minigrad.tensor import DEFAULT_DTYPE, Context, Function, IndexGrad, TensorError, array_module
 
 
 def unbroadcast(grad: Any, shape: tuple) -> Any:
@@ -30,7 +30,79 @@ def _broadcast_check(op: str, a: Any, b: Any) -> None:
     try:
         np.broadcast_shapes(_shape(a), _shape(b))
     except ValueError:
-        raise ValueError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together") from None
+        raise TensorError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together") from None
+
+
+# ----- torch's type promotion --------------------------------------------------------------------------------
+# Three priorities: tensors with dimensions, then 0-d tensors, then Python (and NumPy) scalars. A lower priority
+# only matters when it brings a higher category (bool < integer < floating < complex): float32 + a 0-d float64
+# tensor stays float32, int64 + 2.5 becomes the default float dtype (float32), int64 + float32 is float32.
+def _category(dt: np.dtype) -> int:
+    return {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}[dt.kind]
+
+
+def _promote_types(a: np.dtype | None, b: np.dtype | None) -> np.dtype | None:
+    """torch.promote_types: NumPy's rule, except that an integer or bool meeting a float keeps the float."""
+    if a is None or b is None:
+        return a if b is None else b
+    ca, cb = _category(a), _category(b)
+    if ca != cb and max(ca, cb) >= 2 and min(ca, cb) <= 1:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher: np.dtype | None, lower: np.dtype | None) -> np.dtype | None:
+    """Merge a higher-priority result with a lower one: the lower counts only with a higher category."""
+    if higher is None or lower is None:
+        return lower if higher is None else higher
+    ch, cl = _category(higher), _category(lower)
+    if cl <= ch:
+        return higher
+    if ch == 2:  # a float tensor meets a complex scalar: the complex type of the tensor's precision
+        return np.result_type(higher, np.complex64)
+    return lower if ch >= 1 else _promote_types(higher, lower)
+
+
+def _priority(x: Any) -> tuple[int, np.dtype]:
+    if isinstance(x, (bool, np.bool_)):
+        return 2, np.dtype(np.bool_)
+    if isinstance(x, (int, np.integer)):
+        return 2, np.dtype(np.int64)
+    if isinstance(x, (float, np.floating)):
+        return 2, DEFAULT_DTYPE
+    if isinstance(x, (complex, np.complexfloating)):
+        return 2, np.dtype(np.complex64)
+    if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
+        raise TypeError(f"unsupported operand of type {type(x).__name__}: use a Tensor, an array or a number")
+    return (1 if x.ndim == 0 else 0), x.dtype
+
+
+def result_type(*operands: Any) -> np.dtype:
+    """torch.result_type for arrays (the tensors' data; 0-d ones count as 0-d tensors) and Python scalars."""
+    levels: list = [None, None, None]
+    for x in operands:
+        level, dt = _priority(x)
+        levels[level] = _promote_types(levels[level], dt)
+    return _combine(levels[0], _combine(levels[1], levels[2]))
+
+
+def _as(x: Any, dtype: np.dtype, like: Any) -> Any:
+    """`x` (an array or a scalar) as an array of `dtype` on the device of `like`."""
+    if hasattr(x, "dtype") and getattr(x, "ndim", None) is not None:
+        return x if x.dtype == dtype else x.astype(dtype)
+    return array_module(like).asarray(x, dtype=dtype)
+
+
+def promote(a: Any, b: Any, dtype: np.dtype | None = None) -> tuple[Any, Any]:
+    """Both operands as arrays of torch's result type (or `dtype`)."""
+    dtype = result_type(a, b) if dtype is None else dtype
+    like = a if hasattr(a, "ndim") else b
+    return _as(a, dtype, like), _as(b, dtype, like)
+
+
+def _floating(a: Any) -> Any:
+    """Integer and bool inputs of a floating op (exp, tanh, ...) become the default float dtype, as in torch."""
+    return a if a.dtype.kind in "fc" else a.astype(DEFAULT_DTYPE)
 
 
 class Add(Function):
@@ -38,6 +110,7 @@ class Add(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("add", a, b)
         ctx.shapes = (_shape(a), _shape(b))
+        a, b = promote(a, b)
         return a + b
 
     @staticmethod
@@ -50,6 +123,9 @@ class Sub(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("sub", a, b)
         ctx.shapes = (_shape(a), _shape(b))
+        a, b = promote(a, b)
+        if a.dtype == np.bool_:
+            raise TensorError("subtraction of two bool tensors is not supported; use logical_xor or ~")
         return a - b
 
     @staticmethod
@@ -72,6 +148,7 @@ class Mul(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("mul", a, b)
         ctx.save_for_backward(a, b)
+        a, b = promote(a, b)
         return a * b
 
     @staticmethod
@@ -87,6 +164,8 @@ class Div(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("div", a, b)
         ctx.save_for_backward(a, b)
+        dtype = result_type(a, b)
+        a, b = promote(a, b, dtype if dtype.kind in "fc" else DEFAULT_DTYPE)  # true division, as in torch
         return a / b
 
     @staticmethod
@@ -103,7 +182,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("pow", a, b)
-        out = a ** b
+        out = _power(*promote(a, b))
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -116,17 +195,25 @@ class Pow(Function):
         return grad_a, grad_b
 
 
+def _power(a: Any, b: Any) -> Any:
+    if a.dtype.kind in "iu" and array_module(b).any(b < 0):
+        raise TensorError("integers to negative integer powers are not allowed")
+    return a ** b
+
+
 class MatMul(Function):
     """a @ b with NumPy's rules: 1-d operands are promoted, leading dims broadcast."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
+            raise TensorError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
         inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         if a.shape[-1] != inner_b:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied "
-                             f"({a.shape[-1]} != {inner_b})")
+            raise TensorError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied "
+                              f"({a.shape[-1]} != {inner_b})")
+        if a.dtype != b.dtype:
+            raise TensorError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}")
         ctx.save_for_backward(a, b)
         return a @ b
 
@@ -149,6 +236,7 @@ class MatMul(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
+        a = _floating(a)
         out = array_module(a).exp(a)
         ctx.save_for_backward(out)
         return out
@@ -162,7 +250,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         ctx.save_for_backward(a)
-        return array_module(a).log(a)
+        return array_module(a).log(_floating(a))
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -172,6 +260,7 @@ class Log(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
+        a = _floating(a)
         out = array_module(a).tanh(a)
         ctx.save_for_backward(out)
         return out
@@ -192,6 +281,7 @@ def sigmoid(x: Any) -> Any:
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
+        a = _floating(a)
         out = sigmoid(a)
         ctx.save_for_backward(out)
         return out
@@ -222,6 +312,26 @@ class Abs(Function):
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         return grad * array_module(grad).sign(ctx.saved_tensors[0])
+
+
+class Clamp(Function):
+    """min(max(a, lo), hi); the gradient passes where lo <= a <= hi (torch's rule at the bounds)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, lo: Any, hi: Any) -> Any:
+        ctx.save_for_backward(a)
+        ctx.lo, ctx.hi = lo, hi
+        return array_module(a).clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        inside = True
+        if ctx.lo is not None:
+            inside = inside & (a >= ctx.lo)
+        if ctx.hi is not None:
+            inside = inside & (a <= ctx.hi)
+        return grad * inside
 
 
 class Clone(Function):
@@ -289,7 +399,7 @@ class MaxAll(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         if a.size == 0:
-            raise ValueError("max() of an empty tensor")
+            raise TensorError("max(): expected a non-empty tensor")
         out = a.max()
         ctx.save_for_backward(a == out)
         return out
@@ -328,7 +438,7 @@ class Reshape(Function):
         try:
             return a.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot view shape {a.shape} ({a.size} elements) as {shape}") from None
+            raise TensorError(f"reshape: cannot view shape {a.shape} ({a.size} elements) as {shape}") from None
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -383,7 +493,8 @@ class Stack(Function):
     @staticmethod
     def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
         ctx.dim, ctx.count = dim, len(arrays)
-        return array_module(arrays[0]).stack(arrays, axis=dim)
+        dtype = result_type(*arrays)
+        return array_module(arrays[0]).stack([a.astype(dtype, copy=False) for a in arrays], axis=dim)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
@@ -396,7 +507,8 @@ class Cat(Function):
     def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
         ctx.dim = dim
         ctx.bounds = np.cumsum([a.shape[dim] for a in arrays])[:-1]
-        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+        dtype = result_type(*arrays)
+        return array_module(arrays[0]).concatenate([a.astype(dtype, copy=False) for a in arrays], axis=dim)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:

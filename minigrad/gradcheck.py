@@ -31,20 +31,20 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor] | Tensor, eps:
             raise TypeError(f"gradcheck: inputs must be float64, got {x.dtype} for an input of shape {x.shape}")
     out = fn(*inputs)
     v = np.random.default_rng(seed).standard_normal(out.shape)
-    saved = [x.grad for x in checked]
+    saved = [x._grad for x in checked]
     for x in checked:
-        x.grad = None
+        x._grad = None
     (out * Tensor(v)).sum().backward()
-    analytic = [np.zeros(x.shape) if x.grad is None else x.grad.copy() for x in checked]
+    analytic = [np.zeros(x.shape) if x._grad is None else x._grad._data.copy() for x in checked]
     for x, g in zip(checked, saved):
-        x.grad = g
+        x._grad = g
 
     def projected() -> float:
         with no_grad():
-            return float(np.sum(fn(*inputs).data * v))
+            return float(np.sum(fn(*inputs)._data * v))
 
     for x, ana in zip(checked, analytic):
-        flat = x.data.reshape(-1)
+        flat = x._data.reshape(-1)
         num = np.empty(flat.size)
         for i in range(flat.size):
             orig = flat[i]

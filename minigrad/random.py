@@ -1,22 +1,55 @@
 """The one random generator behind every initialiser: `minigrad.manual_seed(n)` makes runs reproducible."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _generator = np.random.default_rng()
 
 
-def manual_seed(seed: int) -> np.random.Generator:
-    """Reseed the generator that parameter initialisation and `randn` draw from."""
-    global _generator
+def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    _generator = np.random.default_rng(int(seed))
+    return int(seed)
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed the generator that parameter initialisation, `randn`, dropout and shuffling draw from."""
+    global _generator
+    _generator = np.random.default_rng(_check_seed(seed))
     return _generator
 
 
 def generator() -> np.random.Generator:
     return _generator
+
+
+class Generator:
+    """torch.Generator's shape for code that passes one around (DataLoader's `generator`): a NumPy Generator."""
+
+    def __init__(self, device: Any = "cpu") -> None:
+        self._seed = int(np.random.SeedSequence().entropy % (1 << 63))
+        self.rng = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        self._seed = _check_seed(seed)
+        self.rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+
+def rng_of(gen: Any) -> np.random.Generator:
+    """The NumPy generator behind a `generator=` argument (None: the global one)."""
+    if gen is None:
+        return _generator
+    if isinstance(gen, Generator):
+        return gen.rng
+    if isinstance(gen, np.random.Generator):
+        return gen
+    raise TypeError(f"generator must be a minigrad.Generator or a numpy Generator, got {type(gen).__name__}")
 
 
 def uniform_(array: np.ndarray, low: float, high: float) -> np.ndarray:

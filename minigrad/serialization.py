@@ -22,7 +22,7 @@ _FORMAT = "minigrad-checkpoint-1"
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj._data
     if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy"):
         key = f"a{len(arrays)}"
         arrays[key] = obj if array_module(obj) is np else obj.get()

@@ -21,3 +21,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, for a parity test; without it the test (only that test) is skipped and says why."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed: parity tests need pip install torch")

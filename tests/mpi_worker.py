@@ -73,7 +73,8 @@ def mismatch(out):
 def rejected(out):
     p = nn.Parameter(np.zeros(3))
     p.grad = np.array([3.0, 4.0, 12.0])
-    for call in (lambda: dist.clip_grad_norm_([p], -1.0), lambda: dist.clip_grad_norm_([p], 1.0, norm_type=0),
+    for call in (lambda: dist.clip_grad_norm_([p], -1.0),
+                 lambda: dist.clip_grad_norm_([p], 1.0, norm_type=float("nan")),
                  lambda: dist.all_reduce_grads_([p], op="max")):
         try:
             call()

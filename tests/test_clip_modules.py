@@ -8,6 +8,7 @@ from backends import reference_norm
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import utils
+from minigrad.nn.utils.grad_buffer import grad_arrays
 
 
 def _params(rng, dtype=np.float64, with_none=True):
@@ -22,11 +23,12 @@ def _params(rng, dtype=np.float64, with_none=True):
 
 def test_clip_grad_norm_returns_the_pre_clip_norm_and_skips_none(rng):
     params = _params(rng)
-    grads = [p.grad.copy() for p in params if p.grad is not None]
+    grads = [p.grad.numpy().copy() for p in params if p.grad is not None]
     norm = utils.clip_grad_norm_(params, max_norm=2.0, norm_type=2)
-    assert isinstance(norm, mg.Tensor) and norm.shape == ()
+    assert isinstance(norm, mg.Tensor) and norm.shape == () and norm.dtype == np.float64
     np.testing.assert_allclose(norm.item(), reference_norm(grads, 2), rtol=1e-12)
-    np.testing.assert_allclose(reference_norm([p.grad for p in params if p.grad is not None], 2), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(reference_norm([p.grad.numpy() for p in params if p.grad is not None], 2), 2.0,
+                               rtol=1e-6)
     assert params[1].grad is None
 
 
@@ -34,7 +36,7 @@ def test_get_total_norm_then_clip_grads_with_norm_equals_clip_grad_norm(rng):
     a, b = _params(rng), _params(np.random.default_rng(0))
     b = [nn.Parameter(p.data.copy()) for p in a]
     for p, q in zip(a, b):
-        q.grad = None if p.grad is None else p.grad.copy()
+        q.grad = None if p.grad is None else p.grad.clone()
     n1 = utils.clip_grad_norm_(a, 1.5, 3.0)
     n2 = utils.get_total_norm([q.grad for q in b if q.grad is not None], 3.0)
     utils.clip_grads_with_norm_(b, 1.5, n2)
@@ -53,12 +55,12 @@ def test_clip_grad_value_and_single_tensor_argument(rng):
 
 def test_module_level_rejections_leave_grads_untouched(rng):
     params = _params(rng)
-    before = [None if p.grad is None else p.grad.copy() for p in params]
-    for call in (lambda: utils.clip_grad_norm_(params, -1.0), lambda: utils.clip_grad_norm_(params, 1.0, 0),
+    before = [None if p.grad is None else p.grad.numpy().copy() for p in params]
+    for call in (lambda: utils.clip_grad_norm_(params, -1.0), lambda: utils.clip_grad_norm_(params, 1.0, float("nan")),
                  lambda: utils.clip_grad_value_(params, -0.1), lambda: utils.clip_grads_with_norm_(params, -1, 3.0)):
         with pytest.raises(ValueError):
             call()
-    params[0].grad[0, 0] = np.inf
+    params[0].grad.data[0, 0] = np.inf
     before[0][0, 0] = np.inf
     with pytest.raises(RuntimeError, match="inf"):
         utils.clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
@@ -67,7 +69,7 @@ def test_module_level_rejections_leave_grads_untouched(rng):
     for p, g in zip(params, before):
         assert (p.grad is None) == (g is None)
         if g is not None:
-            assert p.grad.tobytes() == g.tobytes()
+            assert p.grad.numpy().tobytes() == g.tobytes()
 
 
 def test_gradbuffer_views_accumulate_and_survive_zero_grad(rng):
@@ -82,37 +84,35 @@ def test_gradbuffer_views_accumulate_and_survive_zero_grad(rng):
         opt.zero_grad()
         model(x).sum().backward()
         for p in model.parameters():
-            assert p.grad.base is flat  # still a view, written in place
+            assert p.grad.numpy().base is flat  # still a view, written in place
     one = flat.copy()
     model(x).sum().backward()  # accumulates: twice the single-step gradient
     np.testing.assert_allclose(flat, 2 * one, rtol=1e-6)
     model.zero_grad()
-    assert not flat.any() and all(p.grad.base is flat for p in model.parameters())
+    assert not flat.any() and all(p.grad.numpy().base is flat for p in model.parameters())
 
 
 def test_clipping_a_gradbuffer_uses_the_flat_array_and_equals_per_array_clipping(rng):
     params = _params(rng, np.float32, with_none=False)
     plain = [nn.Parameter(p.data.copy()) for p in params]
     for p, q in zip(params, plain):
-        q.grad = p.grad.copy()
+        q.grad = p.grad.clone()
     buf = utils.GradBuffer(params)
-    assert [g is buf.flats[np.dtype(np.float32)] for g in utils._grads(params)] == [True]
-    assert len(utils._grads(params[:2])) == 2  # a partial set stays per array
+    assert [g is buf.flats[np.dtype(np.float32)] for g in grad_arrays(params)] == [True]
+    assert len(grad_arrays(params[:2])) == 2  # a partial set stays per array
+    assert len(grad_arrays(params + params[:1])) == 5  # a parameter twice: per array, as torch counts it
     n1, n2 = utils.clip_grad_norm_(params, 0.7), utils.clip_grad_norm_(plain, 0.7)
     np.testing.assert_allclose(n1.item(), n2.item(), rtol=1e-14)  # one sum vs per-array sums: last-bit rounding
     for p, q in zip(params, plain):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6)
-        assert p.grad.base is buf.flats[np.dtype(np.float32)]
+        assert p.grad.numpy().base is buf.flats[np.dtype(np.float32)]
 
 
-torch = pytest.importorskip("torch")
-
-
-def _pair(rng, dtype):
+def _pair(torch, rng, dtype):
     ours = _params(rng, dtype)
     theirs = [torch.nn.Parameter(torch.tensor(p.data)) for p in ours]
     for p, t in zip(ours, theirs):
-        t.grad = None if p.grad is None else torch.tensor(p.grad.copy())
+        t.grad = None if p.grad is None else torch.tensor(p.grad.numpy().copy())
     return ours, theirs
 
 
@@ -123,11 +123,12 @@ def _close(a, b, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("norm_type", [1, 2, 2.5, 0.5, math.inf, "inf"])
 @pytest.mark.parametrize("max_norm", [0.5, 1e6])
-def test_clip_grad_norm_matches_torch(rng, dtype, norm_type, max_norm):
-    ours, theirs = _pair(rng, dtype)
+def test_clip_grad_norm_matches_torch(torch, rng, dtype, norm_type, max_norm):
+    ours, theirs = _pair(torch, rng, dtype)
     n_ours = utils.clip_grad_norm_(ours, max_norm, norm_type)
     n_theirs = torch.nn.utils.clip_grad_norm_(theirs, max_norm, float(norm_type))
     _close(n_ours.item(), n_theirs.item(), dtype)
+    assert str(n_ours.dtype) == str(n_theirs.dtype).removeprefix("torch.")
     for p, t in zip(ours, theirs):
         if p.grad is not None:
             _close(p.grad, t.grad.numpy(), dtype)
@@ -135,8 +136,8 @@ def test_clip_grad_norm_matches_torch(rng, dtype, norm_type, max_norm):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("norm_type", [1, 2, 3.0, math.inf])
-def test_get_total_norm_and_clip_grads_with_norm_match_torch(rng, dtype, norm_type):
-    ours, theirs = _pair(rng, dtype)
+def test_get_total_norm_and_clip_grads_with_norm_match_torch(torch, rng, dtype, norm_type):
+    ours, theirs = _pair(torch, rng, dtype)
     n_ours = utils.get_total_norm([p.grad for p in ours if p.grad is not None], norm_type)
     n_theirs = torch.nn.utils.get_total_norm([t.grad for t in theirs if t.grad is not None], norm_type)
     _close(n_ours.item(), n_theirs.item(), dtype)
@@ -148,8 +149,8 @@ def test_get_total_norm_and_clip_grads_with_norm_match_torch(rng, dtype, norm_ty
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_clip_grad_value_matches_torch_exactly(rng, dtype):
-    ours, theirs = _pair(rng, dtype)
+def test_clip_grad_value_matches_torch_exactly(torch, rng, dtype):
+    ours, theirs = _pair(torch, rng, dtype)
     utils.clip_grad_value_(ours, 1.25)
     torch.nn.utils.clip_grad_value_(theirs, 1.25)
     for p, t in zip(ours, theirs):
@@ -157,14 +158,14 @@ def test_clip_grad_value_matches_torch_exactly(rng, dtype):
             np.testing.assert_array_equal(p.grad, t.grad.numpy())
 
 
-def test_where_torch_overflows_we_clip():
+def test_where_torch_overflows_we_clip(torch):
     g = np.full(4, 1e30, np.float32)
     t = torch.nn.Parameter(torch.zeros(4))
     t.grad = torch.tensor(g.copy())
     assert math.isinf(torch.nn.utils.clip_grad_norm_([t], 1.0).item())  # torch: fp32 overflow, grads zeroed
     p = nn.Parameter(np.zeros(4, np.float32))
     p.grad = g.copy()
-    np.testing.assert_allclose(utils.clip_grad_norm_([p], 1.0).item(), 2e30, rtol=1e-6)
+    np.testing.assert_allclose(utils.clip_grad_norm_([p], 1.0).item(), 2e30, rtol=1e-6)  # returned as float32
     np.testing.assert_allclose(p.grad, np.full(4, 0.5), rtol=1e-6)
 
 
@@ -174,4 +175,4 @@ def test_gradbuffer_stays_in_use_without_a_reference_to_it(rng):
     import gc
 
     gc.collect()
-    assert len(utils._grads(params)) == 1
+    assert len(grad_arrays(params)) == 1

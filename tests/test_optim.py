@@ -60,14 +60,18 @@ def test_sgd_matches_the_formula_without_torch():
 
 def test_a_step_that_raises_changes_no_parameter():
     a = mg.tensor(np.ones(3), requires_grad=True)
-    b = mg.tensor(np.ones(2), requires_grad=True)
+    frozen = np.ones(2)
+    frozen.setflags(write=False)
+    b = mg.from_numpy(frozen).requires_grad_()  # read-only, found after a's update would have happened
     opt = optim.Adam([a, b], lr=0.1)
     a.grad = np.ones(3)
-    b.grad = np.ones(5)  # wrong shape, found after a's update would have happened
-    with pytest.raises(ValueError, match=r"shape \(5,\).*\(2,\)"):
+    b.grad = np.ones(2)
+    with pytest.raises(ValueError, match=r"\['params'\]\[1\].*read-only"):
         opt.step()
     np.testing.assert_array_equal(a.data, np.ones(3))
     assert opt.state == {}
+    with pytest.raises(RuntimeError, match="different size"):
+        b.grad = np.ones(5)
 
 
 def test_bad_hyperparameters_are_rejected():
@@ -76,7 +80,7 @@ def test_bad_hyperparameters_are_rejected():
         optim.SGD(p, lr=-1)
     with pytest.raises(ValueError, match="beta"):
         optim.Adam(p, betas=(1.0, 0.9))
-    with pytest.raises(ValueError, match="nesterov"):
+    with pytest.raises(ValueError, match="(?i)nesterov"):
         optim.SGD(p, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([], lr=0.1)

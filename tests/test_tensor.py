@@ -85,7 +85,7 @@ def test_deep_chain_of_20000_ops_backpropagates_without_recursion():
 
 def test_backward_on_non_scalar_needs_gradient():
     x = mg.tensor(np.ones((2, 3)), requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"scalar output, got shape \(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"only for scalar outputs.*shape \(2, 3\)"):
         (x * 2).backward()
     with pytest.raises(ValueError, match=r"`gradient` has shape \(3,\)"):
         (x * 2).backward(np.ones(3))

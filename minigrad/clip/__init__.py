@@ -6,9 +6,13 @@
     scale_(arrays, coef), clamp_(arrays, lo, hi) -> the primitives
 
 PyTorch's semantics, made safe: sums are accumulated in float64, float64 input is scaled by its max so 1e200
-does not overflow, and every argument is checked before any array is touched. With a non-finite norm and
-`error_if_nonfinite=False` the coefficient is computed from it exactly as torch does: an inf norm gives a
-coefficient of 0 (finite elements become 0, inf elements NaN), a NaN norm gives NaN everywhere.
+does not overflow, and every argument — numbers, dtypes, writeability, layout, device — is checked before any
+array is touched, so a rejected call changes nothing. With a non-finite norm and `error_if_nonfinite=False`
+the coefficient is computed from it exactly as torch does: an inf norm gives a coefficient of 0 (finite
+elements become 0, inf elements NaN), a NaN norm gives NaN everywhere.
+
+Norm orders (`norm_type`): any real number or ±inf ("inf", "-inf" too), as torch: 0 counts the non-zero
+elements, p < 0 is (Σ|x|^p)^(1/p), -inf the smallest |x|. NaN is rejected.
 
 Backends (each module has total_norm(arrays, p), scale_(arrays, coef), clamp_(arrays, lo, hi)):
 "numpy" (the reference), "numba" (parallel CPU kernels), "cuda" (numba.cuda kernels). `backend=None` picks
@@ -51,53 +55,80 @@ def _as_list(arrays: Any) -> list:
         return []
     if isinstance(arrays, np.ndarray) or _is_cuda(arrays):
         return [arrays]
-    return [a for a in arrays if a is not None]
+    try:
+        return [a for a in arrays if a is not None]
+    except TypeError:
+        raise TypeError(f"arrays must be an array or an iterable of arrays, got {type(arrays).__name__}") from None
 
 
-def check_arrays(arrays: Any) -> tuple[list, bool]:
-    """The arrays as a list (None entries dropped) and whether they live on a CUDA device."""
+def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
+    """The arrays as a list (None entries dropped) and whether they live on a CUDA device.
+
+    Every array is checked — a floating dtype, one side (host or device), C-contiguous on a device, and with
+    `writable` writeable on the host — so that a call that will write raises before its first write.
+    """
     arrays = _as_list(arrays)
     on_device = 0
     for i, a in enumerate(arrays):
         if isinstance(a, np.ndarray):
             if a.dtype.kind != "f":
                 raise TypeError(f"arrays[{i}] has dtype {a.dtype}; clipping needs floating point")
+            if writable and not a.flags.writeable:
+                raise ValueError(f"arrays[{i}] is read-only; nothing was modified")
             continue
         if not _is_cuda(a):
             raise TypeError(f"arrays[{i}] is a {type(a).__name__}, not a NumPy or CUDA array")
         if np.dtype(a.dtype) not in (np.float32, np.float64):
             raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float32 and float64")
+        _backend_module("cuda").check_layout(a, i)
         on_device += 1
     if 0 < on_device < len(arrays):
         raise ValueError("arrays mix host (NumPy) and CUDA device arrays; put them on one side")
     return arrays, on_device > 0
 
 
-def check_norm_type(norm_type: Any) -> float:
-    """The norm order as a float: any p > 0, or inf (also "inf"). Anything else is a ValueError."""
-    if isinstance(norm_type, str):
-        if norm_type.lower() not in ("inf", "infinity"):
-            raise ValueError(f"norm_type must be a number > 0 or 'inf', got {norm_type!r}")
-        return math.inf
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
-        raise ValueError(f"norm_type must be a number > 0 or 'inf', got {norm_type!r}")
-    p = float(norm_type)
-    if not p > 0:  # also rejects NaN
-        raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type!r}")
-    return p
+def check_real(name: str, value: Any, minimum: float | None = None, allow_nan: bool = False) -> float:
+    """`value` as a float, by one rule for every numeric argument: Python and NumPy numbers and 0-d arrays
+    (and 0-d Tensors) are accepted; bools, strings, arrays with dimensions and other objects are not. NaN is
+    rejected unless `allow_nan`; below `minimum` is rejected. inf is a number."""
+    raw = getattr(value, "_data", value)  # a Tensor's array
+    if isinstance(raw, (bool, np.bool_)) or isinstance(raw, (str, bytes)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if isinstance(raw, numbers.Real):
+        number = float(raw)
+    elif getattr(raw, "shape", None) == () and getattr(raw, "dtype", np.dtype(object)).kind in "iuf":
+        number = float(raw.item() if hasattr(raw, "item") else raw)
+    else:
+        raise ValueError(f"{name} must be a real number (a Python or NumPy number, or a 0-d array), got {value!r}")
+    if number != number and not allow_nan:
+        raise ValueError(f"{name} must not be NaN")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {number!r}")
+    return number
 
 
 def check_nonnegative(name: str, value: Any) -> float:
-    """A real number >= 0 (inf allowed). Bools, NaN, negatives and non-numbers are a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if getattr(value, "shape", None) == () or getattr(value, "size", 0) == 1:
-            value = float(np.asarray(value).reshape(()))
-        else:
-            raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
-    value = float(value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
-    return value
+    """A real number >= 0 (inf allowed), by check_real's rule."""
+    return check_real(name, value, minimum=0.0)
+
+
+def check_norm_type(norm_type: Any) -> float:
+    """The norm order as a float: any real number or ±inf (also "inf" and "-inf"); NaN is a ValueError."""
+    if isinstance(norm_type, str):
+        spelled = norm_type.strip().lower()
+        if spelled in ("inf", "+inf", "infinity"):
+            return math.inf
+        if spelled in ("-inf", "-infinity"):
+            return -math.inf
+        raise ValueError(f"norm_type must be a real number or 'inf', got {norm_type!r}")
+    return check_real("norm_type", norm_type)
+
+
+def host_value(norm: Any) -> float:
+    """The float value of a 0-d norm, on the host or on a CUDA device (which synchronises)."""
+    if isinstance(norm, (np.ndarray, np.generic, float, int)):
+        return float(norm)
+    return float(_backend_module("cuda").to_host(norm).reshape(()))
 
 
 def _choose(arrays: list, on_cuda: bool, backend: str | None) -> Any:
@@ -127,10 +158,6 @@ def total_norm(arrays: Any, norm_type: Any = 2.0, *, backend: str | None = None)
     return _choose(arrays, on_cuda, backend).total_norm(arrays, p)
 
 
-def _host_value(norm: Any, on_cuda: bool) -> float:
-    return float(_backend_module("cuda").to_host(norm).reshape(())) if on_cuda else float(norm)
-
-
 def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
                backend: str | None = None) -> Any:
     """Scale all arrays in place by min(max_norm / (total_norm + 1e-6), 1); return the total norm (pre-clip).
@@ -140,14 +167,14 @@ def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_non
     """
     max_norm = check_nonnegative("max_norm", max_norm)
     p = check_norm_type(norm_type)
-    arrays, on_cuda = check_arrays(arrays)
+    arrays, on_cuda = check_arrays(arrays, writable=True)
     impl = _choose(arrays, on_cuda, backend)
     norm = impl.total_norm(arrays, p)
     if error_if_nonfinite or not on_cuda:
-        value = _host_value(norm, on_cuda)
+        value = host_value(norm)
         if error_if_nonfinite and not math.isfinite(value):
-            raise RuntimeError(f"the total norm of order {p} of the gradients is {value}, so they cannot be "
-                               "clipped; set error_if_nonfinite=False to clip anyway (as torch does)")
+            raise RuntimeError(f"the total norm of order {p} of the gradients is non-finite ({value}), so they "
+                               "cannot be clipped; set error_if_nonfinite=False to clip anyway (as torch does)")
     if max_norm == math.inf or not arrays:
         return norm
     if on_cuda:
@@ -162,7 +189,7 @@ def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_non
 def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> None:
     """Clamp every element of every array in place to [-clip_value, clip_value]; NaN stays NaN."""
     clip_value = check_nonnegative("clip_value", clip_value)
-    arrays, on_cuda = check_arrays(arrays)
+    arrays, on_cuda = check_arrays(arrays, writable=True)
     if clip_value == math.inf or not arrays:
         return
     _choose(arrays, on_cuda, backend).clamp_(arrays, -clip_value, clip_value)
@@ -170,22 +197,19 @@ def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> 
 
 def scale_(arrays: Any, coef: Any, *, backend: str | None = None) -> None:
     """x *= coef for every array, in each array's dtype."""
-    if isinstance(coef, bool) or not isinstance(coef, numbers.Real):
-        raise ValueError(f"coef must be a real number, got {coef!r}")
-    arrays, on_cuda = check_arrays(arrays)
-    _choose(arrays, on_cuda, backend).scale_(arrays, float(coef))
+    coef = check_real("coef", coef, allow_nan=True)
+    arrays, on_cuda = check_arrays(arrays, writable=True)
+    _choose(arrays, on_cuda, backend).scale_(arrays, coef)
 
 
 def clamp_(arrays: Any, lo: Any, hi: Any, *, backend: str | None = None) -> None:
     """x = min(max(x, lo), hi) for every array; NaN stays NaN."""
-    for name, v in (("lo", lo), ("hi", hi)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v:
-            raise ValueError(f"{name} must be a real number, got {v!r}")
+    lo, hi = check_real("lo", lo), check_real("hi", hi)
     if lo > hi:
         raise ValueError(f"lo must be <= hi, got lo={lo!r} > hi={hi!r}")
-    arrays, on_cuda = check_arrays(arrays)
-    _choose(arrays, on_cuda, backend).clamp_(arrays, float(lo), float(hi))
+    arrays, on_cuda = check_arrays(arrays, writable=True)
+    _choose(arrays, on_cuda, backend).clamp_(arrays, lo, hi)
 
 
 __all__ = ["total_norm", "clip_norm_", "clip_value_", "scale_", "clamp_", "BACKENDS", "NUMBA_MIN_ELEMENTS",
-           "check_norm_type", "check_nonnegative", "check_arrays"]
+           "check_norm_type", "check_nonnegative", "check_real", "check_arrays", "host_value", "clip_coef"]

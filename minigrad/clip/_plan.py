@@ -1,9 +1,14 @@
-"""What every backend shares: how a p-norm is assembled so that it cannot overflow.
+"""What every backend shares: how a p-norm is assembled so that it cannot overflow, and the clip coefficient.
 
-For a p-norm the backends sum |x|^p in float64. Squares of float32 (≤ 1.2e77) or float16 values cannot
+For p > 0 the backends sum |x|^p in float64. Squares of float32 (≤ 1.2e77) or float16 values cannot
 overflow float64, so for itemsize ≤ 4 and p ≤ UNSCALED_MAX_P one pass suffices. Otherwise (float64 input, or a
 large p) the sum is taken of (|x|/m)^p with m = max|x| over all arrays, and the norm is m · s^(1/p): two
 passes, no overflow for any finite input (1e200 in float64 works).
+
+The other orders, as torch defines them: p = inf is max |x|; p = -inf is min |x|; p = 0 counts the non-zero
+elements (NaN counts); p < 0 is (Σ|x|^p)^(1/p), taken as m · (Σ(|x|/m)^p)^(1/p) with m = min |x| so that no term
+exceeds 1 (a zero element makes the norm 0, as |0|^p = inf does in torch). NaN anywhere gives NaN, except for
+p = 0. No input and no order raises: a norm too large for float64 (a tiny p) is inf.
 """
 from __future__ import annotations
 
@@ -14,10 +19,21 @@ import numpy as np
 
 UNSCALED_MAX_P = 7.0  # (3.4e38)^7 ≈ 5e269: even 1e12 such terms stay below float64's 1.8e308
 CHUNK = 8192  # elements summed serially per partial; fixed, so the result is the same for any thread count
+_LOG_MAX = math.log(np.finfo(np.float64).max)
 
 
 def needs_scaling(dtypes: Sequence[np.dtype], p: float) -> bool:
-    return p > UNSCALED_MAX_P or any(np.dtype(d).itemsize > 4 for d in dtypes)
+    """True when a power sum must be scaled: float64 input, a large p, or any negative p (scaled by the min)."""
+    return p < 0 or p > UNSCALED_MAX_P or any(np.dtype(d).itemsize > 4 for d in dtypes)
+
+
+def root(power_sum: float, p: float) -> float:
+    """power_sum^(1/p) for power_sum ≥ 0, inf where that overflows float64 (never an OverflowError)."""
+    if power_sum == 0.0 or power_sum != power_sum or power_sum == math.inf:
+        return power_sum ** (1.0 / p) if power_sum != 0.0 or p > 0 else math.inf
+    if math.log(power_sum) / p > _LOG_MAX:
+        return math.inf
+    return power_sum ** (1.0 / p)
 
 
 def finish(power_sum: float, p: float, scale: float = 1.0) -> float:
@@ -26,15 +42,18 @@ def finish(power_sum: float, p: float, scale: float = 1.0) -> float:
         return scale * power_sum
     if p == 2.0:
         return scale * math.sqrt(power_sum)
-    return scale * power_sum ** (1.0 / p)
+    return scale * root(power_sum, p)
 
 
-def special_max(m: float) -> bool:
-    """True when the max |x| alone decides a scaled norm: 0 (all zero), inf, or NaN."""
+def special_scale(m: float) -> bool:
+    """True when the scale alone decides a scaled norm: 0 (all zero, or a zero for p < 0), inf, or NaN."""
     return not (0.0 < m < math.inf)
 
 
 def clip_coef(total_norm: float, max_norm: float) -> float:
-    """torch's coefficient min(max_norm / (norm + 1e-6), 1), NaN kept as NaN as torch's clamp keeps it."""
+    """torch's coefficient min(max_norm / (norm + 1e-6), 1), NaN kept as NaN as torch's clamp keeps it.
+
+    `total_norm` is a norm (≥ 0, inf or NaN), so the denominator is never 0.
+    """
     coef = max_norm / (total_norm + 1e-6)
     return coef if (coef != coef or coef < 1.0) else 1.0

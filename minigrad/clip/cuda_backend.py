@@ -3,10 +3,11 @@
 Imported only when a CUDA array is seen, so `import minigrad` never loads numba.cuda.
 
 A norm is three kinds of launch, none of which waits for the host:
-1. per array, `_block_reduce`: each thread accumulates a grid-stride slice in float64, a
-   shared-memory tree combines the block, and thread 0 writes one partial per block into a buffer (no atomics,
-   so the result is deterministic for a given size);
-2. `_combine`: one thread adds (or maxes) the partials in index order and finishes the norm;
+1. per array, `_block_reduce`: each thread accumulates a grid-stride slice in float64 (a power sum, a max or
+   min of |x|, or a count of non-zeros), a shared-memory tree combines the block, and thread 0 writes one
+   partial per block into a buffer (no atomics, so the result is deterministic for a given size);
+2. `_combine`: one thread merges the partials in index order and finishes the norm (scaled norms take a
+   max pass first, or a min pass for p < 0: see _plan);
 3. `_coefficients`: one thread turns the norm into min(max_norm / (norm + 1e-6), 1), stored once per dtype so
    that `_scale` multiplies in the array's own dtype, as the CPU backends do.
 The host only reads the norm when the caller asks for its value or passes `error_if_nonfinite=True`.
@@ -25,15 +26,26 @@ from minigrad.clip._plan import needs_scaling
 SIMULATED = bool(config.ENABLE_CUDASIM)
 THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays ~20 ms per syncthreads
 MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride over the rest
-_SUM, _MAX = 0, 1
+_SUM, _MAX, _MIN, _COUNT = 0, 1, 2, 3
+_LOG_MAX = math.log(np.finfo(np.float64).max)
 
 
 @cuda.jit(device=True)
 def _merge(kind, a, b):  # pragma: no cover - compiled
-    """Two partial results into one: a sum, or a max in which NaN wins (nothing compares greater than NaN)."""
-    if kind == _SUM:
+    """Two partial results into one: a sum (or count), or a max / min in which NaN wins."""
+    if kind == _SUM or kind == _COUNT:
         return a + b
-    return b if (b > a or b != b) else a
+    if kind == _MAX:
+        return b if (b > a or b != b) else a
+    return b if (b < a or b != b) else a
+
+
+@cuda.jit(device=True)
+def _root(s, p):  # pragma: no cover - compiled
+    """s^(1/p) for s > 0, inf where that overflows float64 (the simulator's Python floats would raise)."""
+    if math.log(s) / p > _LOG_MAX:
+        return math.inf
+    return s ** (1.0 / p)
 
 
 @cuda.jit
@@ -42,12 +54,15 @@ def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: n
     shared = cuda.shared.array(THREADS, float64)
     tid = cuda.threadIdx.x
     scale = scale_buf[0] if scaled else 1.0
-    acc = 0.0
+    skip = scaled and not (0.0 < scale < math.inf)  # the scale alone decides the norm: no NaN from 0/0
+    acc = math.inf if kind == _MIN else 0.0
     i = cuda.grid(1)
-    while i < x.size:
+    while i < x.size and not skip:
         v = abs(float64(x[i]))
-        if kind == _MAX:
+        if kind == _MAX or kind == _MIN:
             acc = _merge(kind, acc, v)
+        elif kind == _COUNT:
+            acc += 0.0 if x[i] == 0 else 1.0
         else:
             if scaled:
                 v = v / scale
@@ -69,19 +84,19 @@ def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: n
 def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no cover - compiled
     if cuda.grid(1) != 0:
         return
-    acc = 0.0
+    acc = math.inf if kind == _MIN else 0.0
     for j in range(count):
         acc = _merge(kind, acc, partials[j])
     if kind == _SUM:
         scale = scale_buf[0] if scaled else 1.0
         if scaled and not (0.0 < scale < math.inf):
-            acc = scale  # all zeros, an inf, or a NaN: the max alone is the norm
+            acc = scale  # all zeros (a zero for p < 0), an inf, or a NaN: the scale alone is the norm
         elif p == 1.0:
             acc = scale * acc
         elif p == 2.0:
             acc = scale * math.sqrt(acc)
-        else:
-            acc = scale * acc ** (1.0 / p)
+        elif acc != 0.0:
+            acc = scale * _root(acc, p)
     out[0] = acc
 
 
@@ -124,11 +139,21 @@ def is_cuda_array(a: Any) -> bool:
     return SIMULATED and type(a).__name__ == "FakeCUDAArray"
 
 
+def _device_array(a: Any) -> Any:
+    return a if (SIMULATED and type(a).__name__ == "FakeCUDAArray") else cuda.as_cuda_array(a)
+
+
+def check_layout(a: Any, index: int) -> None:
+    """The kernels read a flat view: a CUDA array must be C-contiguous (checked before any launch)."""
+    d = _device_array(a)
+    if d.size and not d.is_c_contiguous():
+        raise ValueError(f"arrays[{index}] is a CUDA array that is not C-contiguous (shape {d.shape}, strides "
+                         f"{d.strides}); nothing was modified")
+
+
 def _flat(a: Any) -> Any:
     """A 1-d numba view of a contiguous CUDA array, sharing its memory."""
-    d = a if (SIMULATED and type(a).__name__ == "FakeCUDAArray") else cuda.as_cuda_array(a)
-    if d.size and not d.is_c_contiguous():
-        raise ValueError(f"CUDA arrays must be C-contiguous, got one of shape {d.shape}")
+    d = _device_array(a)
     return d.reshape(d.size)
 
 
@@ -188,12 +213,14 @@ def total_norm(arrays: Sequence[Any], p: float) -> Any:
     out = cuda.device_array(1, np.float64)
     if not flats:
         out.copy_to_device(np.zeros(1))
-    elif p == math.inf:
-        _reduce(flats, _MAX, p, False, out)
+    elif p == math.inf or p == -math.inf:
+        _reduce(flats, _MAX if p > 0 else _MIN, p, False, out)
+    elif p == 0.0:
+        _reduce(flats, _COUNT, p, False, out)
     else:
         scaled = needs_scaling([f.dtype for f in flats], p)
         if scaled:
-            _reduce(flats, _MAX, p, False, _buffers().max_buf)
+            _reduce(flats, _MAX if p > 0 else _MIN, p, False, _buffers().max_buf)
         _reduce(flats, _SUM, p, scaled, out)
     return _wrap_like(arrays[0] if arrays else None, out.reshape(()))
 

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from minigrad.clip import numpy_backend as ref
-from minigrad.clip._plan import CHUNK, finish, needs_scaling, special_max
+from minigrad.clip._plan import CHUNK, finish, needs_scaling, special_scale
 
 SMALL = 1 << 16
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -131,12 +131,15 @@ def _max_abs_all(units: list[np.ndarray]) -> float:
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     units = _norm_units(arrays)
-    if p == math.inf:
+    if p == math.inf and units:
         return np.asarray(_max_abs_all(units))
+    special = ref.special_order(units, p)  # no elements, -inf and 0: the reference (rare, never hot)
+    if special is not None:
+        return np.asarray(special)
     scale = 1.0
     if needs_scaling([u.dtype for u in units], p):
-        scale = _max_abs_all(units)
-        if special_max(scale):
+        scale = _max_abs_all(units) if p > 0 else ref.min_abs(units)
+        if special_scale(scale):
             return np.asarray(scale)
     mode = _SCALED if scale != 1.0 else _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW
     total = 0.0

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip._plan import finish, needs_scaling, special_max
+from minigrad.clip._plan import finish, needs_scaling, special_scale
 
 # np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
 # clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
@@ -28,6 +28,23 @@ def max_abs(arrays: Sequence[np.ndarray]) -> float:
     return m
 
 
+def min_abs(arrays: Sequence[np.ndarray]) -> float:
+    """min |x| over all arrays as float64; NaN if any element is NaN; inf when there are no elements."""
+    m = math.inf
+    for a in arrays:
+        if a.size:
+            am = float(np.min(np.abs(a)))
+            if am != am:
+                return math.nan
+            m = min(m, am)
+    return m
+
+
+def count_nonzero(arrays: Sequence[np.ndarray]) -> float:
+    """The number of elements that are not 0 (NaN counts), as torch's norm of order 0."""
+    return float(sum(np.count_nonzero(a) for a in arrays))
+
+
 def power_sum(a: np.ndarray, p: float, scale: float = 1.0) -> float:
     """Σ (|x|/scale)^p over one array, in float64."""
     x = a.reshape(-1).astype(np.float64)
@@ -36,17 +53,34 @@ def power_sum(a: np.ndarray, p: float, scale: float = 1.0) -> float:
     if p == 2.0:
         return float(np.dot(x, x))
     np.abs(x, out=x)
-    return float(np.sum(x)) if p == 1.0 else float(np.sum(x ** p))
+    if p == 1.0:
+        return float(np.sum(x))
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):  # |inf/m|^p = inf, |0|^-p = inf: wanted
+        return float(np.sum(x ** p))
+
+
+def special_order(arrays: Sequence[np.ndarray], p: float) -> float | None:
+    """The norm for the orders every backend answers the same way: no elements (0), ±inf, 0; else None."""
+    if not any(a.size for a in arrays):
+        return 0.0
+    if p == math.inf:
+        return max_abs(arrays)
+    if p == -math.inf:
+        return min_abs(arrays)
+    if p == 0.0:
+        return count_nonzero(arrays)
+    return None
 
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
-    """The p-norm of all elements of all arrays as one vector, as a 0-d float64 array."""
-    if p == math.inf:
-        return np.asarray(max_abs(arrays))
+    """The p-norm of all elements of all arrays as one vector, as a 0-d float64 array (see _plan for the orders)."""
+    special = special_order(arrays, p)
+    if special is not None:
+        return np.asarray(special)
     scale = 1.0
     if needs_scaling([a.dtype for a in arrays], p):
-        scale = max_abs(arrays)
-        if special_max(scale):
+        scale = max_abs(arrays) if p > 0 else min_abs(arrays)
+        if special_scale(scale):
             return np.asarray(scale)
     return np.asarray(finish(sum(power_sum(a, p, scale) for a in arrays), p, scale))
 

@@ -33,13 +33,35 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), "
                          f"got values in [{int(idx.min())}, {int(idx.max())}]")
-    return F.EmbeddingLookup.apply(weight, array_module(weight.data).asarray(idx), padding_idx=padding_idx)
+    return F.EmbeddingLookup.apply(weight, array_module(weight._data).asarray(idx), padding_idx=padding_idx)
+
+
+def check_probability(p: Any) -> float:
+    from minigrad.clip import check_real
+
+    p = check_real("p", p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return p
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the others by 1/(1-p) (the identity when not training)."""
+    p = check_probability(p)
+    if not training or p == 0.0:
+        return input
+    from minigrad.random import generator
+
+    xp = array_module(input._data)
+    keep = generator().random(input.shape) >= p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return input * Tensor(xp.asarray((keep * scale).astype(input.dtype)))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -66,7 +88,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
                   reduction: str = "mean") -> Tensor:
     """-log softmax(input)[target] with class-index targets: input (N, C) or (C,) or (N, C, d...)."""
     _check_reduction(reduction)
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {tgt.dtype}")
     if input.ndim == 1:
@@ -82,10 +104,10 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     if np.any((tgt[valid] < 0) | (tgt[valid] >= n_classes)):
         raise IndexError(f"cross_entropy: target values must lie in [0, {n_classes}), "
                          f"got [{int(tgt.min())}, {int(tgt.max())}]")
-    xp = array_module(input.data)
+    xp = array_module(input._data)
     safe = xp.asarray(np.where(valid, tgt, 0))
     picked = -input.log_softmax(dim=1)[xp.arange(input.shape[0]), safe]
-    w = np.ones(n_classes) if weight is None else np.asarray(_tensor(weight).data, dtype=np.float64)
+    w = np.ones(n_classes) if weight is None else np.asarray(_tensor(weight)._data, dtype=np.float64)
     row_w = xp.asarray((w[np.where(valid, tgt, 0)] * valid).astype(input.dtype))
     loss = picked * Tensor(row_w)
     if reduction == "mean":
@@ -112,7 +134,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
                          f"{target.shape} differ")
     if target.dtype.kind != "f":
         target = target._cast(input.dtype)
-    pw = None if pos_weight is None else _tensor(pos_weight).data
+    pw = None if pos_weight is None else _tensor(pos_weight)._data
     loss = F.BCEWithLogits.apply(input, target, pw)
     if weight is not None:
         loss = loss * _tensor(weight)

@@ -24,11 +24,11 @@ def zero_grad_(param: Tensor, set_to_none: bool = True) -> None:
     """Clear one gradient. A GradBuffer view is zeroed in place, never dropped."""
     if param._grad_view is not None:
         param._grad_view[...] = 0
-        param.grad = param._grad_view
+        param._set_grad_array(param._grad_view)
     elif set_to_none:
-        param.grad = None
-    elif param.grad is not None:
-        param.grad[...] = 0
+        param._grad = None
+    elif param._grad is not None:
+        param._grad._data[...] = 0
 
 
 class Module:
@@ -103,7 +103,7 @@ class Module:
     # ----- state --------------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameter name -> a copy of its array."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        return OrderedDict((name, p._data.copy()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple[list, list]:
         """Copy arrays into the parameters. Every key and shape is checked before anything is written."""
@@ -123,7 +123,8 @@ class Module:
             incoming[name] = arr
         for name, arr in incoming.items():
             p = own[name]
-            p.data[...] = move_array(arr.astype(p.dtype), p.device)
+            p._data[...] = move_array(arr.astype(p.dtype), p.device)
+            p._versions[0] += 1
         return missing, unexpected
 
     def train(self, mode: bool = True) -> "Module":
@@ -140,9 +141,9 @@ class Module:
 
     def _apply_to_parameters(self, fn: Any) -> "Module":
         for p in self.parameters():
-            p.data = fn(p.data)
-            if p.grad is not None:
-                p.grad = fn(p.grad)
+            p._data = fn(p._data)
+            if p._grad is not None:
+                p._grad._data = fn(p._grad._data)
             p._grad_view = p._grad_buffer = None
         return self
 

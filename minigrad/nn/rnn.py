@@ -160,7 +160,7 @@ class RNNCell(Module):
                              f"got shape {input.shape}")
         x = input if batched else input.unsqueeze(0)
         if hx is None:
-            h = Tensor(array_module(x.data).zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
+            h = Tensor(array_module(x._data).zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
         else:
             h = hx if batched else hx.unsqueeze(0)
             if h.shape != (x.shape[0], self.hidden_size):
@@ -223,18 +223,18 @@ class RNN(Module):
         if packed:
             x, mask = packed_to_padded(input)  # (T, B, I) in sorted order, mask (T, B, 1)
             if h0 is not None and input.sorted_indices is not None:
-                h0 = h0[:, array_module(h0.data).asarray(input.sorted_indices)]
+                h0 = h0[:, array_module(h0._data).asarray(input.sorted_indices)]
         else:
             x, mask = self._time_major(input), None
         batched = packed or input.ndim == 3
         batch = x.shape[1]
         if x.shape[-1] != self.input_size:
             raise ValueError(f"RNN: expected input_size {self.input_size} features, got input of shape "
-                             f"{tuple(input.data.shape if packed else input.shape)}")
+                             f"{tuple(input.data._data.shape if packed else input.shape)}")
         if x.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"RNN: input dtype {x.dtype} differs from the parameters' {self.weight_ih_l0.dtype}")
         h0 = self._initial_state(h0, batch, batched, x)
-        xp = array_module(x.data)
+        xp = array_module(x._data)
         xp_mask = None if mask is None else xp.asarray(mask.astype(x.dtype))
         last_step = None if mask is None else xp.asarray(mask[:, :, 0].sum(axis=0) - 1)
         norms: list = [None] * self.num_layers
@@ -291,7 +291,7 @@ class RNN(Module):
     def _initial_state(self, h0: Tensor | None, batch: int, batched: bool, x: Tensor) -> Tensor:
         expect = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
         if h0 is None:
-            return Tensor(array_module(x.data).zeros((self.num_layers, batch, self.hidden_size), dtype=x.dtype))
+            return Tensor(array_module(x._data).zeros((self.num_layers, batch, self.hidden_size), dtype=x.dtype))
         if h0.shape != expect:
             raise ValueError(f"RNN: h0 must have shape {expect}, got {h0.shape}")
         return h0 if batched else h0.unsqueeze(1)

@@ -20,7 +20,7 @@ class PackedSequence(NamedTuple):
 
 def _lengths(lengths: Any, batch: int, steps: int) -> np.ndarray:
     if isinstance(lengths, Tensor):
-        lengths = lengths.data
+        lengths = lengths._data
     lengths = np.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
     if lengths.dtype.kind not in "iu" and not (lengths.size and np.all(lengths == np.round(lengths))):
         raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
@@ -60,7 +60,7 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
     batch_sizes = np.array([(sorted_lengths > t).sum() for t in range(int(sorted_lengths.max(initial=0)))],
                            dtype=np.int64)
     t, j = _gather_index(batch_sizes)
-    xp = array_module(x.data)
+    xp = array_module(x._data)
     data = x[xp.asarray(t), xp.asarray(order[j])]
     return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)
 
@@ -72,7 +72,7 @@ def packed_to_padded(sequence: PackedSequence) -> tuple[Tensor, np.ndarray]:
     t, j = _gather_index(batch_sizes)
     rows = np.full((steps, batch), data.shape[0], dtype=np.int64)  # index of the zero row appended below
     rows[t, j] = np.arange(len(t))
-    xp = array_module(data.data)
+    xp = array_module(data._data)
     zero = Tensor(xp.zeros((1,) + data.shape[1:], dtype=data.dtype))
     padded = cat([data, zero], 0)[xp.asarray(rows)]
     mask = np.zeros((steps, batch, 1), dtype=bool)
@@ -83,7 +83,7 @@ def packed_to_padded(sequence: PackedSequence) -> tuple[Tensor, np.ndarray]:
 def padded_to_packed(padded: Tensor, like: PackedSequence) -> PackedSequence:
     """The packed rows of a padded (T, B, *) batch in sorted order, with `like`'s batch sizes and indices."""
     t, j = _gather_index(np.asarray(like.batch_sizes))
-    xp = array_module(padded.data)
+    xp = array_module(padded._data)
     return PackedSequence(padded[xp.asarray(t), xp.asarray(j)], like.batch_sizes, like.sorted_indices,
                           like.unsorted_indices)
 
@@ -97,17 +97,17 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         if total_length < steps:
             raise ValueError(f"total_length {total_length} is shorter than the longest sequence ({steps})")
         if total_length > steps:
-            xp = array_module(padded.data)
+            xp = array_module(padded._data)
             pad = Tensor(xp.zeros((total_length - steps,) + padded.shape[1:], padded.dtype))
             padded = cat([padded, pad], 0)
             mask = np.concatenate([mask, np.zeros((total_length - steps,) + mask.shape[1:], bool)])
     if padding_value != 0.0:
-        xp = array_module(padded.data)
+        xp = array_module(padded._data)
         fill = xp.asarray(np.broadcast_to(~mask, padded.shape) * padding_value, dtype=padded.dtype)
         padded = padded + Tensor(fill)
     lengths = mask[:, :, 0].sum(axis=0)
     if sequence.unsorted_indices is not None:
-        padded = padded[:, array_module(padded.data).asarray(sequence.unsorted_indices)]
+        padded = padded[:, array_module(padded._data).asarray(sequence.unsorted_indices)]
         lengths = lengths[sequence.unsorted_indices]
     return (padded.transpose(0, 1) if batch_first else padded), lengths
 

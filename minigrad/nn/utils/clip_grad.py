@@ -1,0 +1,86 @@
+"""torch.nn.utils' clipping functions, with torch's signatures and semantics. They collect the `.grad` arrays
+(skipping None) and hand them to `minigrad.clip`; grads that are exactly a GradBuffer's go as its flat arrays.
+
+Deliberate differences from torch (README, "Differences from PyTorch"): norms are accumulated in float64 and
+float64 gradients are scaled by their largest element first, so ±2e200 gives a finite norm where torch
+overflows to inf; the returned norm is then rounded to the gradients' dtype, as torch returns it.
+"""
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from typing import Any
+
+import numpy as np
+
+from minigrad import clip
+from minigrad.nn.utils.grad_buffer import as_tensors, fuse_buffer_views, grad_arrays
+from minigrad.tensor import Tensor, array_module
+
+
+def _norm_tensor(norm: Any, arrays: list) -> Tensor:
+    """The norm as a 0-d Tensor in the gradients' promoted dtype (float32 for no gradients), as torch returns it."""
+    if not isinstance(norm, np.ndarray) and not type(norm).__module__.startswith("cupy"):
+        import cupy  # a numba device array: CuPy views it without a copy
+
+        norm = cupy.asarray(norm)
+    dtype = np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(np.float32)
+    return Tensor._wrap(norm.astype(dtype))
+
+
+def _parameters(parameters: Any) -> Any:
+    """Materialise a generator once (torch warns when it is empty: a consumed `model.parameters()`)."""
+    if isinstance(parameters, types.GeneratorType):
+        parameters = list(parameters)
+        if not parameters:
+            warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.", stacklevel=3)
+    return parameters
+
+
+def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach: Any = None) -> Tensor:
+    """Scale all gradients by min(max_norm / (total_norm + 1e-6), 1); return the total norm (a 0-d Tensor).
+
+    `norm_type` is any real number or ±inf ("inf" too): 0 counts the non-zero elements, negative orders and
+    -inf (the smallest |g|) are allowed, as in torch. `foreach` is accepted for torch compatibility; the backend
+    choice of `minigrad.clip` decides the kernels.
+    """
+    grads = grad_arrays(_parameters(parameters))
+    norm = clip.clip_norm_(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite)
+    return _norm_tensor(norm, grads)
+
+
+def clip_grad_value_(parameters: Any, clip_value: float, foreach: Any = None) -> None:
+    """Clamp every gradient element to [-clip_value, clip_value] in place."""
+    clip.clip_value_(grad_arrays(_parameters(parameters)), clip_value)
+
+
+def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach: Any = None) -> Tensor:
+    """The norm of `tensors` (Tensors or arrays; typically the grads) taken as one vector."""
+    items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    arrays = [t._data if isinstance(t, Tensor) else t for t in items if t is not None]
+    norm = clip.total_norm(fuse_buffer_views(arrays), norm_type)
+    if error_if_nonfinite:
+        value = clip.host_value(norm)
+        if not math.isfinite(value):
+            raise RuntimeError(f"the total norm of order {norm_type} of the gradients is {value}, so they cannot "
+                               "be clipped; set error_if_nonfinite=False to clip anyway")
+    return _norm_tensor(norm, arrays)
+
+
+def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
+    """Scale the gradients by min(max_norm / (total_norm + 1e-6), 1) for a norm computed beforehand."""
+    max_norm = clip.check_real("max_norm", max_norm, minimum=0.0)
+    if isinstance(total_norm, Tensor):
+        total_norm = total_norm._data
+    norm = clip.check_real("total_norm", clip.host_value(array_module(total_norm).asarray(total_norm))
+                           if hasattr(total_norm, "shape") else total_norm, minimum=0.0, allow_nan=True)
+    grads = grad_arrays(_parameters(parameters))
+    coef = clip.clip_coef(norm, max_norm)
+    if grads and max_norm != math.inf and coef != 1.0:
+        clip.scale_(grads, coef)
+
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "as_tensors"]

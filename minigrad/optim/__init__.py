@@ -1,0 +1,9 @@
+"""torch.optim: optimizers with torch's update formulas, argument names and state_dict layout, and schedulers."""
+from minigrad.optim import lr_scheduler
+from minigrad.optim.adagrad import Adagrad
+from minigrad.optim.adam import Adam, AdamW
+from minigrad.optim.optimizer import Optimizer
+from minigrad.optim.rmsprop import RMSprop
+from minigrad.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "lr_scheduler"]

@@ -1,0 +1,36 @@
+"""Adagrad: torch.optim.Adagrad's single-tensor formula."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from minigrad.optim.optimizer import Optimizer, check_number
+from minigrad.tensor import array_module
+
+
+class Adagrad(Optimizer):
+    """s ← s + g²;  p ← p - lr/(1 + (t-1)·lr_decay) · g / (√s + eps), s starting at initial_accumulator_value."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize,
+                                      foreach=foreach, fused=fused))
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            check_number(group, name)
+
+    def _state_arrays(self, group: dict) -> tuple[str, ...]:
+        return ("sum",)
+
+    def _update(self, group: dict, param: Any, grad: Any, state: dict) -> None:
+        if not state:
+            state.update(step=0, sum=array_module(param).full_like(param, group["initial_accumulator_value"]))
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * param
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += grad * grad
+        param -= clr * (grad / (array_module(param).sqrt(state["sum"]) + group["eps"]))

@@ -1,0 +1,132 @@
+"""torch.utils.data's shape: Dataset, TensorDataset, DataLoader (batching, shuffling, drop_last, collate_fn).
+
+Batches are made in the calling process (`num_workers` is accepted and ignored: there is nothing to overlap
+with on NumPy arrays this size). A TensorDataset without a `collate_fn` is indexed with the whole batch of
+indices at once, so an epoch costs one gather per tensor per batch, not one per sample.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from minigrad.random import rng_of
+from minigrad.tensor import Tensor, TensorError, stack
+
+
+class Dataset:
+    """Anything with `__getitem__(i)` and `__len__()`."""
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class TensorDataset(Dataset):
+    """Samples are the i-th rows of each tensor; every tensor has the same first dimension."""
+
+    def __init__(self, *tensors: Any) -> None:
+        if not tensors:
+            raise TensorError("TensorDataset needs at least one tensor")
+        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+        sizes = {t.shape[0] if t.ndim else None for t in self.tensors}
+        if len(sizes) != 1 or None in sizes:
+            raise TensorError(f"Size mismatch between tensors: first dimensions {[t.shape[:1] for t in self.tensors]}")
+
+    def __getitem__(self, index: Any) -> tuple:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+
+def default_collate(batch: Sequence[Any]) -> Any:
+    """Stack a list of samples: tensors and arrays along a new first dim, numbers into a tensor, and
+    tuples/lists/dicts element by element (torch's rules)."""
+    first = batch[0]
+    if isinstance(first, Tensor):
+        return stack(list(batch), 0)
+    if isinstance(first, (np.ndarray, np.generic)):
+        return Tensor(np.stack([np.asarray(b) for b in batch]))
+    if isinstance(first, (bool, int, float)):
+        return Tensor(np.asarray(batch, dtype=np.float64 if isinstance(first, float) else None))
+    if isinstance(first, (str, bytes)):
+        return list(batch)
+    if isinstance(first, dict):
+        return {k: default_collate([b[k] for b in batch]) for k in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(b) != len(first) for b in batch):
+            raise TensorError("each element in the batch should be of equal size")
+        return type(first)(default_collate(list(items)) for items in zip(*batch)) if isinstance(first, tuple) \
+            else [default_collate(list(items)) for items in zip(*batch)]
+    raise TypeError(f"default_collate: batch must contain tensors, arrays, numbers, dicts or lists; found "
+                    f"{type(first).__name__}")
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated), optionally
+    shuffled each epoch with `generator` (a minigrad.Generator or NumPy Generator; None: the global one that
+    `minigrad.manual_seed` seeds), dropping the last short batch with `drop_last`."""
+
+    def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool = False, sampler: Any = None,
+                 batch_sampler: Any = None, num_workers: int = 0, collate_fn: Callable | None = None,
+                 pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
+                 worker_init_fn: Callable | None = None, generator: Any = None, **_: Any) -> None:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers option should be non-negative, got {num_workers!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and "
+                             "drop_last")
+        rng_of(generator)  # a bad generator fails here, not at the first epoch
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, bool(shuffle), drop_last
+        self.sampler, self.batch_sampler, self.generator = sampler, batch_sampler, generator
+        self.collate_fn, self.num_workers = collate_fn, num_workers
+
+    def _indices(self) -> Sequence[int]:
+        if self.sampler is not None:
+            return list(self.sampler)
+        n = len(self.dataset)
+        return rng_of(self.generator).permutation(n) if self.shuffle else np.arange(n)
+
+    def _batches(self) -> Iterator[Any]:
+        if self.batch_sampler is not None:
+            yield from self.batch_sampler
+            return
+        idx = np.asarray(self._indices(), dtype=np.int64)
+        stop = len(idx) - len(idx) % self.batch_size if self.drop_last else len(idx)
+        for start in range(0, stop, self.batch_size):
+            yield idx[start:start + self.batch_size]
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.batch_size is None and self.batch_sampler is None:
+            for i in self._indices():
+                sample = self.dataset[int(i)]
+                yield sample if self.collate_fn is None else self.collate_fn(sample)
+            return
+        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        for batch in self._batches():
+            batch = np.asarray(batch, dtype=np.int64)
+            if fast:
+                yield tuple(Tensor(t._data[batch]) for t in self.dataset.tensors)
+            else:
+                samples = [self.dataset[int(i)] for i in batch]
+                yield (self.collate_fn or default_collate)(samples)
+
+    def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
