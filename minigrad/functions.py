@@ -123,9 +123,10 @@ class Sub(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("sub", a, b)
         ctx.shapes = (_shape(a), _shape(b))
+        if any(_priority(x)[1] == np.bool_ for x in (a, b)):
+            raise TensorError("subtraction with a bool tensor is not supported (as in torch); to invert a mask "
+                              "use ~ or logical_not")
         a, b = promote(a, b)
-        if a.dtype == np.bool_:
-            raise TensorError("subtraction of two bool tensors is not supported; use logical_xor or ~")
         return a - b
 
     @staticmethod
@@ -182,7 +183,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         _broadcast_check("pow", a, b)
-        out = _power(*promote(a, b))
+        out = _power(*promote(a, b), scalar_exponent=not hasattr(b, "ndim") or isinstance(b, np.generic))
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -195,10 +196,25 @@ class Pow(Function):
         return grad_a, grad_b
 
 
-def _power(a: Any, b: Any) -> Any:
-    if a.dtype.kind in "iu" and array_module(b).any(b < 0):
+def _power(a: Any, b: Any, scalar_exponent: bool) -> Any:
+    """a ** b; for integers, a negative scalar exponent is an error and a negative tensor exponent gives
+    torch's answers (1 for a base of 1, ±1 for -1, otherwise 0)."""
+    if a.dtype == np.bool_:
+        if not scalar_exponent:
+            raise TensorError('"pow" is not implemented for bool tensors (as in torch)')
+        return a | ~b  # x ** True is x, x ** False is True
+    if a.dtype.kind not in "iu":
+        return a ** b
+    xp = array_module(a)
+    negative = b < 0
+    if not xp.any(negative):
+        return a ** b
+    if scalar_exponent:
         raise TensorError("integers to negative integer powers are not allowed")
-    return a ** b
+    out = a ** xp.where(negative, 0, b)
+    odd = (b % 2) != 0
+    small = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0)).astype(out.dtype)
+    return xp.where(negative, small, out)
 
 
 class MatMul(Function):

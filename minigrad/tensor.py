@@ -94,8 +94,9 @@ class TensorData(np.ndarray):
     """What `Tensor.data` hands out: the tensor's own array (same memory, a NumPy view), plus torch's in-place
     methods, so that `p.grad.data.clamp_(-1, 1)`, `p.data.copy_(w)` or `p.grad.data.zero_()` work as in torch.
 
-    It is still an ndarray: NumPy functions, arithmetic and indexing behave as on any array. Writes through it
-    are not seen by the version counter (as writes through torch's `.data` are not).
+    It is still an ndarray: NumPy functions, arithmetic and indexing behave as on any array (and their results
+    keep the type, so `p.grad.data.abs().pow(2).sum()` chains as in torch). Writes through it are not seen by
+    the version counter (as writes through torch's `.data` are not).
     """
 
     def _binary_(self, other: Any, ufunc: Any) -> "TensorData":
@@ -132,8 +133,8 @@ class TensorData(np.ndarray):
         np.clip(self, min, max, out=self)
         return self
 
-    def clamp(self, min: Any = None, max: Any = None) -> np.ndarray:
-        return np.clip(self.view(np.ndarray), min, max)
+    def clamp(self, min: Any = None, max: Any = None) -> "TensorData":
+        return np.clip(self, min, max)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> "TensorData":
         from minigrad.random import uniform_
@@ -147,11 +148,11 @@ class TensorData(np.ndarray):
         normal_(self, mean, std)
         return self
 
-    def abs(self) -> np.ndarray:
-        return np.abs(self.view(np.ndarray))
+    def abs(self) -> "TensorData":
+        return np.abs(self)
 
-    def pow(self, exponent: Any) -> np.ndarray:
-        return np.power(self.view(np.ndarray), exponent)
+    def pow(self, exponent: Any) -> "TensorData":
+        return np.power(self, exponent)
 
     def numpy(self) -> np.ndarray:
         return self.view(np.ndarray)
@@ -159,14 +160,14 @@ class TensorData(np.ndarray):
     def cpu(self) -> "TensorData":
         return self
 
-    def float(self) -> np.ndarray:
-        return self.view(np.ndarray).astype(np.float32)
+    def float(self) -> "TensorData":
+        return self.astype(np.float32)
 
-    def double(self) -> np.ndarray:
-        return self.view(np.ndarray).astype(np.float64)
+    def double(self) -> "TensorData":
+        return self.astype(np.float64)
 
-    def long(self) -> np.ndarray:
-        return self.view(np.ndarray).astype(np.int64)
+    def long(self) -> "TensorData":
+        return self.astype(np.int64)
 
 
 class Context:

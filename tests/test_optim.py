@@ -12,6 +12,8 @@ CONFIGS = [
     ("SGD", dict(lr=0.05, momentum=0.5, maximize=True)),
     ("Adam", dict(lr=0.01)),
     ("Adam", dict(lr=0.02, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.02, betas=(0.8, 0.95), weight_decay=0.3, amsgrad=True, maximize=True)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1)),
     ("Adagrad", dict(lr=0.1)),
     ("RMSprop", dict(lr=0.01)),
@@ -34,8 +36,7 @@ def _trajectory(lib, name, kwargs, w0, b0, x, y, steps=20):
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
-def test_twenty_steps_equal_torch(name, kwargs, rng):
-    torch = pytest.importorskip("torch")
+def test_twenty_steps_equal_torch(torch, name, kwargs, rng):
     w0, b0 = rng.standard_normal((3, 2)), rng.standard_normal(2)
     x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
     ours = _trajectory(mg, name, kwargs, w0, b0, x, y)

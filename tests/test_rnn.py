@@ -155,16 +155,16 @@ def test_packed_rnn_h_n_is_each_sequences_last_valid_state_and_grads_skip_paddin
             assert not xt.grad.data[n:, b].any() and xt.grad.data[:n, b].any()
 
 
-def test_pack_errors_name_the_argument():
+def test_pack_errors_name_the_argument_with_torchs_types():
     x = mg.tensor(np.zeros((4, 3, 2)))
-    with pytest.raises(ValueError, match="decreasing"):
-        pack_padded_sequence(x, [2, 4, 1])
-    with pytest.raises(ValueError, match=r"\[1, 4\]"):
-        pack_padded_sequence(x, [5, 2, 1])
-    with pytest.raises(ValueError, match=r"\[1, 4\]"):
-        pack_padded_sequence(x, [4, 2, 0])
-    with pytest.raises(ValueError, match="one entry per sequence"):
-        pack_padded_sequence(x, [4, 2])
+    cases = [([2, 4, 1], "decreasing"), ([5, 2, 1], r"at most the padded length 4"), ([4, 2, 0], "greater than 0"),
+             ([4, 2], r"batch_size=3"), ([4.0, 2.5, 1.0], "whole numbers"), ([np.inf, 2.0, 1.0], "whole numbers"),
+             ([], "empty"), (["4", "2", "1"], "integers")]
+    for lengths, message in cases:
+        with pytest.raises(RuntimeError, match=message):  # torch's type; also a ValueError
+            pack_padded_sequence(x, lengths)
+        with pytest.raises(ValueError, match=message):
+            pack_padded_sequence(x, lengths)
 
 
 def test_bad_input_errors():
@@ -175,10 +175,23 @@ def test_bad_input_errors():
         rnn(mg.zeros(2, 3, 3, 1))
     with pytest.raises(ValueError, match=r"input_size 3.*\(5, 2, 7\)"):
         rnn(mg.zeros(5, 2, 7))
-    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 2, 4\)"):
+    with pytest.raises(RuntimeError, match=r"expected h0 of shape \(2, 2, 4\)"):
         rnn(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4))
     with pytest.raises(ValueError, match="hidden_size"):
         nn.RNN(3, 0)
+    with pytest.raises(RuntimeError, match="length larger than 0"):
+        rnn(mg.zeros(0, 2, 3))
+    for fused in (True, False):  # torch raises for mixed dtypes on every path
+        r = nn.RNN(3, 4, fused=fused)
+        with pytest.raises(RuntimeError, match="h0 has dtype float64"):
+            r(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4, dtype=np.float64))
+        with pytest.raises(RuntimeError, match="input has dtype float64"):
+            r(mg.zeros(5, 2, 3, dtype=np.float64))
+    with pytest.raises(RuntimeError, match="hx has dtype float64"):
+        nn.RNNCell(3, 4)(mg.zeros(2, 3), mg.zeros(2, 4, dtype=np.float64))
+    for bad in (dict(dropout=1.5), dict(dropout="0.1"), dict(bidirectional=1), dict(num_layers=True)):
+        with pytest.raises(ValueError):
+            nn.RNN(3, 4, **bad)
 
 
 def test_parameter_names_shapes_and_init_bounds():

@@ -7,18 +7,24 @@ Two implementations that agree to round-off (tests hold them equal in float64):
 Variable-length batches arrive as a PackedSequence; internally they become a padded (T, B, ·) batch with a
 validity mask m_t (B, 1): at steps past a sequence's end the state is carried unchanged and the output is 0, so
 h_n is each sequence's last valid state and gradients flow only through valid steps.
+
+With `bidirectional=True` each layer also runs over every sequence reversed within its own length (a packed
+sequence of length n is read from step n-1 down to 0) and the two outputs are concatenated, as in torch;
+`dropout` zeroes outputs of every layer but the last in training mode.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from minigrad.functions import Function
+from minigrad.nn import functional as NF
 from minigrad.nn.module import Module, Parameter
 from minigrad.random import uniform_
-from minigrad.tensor import DEFAULT_DTYPE, Context, Tensor, array_module, stack
+from minigrad.tensor import DEFAULT_DTYPE, Context, Tensor, TensorError, array_module, cat, stack
 
 _NONLINEARITIES = ("tanh", "relu")
 
@@ -156,15 +162,17 @@ class RNNCell(Module):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         batched = input.ndim == 2
         if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"RNNCell: input must be (batch, {self.input_size}) or ({self.input_size},), "
-                             f"got shape {input.shape}")
+            raise TensorError(f"RNNCell: input must be (batch, {self.input_size}) or ({self.input_size},), "
+                              f"got shape {input.shape}")
         x = input if batched else input.unsqueeze(0)
+        _check_dtype("RNNCell", "input", x, self.weight_ih)
         if hx is None:
             h = Tensor(array_module(x._data).zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
         else:
             h = hx if batched else hx.unsqueeze(0)
             if h.shape != (x.shape[0], self.hidden_size):
-                raise ValueError(f"RNNCell: hx must have shape {(x.shape[0], self.hidden_size)}, got {hx.shape}")
+                raise TensorError(f"RNNCell: hx must have shape {(x.shape[0], self.hidden_size)}, got {hx.shape}")
+            _check_dtype("RNNCell", "hx", h, self.weight_ih)
         a = x @ self.weight_ih.T + h @ self.weight_hh.T
         if self.bias_ih is not None:
             a = a + self.bias_ih + self.bias_hh
@@ -172,12 +180,21 @@ class RNNCell(Module):
         return out if batched else out.squeeze(0)
 
 
-def _check_config(input_size: int, hidden_size: int, num_layers: int, nonlinearity: str) -> None:
+def _check_config(input_size: int, hidden_size: int, num_layers: int, nonlinearity: str, **flags: Any) -> None:
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {_NONLINEARITIES}, got {nonlinearity!r}")
+    for name, v in flags.items():
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
+
+
+def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
+    if t.dtype != weight.dtype:
+        raise TensorError(f"{who}: {what} has dtype {t.dtype} but the parameters have {weight.dtype}; convert one "
+                          f"(e.g. .to({weight.dtype}) or module.double())")
 
 
 def _init_layer(module: Module, suffix: str, in_size: int, hidden: int, bias: bool, dtype: Any) -> None:
@@ -193,28 +210,50 @@ class RNN(Module):
     """Multi-layer Elman RNN with torch.nn.RNN's constructor, parameter names, shapes and forward.
 
     `forward(input, h0=None) -> (output, h_n)`: input (T, B, I) — (B, T, I) with batch_first — or (T, I)
-    unbatched, or a PackedSequence; h0 (num_layers, B, H) or (num_layers, H). Set `track_hidden_grads = True`
-    and after backward `hidden_grad_norms[l, t]` holds ‖∂L/∂h_t‖ of layer l (norm over batch and hidden units).
+    unbatched, or a PackedSequence; h0 (num_layers·D, B, H) or (num_layers·D, H), D = 2 when bidirectional
+    (index layer·D + direction, as torch). Set `track_hidden_grads = True` and after backward
+    `hidden_grad_norms[k, t]` holds ‖∂L/∂h_t‖ of layer-and-direction k (norm over batch and hidden units).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, fused: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 fused: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        _check_config(input_size, hidden_size, num_layers, nonlinearity)
+        _check_config(input_size, hidden_size, num_layers, nonlinearity, bias=bias, batch_first=batch_first,
+                      bidirectional=bidirectional, fused=fused)
+        try:
+            self.dropout = NF.check_probability(dropout)
+        except ValueError:
+            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
+                             f"element being zeroed, got {dropout!r}") from None
+        if self.dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1",
+                          stacklevel=2)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.batch_first, self.fused = nonlinearity, bias, batch_first, fused
+        self.bidirectional = bidirectional
         self.track_hidden_grads = False
         self.hidden_grad_norms: np.ndarray | None = None
+        directions = 2 if bidirectional else 1
         for layer in range(num_layers):
-            _init_layer(self, f"_l{layer}", input_size if layer == 0 else hidden_size, hidden_size, bias, dtype)
+            in_size = input_size if layer == 0 else hidden_size * directions
+            for suffix in _suffixes(layer, directions):
+                _init_layer(self, suffix, in_size, hidden_size, bias, dtype)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     def extra_repr(self) -> str:
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in (("dropout", 0.0), ("bidirectional", False))
+                        if getattr(self, k) != default)
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"nonlinearity={self.nonlinearity!r}, bias={self.bias}, batch_first={self.batch_first}, "
+                f"nonlinearity={self.nonlinearity!r}, bias={self.bias}, batch_first={self.batch_first}{extra}, "
                 f"fused={self.fused}")
 
-    def _layer_params(self, layer: int) -> tuple:
-        return tuple(getattr(self, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    def _layer_params(self, suffix: str) -> tuple:
+        return tuple(getattr(self, f"{n}{suffix}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, input: Any, h0: Tensor | None = None) -> tuple[Any, Tensor]:
         from minigrad.nn.utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
@@ -223,53 +262,69 @@ class RNN(Module):
         if packed:
             x, mask = packed_to_padded(input)  # (T, B, I) in sorted order, mask (T, B, 1)
             if h0 is not None and input.sorted_indices is not None:
-                h0 = h0[:, array_module(h0._data).asarray(input.sorted_indices)]
+                h0 = h0[:, array_module(h0._data).asarray(np.asarray(input.sorted_indices))]
         else:
             x, mask = self._time_major(input), None
         batched = packed or input.ndim == 3
-        batch = x.shape[1]
+        steps, batch = x.shape[0], x.shape[1]
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"RNN: expected input_size {self.input_size} features, got input of shape "
-                             f"{tuple(input.data._data.shape if packed else input.shape)}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise TypeError(f"RNN: input dtype {x.dtype} differs from the parameters' {self.weight_ih_l0.dtype}")
+            raise TensorError(f"RNN: expected input_size {self.input_size} features, got input of shape "
+                              f"{tuple(input.data.shape if packed else input.shape)}")
+        if steps == 0:
+            raise TensorError("RNN: expected a sequence length larger than 0, got an input of length 0")
+        _check_dtype("RNN", "input", x, self.weight_ih_l0)
         h0 = self._initial_state(h0, batch, batched, x)
         xp = array_module(x._data)
         xp_mask = None if mask is None else xp.asarray(mask.astype(x.dtype))
-        last_step = None if mask is None else xp.asarray(mask[:, :, 0].sum(axis=0) - 1)
-        norms: list = [None] * self.num_layers
+        lengths = None if mask is None else mask[:, :, 0].sum(axis=0)
+        last_step = None if mask is None else xp.asarray(lengths - 1)
+        reverse = None if lengths is None else xp.asarray(_reversal(lengths, steps))
+        directions = self.num_directions
+        norms: list = [None] * (self.num_layers * directions)
         recorder = self.track_hidden_grads
         layer_input, finals = x, []
         for layer in range(self.num_layers):
-            params = self._layer_params(layer)
-            report = (lambda v, layer=layer: norms.__setitem__(layer, v)) if recorder else None
-            if self.fused:
-                out = _FusedLayer.apply(layer_input, h0[layer], *params, nonlinearity=self.nonlinearity,
-                                        mask=xp_mask, recorder=report)
-                # h_n is the last valid output; its gradient reaches the output's in backward
-                h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
-            else:
-                out, h_last, layer_norms = _composed_layer(layer_input, h0[layer], *params, self.nonlinearity,
-                                                           xp_mask, recorder)
-                if recorder:
-                    norms[layer] = layer_norms  # filled in place as backward runs
-            finals.append(h_last)
-            layer_input = out
+            outputs = []
+            for direction, suffix in enumerate(_suffixes(layer, directions)):
+                k = layer * directions + direction
+                seq = layer_input if direction == 0 else _reverse_time(layer_input, reverse, xp)
+                out, h_last, layer_norms = self._run_layer(seq, h0[k], self._layer_params(suffix), xp_mask,
+                                                           last_step, batch, xp, recorder, norms, k)
+                if layer_norms is not None:
+                    norms[k] = layer_norms  # the composed layer's array, filled in place by backward
+                outputs.append(out if direction == 0 else _reverse_time(out, reverse, xp))
+                finals.append(h_last)
+            layer_input = outputs[0] if directions == 1 else cat(outputs, dim=2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = NF.dropout(layer_input, self.dropout, True)
         if recorder:
             self._norms = norms
         h_n = stack(finals, 0)
         if packed:
             if input.unsorted_indices is not None:
-                h_n = h_n[:, xp.asarray(input.unsorted_indices)]
+                h_n = h_n[:, xp.asarray(np.asarray(input.unsorted_indices))]
             return padded_to_packed(layer_input, input), h_n
         output = layer_input
         if not batched:
             return output.squeeze(1), h_n.squeeze(1)
         return (output.transpose(0, 1) if self.batch_first else output), h_n
 
+    def _run_layer(self, seq: Tensor, h0: Tensor, params: tuple, mask: Any, last_step: Any, batch: int, xp: Any,
+                   recorder: bool, norms: list, k: int) -> tuple:
+        """One layer in one direction: (outputs (T, B, H), its last valid state, per-step norms or None)."""
+        if self.fused:
+            report = (lambda v: norms.__setitem__(k, v)) if recorder else None
+            out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, mask=mask, recorder=report)
+            # h_n is the last valid output; its gradient reaches the output's in backward
+            h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
+            return out, h_last, None
+        out, h_last, layer_norms = _composed_layer(seq, h0, *params, self.nonlinearity, mask, recorder)
+        return out, h_last, (layer_norms if recorder else None)
+
     @property
     def hidden_grad_norms(self) -> np.ndarray | None:
-        """(num_layers, T): ‖∂L/∂h_t‖ per layer and step from the last backward (with track_hidden_grads)."""
+        """(num_layers·D, T): ‖∂L/∂h_t‖ per layer (and direction) and step of the last backward, with
+        track_hidden_grads; t counts in each direction's own reading order."""
         norms = getattr(self, "_norms", None)
         if norms is None or any(n is None for n in norms):
             return None
@@ -285,13 +340,35 @@ class RNN(Module):
         if input.ndim == 2:
             return input.unsqueeze(1)
         if input.ndim != 3:
-            raise ValueError(f"RNN: input must be 3-D (batched) or 2-D (unbatched), got shape {input.shape}")
+            raise TensorError(f"RNN: input must be 3-D (batched) or 2-D (unbatched), got shape {input.shape}")
         return input.transpose(0, 1) if self.batch_first else input
 
     def _initial_state(self, h0: Tensor | None, batch: int, batched: bool, x: Tensor) -> Tensor:
-        expect = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
+        layers = self.num_layers * self.num_directions
+        expect = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
         if h0 is None:
-            return Tensor(array_module(x._data).zeros((self.num_layers, batch, self.hidden_size), dtype=x.dtype))
+            return Tensor(array_module(x._data).zeros((layers, batch, self.hidden_size), dtype=x.dtype))
+        if not isinstance(h0, Tensor):
+            raise TypeError(f"RNN: h0 must be a Tensor, got {type(h0).__name__}")
         if h0.shape != expect:
-            raise ValueError(f"RNN: h0 must have shape {expect}, got {h0.shape}")
+            raise TensorError(f"RNN: expected h0 of shape {expect}, got {h0.shape}")
+        _check_dtype("RNN", "h0", h0, self.weight_ih_l0)
         return h0 if batched else h0.unsqueeze(1)
+
+
+def _suffixes(layer: int, directions: int) -> list[str]:
+    return [f"_l{layer}", f"_l{layer}_reverse"][:directions]
+
+
+def _reversal(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(T, B) time indices that reverse each sequence within its own length and leave padding in place."""
+    t = np.arange(steps)[:, None]
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _reverse_time(x: Tensor, reverse: Any, xp: Any) -> Tensor:
+    """x (T, B, F) with every sequence read backwards: a view for full-length batches, a gather otherwise
+    (both are their own inverse)."""
+    if reverse is None:
+        return x[::-1]
+    return x[reverse, xp.arange(x.shape[1])[None, :]]

@@ -1,35 +1,103 @@
-"""Variable-length batches (PackedSequence, pack_padded_sequence, pad_packed_sequence, as torch's) and
-truncated backpropagation through time for long streams."""
+"""Variable-length batches as torch.nn.utils.rnn has them — PackedSequence, pack_padded_sequence,
+pad_packed_sequence, pad_sequence, pack_sequence, unpad_sequence, unpack_sequence — and truncated
+backpropagation through time for long streams.
+
+Errors follow torch's types: what torch raises as RuntimeError (unsorted lengths with enforce_sorted=True,
+empty input, bad lengths) is a `TensorError`, which is a RuntimeError and also a ValueError.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from minigrad.tensor import Tensor, array_module, cat, no_grad
+from minigrad.tensor import Tensor, TensorError, array_module, cat, no_grad, stack
+
+
+def _int64(values: Any) -> Tensor:
+    return Tensor(np.asarray(values, dtype=np.int64))
 
 
 class PackedSequence(NamedTuple):
-    """Time-major packed rows: data[sum(batch_sizes[:t]) + j] is step t of the j-th longest sequence."""
+    """Time-major packed rows: data[sum(batch_sizes[:t]) + j] is step t of the j-th longest sequence.
+
+    `batch_sizes`, `sorted_indices` and `unsorted_indices` are int64 tensors on the CPU (the indices None when
+    the batch was already sorted), as in torch. `.to()`, `.cpu()`, `.cuda()` and the dtype casts apply to
+    `data` only and return the same object when nothing changes.
+    """
 
     data: Tensor
-    batch_sizes: np.ndarray
-    sorted_indices: np.ndarray | None = None
-    unsorted_indices: np.ndarray | None = None
+    batch_sizes: Tensor
+    sorted_indices: Tensor | None = None
+    unsorted_indices: Tensor | None = None
+
+    def _with_data(self, data: Tensor) -> "PackedSequence":
+        return self if data is self.data else self._replace(data=data)
+
+    def to(self, *args: Any, **kwargs: Any) -> "PackedSequence":
+        return self._with_data(self.data.to(*args, **kwargs))
+
+    def cpu(self) -> "PackedSequence":
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> "PackedSequence":
+        return self.to("cuda" if device is None else device)
+
+    def double(self) -> "PackedSequence":
+        return self._with_data(self.data.double())
+
+    def float(self) -> "PackedSequence":
+        return self._with_data(self.data.float())
+
+    def half(self) -> "PackedSequence":
+        return self._with_data(self.data.half())
+
+    def long(self) -> "PackedSequence":
+        return self._with_data(self.data.long())
+
+    def int(self) -> "PackedSequence":
+        return self._with_data(self.data.int())
+
+    def short(self) -> "PackedSequence":
+        return self._with_data(self.data._cast(np.int16))
+
+    def char(self) -> "PackedSequence":
+        return self._with_data(self.data._cast(np.int8))
+
+    def byte(self) -> "PackedSequence":
+        return self._with_data(self.data._cast(np.uint8))
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.data.is_cuda
 
 
 def _lengths(lengths: Any, batch: int, steps: int) -> np.ndarray:
+    """`lengths` as int64, checked: one positive, finite, whole number per sequence, none beyond `steps`."""
     if isinstance(lengths, Tensor):
         lengths = lengths._data
-    lengths = np.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
-    if lengths.dtype.kind not in "iu" and not (lengths.size and np.all(lengths == np.round(lengths))):
-        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
-    lengths = lengths.astype(np.int64)
-    if lengths.shape != (batch,):
-        raise ValueError(f"lengths must have one entry per sequence: shape ({batch},), got {lengths.shape}")
-    if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
-        raise ValueError(f"lengths must lie in [1, {steps}] (the padded length), got {lengths.tolist()}")
-    return lengths
+    if hasattr(lengths, "get"):  # CuPy
+        lengths = lengths.get()
+    arr = np.asarray(lengths)
+    if arr.size == 0 or batch == 0 or steps == 0:
+        raise TensorError("Cannot pack empty tensors: the input or `lengths` is an empty tensor")
+    if arr.dtype == object or arr.dtype.kind in "USVb":
+        raise TensorError(f"lengths must be integers, got {lengths!r}")
+    if arr.ndim != 1:
+        raise TensorError(f"lengths must be 1-D (one length per sequence), got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise TensorError(f"lengths must be whole numbers, got {arr.tolist()}")
+    arr = arr.astype(np.int64)
+    if arr.shape != (batch,):
+        raise TensorError(f"Expected `len(lengths)` to be equal to batch_size, but got {arr.size} "
+                          f"(batch_size={batch})")
+    if arr.min() < 1:
+        raise TensorError(f"Length of all samples has to be greater than 0, but found an element in 'lengths' that "
+                          f"is <= 0: {arr.tolist()}")
+    if arr.max() > steps:
+        raise TensorError(f"lengths must be at most the padded length {steps}, got {arr.tolist()}")
+    return arr
 
 
 def _gather_index(batch_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,27 +110,31 @@ def _gather_index(batch_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
                          enforce_sorted: bool = True) -> PackedSequence:
     """Pack a padded (T, B, *) batch ((B, T, *) with batch_first) of sequences with the given lengths."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pack_padded_sequence: input must be a Tensor, got {type(input).__name__}")
     if input.ndim < 2:
-        raise ValueError(f"pack_padded_sequence: input must be at least 2-D, got shape {input.shape}")
+        if input.numel() == 0:
+            raise TensorError("Cannot pack empty tensors")
+        raise TensorError(f"pack_padded_sequence: input must be at least 2-D, got shape {input.shape}")
     x = input.transpose(0, 1) if batch_first else input
     steps, batch = x.shape[0], x.shape[1]
     lengths = _lengths(lengths, batch, steps)
     if enforce_sorted:
         if np.any(np.diff(lengths) > 0):
-            raise ValueError(f"lengths must be sorted in decreasing order with enforce_sorted=True, got "
-                             f"{lengths.tolist()}; sort the batch or pass enforce_sorted=False")
+            raise TensorError(f"`lengths` array must be sorted in decreasing order when `enforce_sorted` is True, "
+                              f"got {lengths.tolist()}. You can pass `enforce_sorted=False` to "
+                              "pack_padded_sequence and/or pack_sequence to sidestep this requirement")
         sorted_indices = unsorted_indices = None
         order = np.arange(batch)
     else:
         order = np.argsort(-lengths, kind="stable")
-        sorted_indices, unsorted_indices = order, np.argsort(order)
+        sorted_indices, unsorted_indices = _int64(order), _int64(np.argsort(order))
     sorted_lengths = lengths[order]
-    batch_sizes = np.array([(sorted_lengths > t).sum() for t in range(int(sorted_lengths.max(initial=0)))],
-                           dtype=np.int64)
+    batch_sizes = np.array([(sorted_lengths > t).sum() for t in range(int(sorted_lengths.max()))], dtype=np.int64)
     t, j = _gather_index(batch_sizes)
     xp = array_module(x._data)
     data = x[xp.asarray(t), xp.asarray(order[j])]
-    return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)
+    return PackedSequence(data, _int64(batch_sizes), sorted_indices, unsorted_indices)
 
 
 def packed_to_padded(sequence: PackedSequence) -> tuple[Tensor, np.ndarray]:
@@ -89,13 +161,16 @@ def padded_to_packed(padded: Tensor, like: PackedSequence) -> PackedSequence:
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
-                        total_length: int | None = None) -> tuple[Tensor, np.ndarray]:
-    """Undo pack_padded_sequence: (padded batch in the original order, lengths)."""
+                        total_length: int | None = None) -> tuple[Tensor, Tensor]:
+    """Undo pack_padded_sequence: (the padded batch in the original order, the lengths as an int64 tensor)."""
+    if not isinstance(sequence, PackedSequence):
+        raise TypeError(f"pad_packed_sequence expects a PackedSequence, got {type(sequence).__name__}")
     padded, mask = packed_to_padded(sequence)
     steps = padded.shape[0]
     if total_length is not None:
         if total_length < steps:
-            raise ValueError(f"total_length {total_length} is shorter than the longest sequence ({steps})")
+            raise ValueError("Expected total_length to be at least the length of the longest sequence in input, "
+                             f"but got total_length={total_length} and max sequence length being {steps}")
         if total_length > steps:
             xp = array_module(padded._data)
             pad = Tensor(xp.zeros((total_length - steps,) + padded.shape[1:], padded.dtype))
@@ -103,13 +178,63 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
             mask = np.concatenate([mask, np.zeros((total_length - steps,) + mask.shape[1:], bool)])
     if padding_value != 0.0:
         xp = array_module(padded._data)
-        fill = xp.asarray(np.broadcast_to(~mask, padded.shape) * padding_value, dtype=padded.dtype)
+        fill = xp.asarray(np.broadcast_to(~mask.reshape(mask.shape[:2] + (1,) * (padded.ndim - 2)), padded.shape)
+                          * padding_value, dtype=padded.dtype)
         padded = padded + Tensor(fill)
     lengths = mask[:, :, 0].sum(axis=0)
     if sequence.unsorted_indices is not None:
-        padded = padded[:, array_module(padded._data).asarray(sequence.unsorted_indices)]
-        lengths = lengths[sequence.unsorted_indices]
-    return (padded.transpose(0, 1) if batch_first else padded), lengths
+        order = np.asarray(sequence.unsorted_indices)
+        padded = padded[:, array_module(padded._data).asarray(order)]
+        lengths = lengths[order]
+    return (padded.transpose(0, 1) if batch_first else padded), _int64(lengths)
+
+
+def pad_sequence(sequences: Any, batch_first: bool = False, padding_value: float = 0.0,
+                 padding_side: str = "right") -> Tensor:
+    """Stack variable-length sequences (each (L_i, *)) into (T, B, *) — (B, T, *) with batch_first — filling
+    with `padding_value` after (or, with padding_side="left", before) each sequence; differentiable."""
+    if isinstance(sequences, Tensor):
+        sequences = list(sequences)
+    elif not hasattr(sequences, "__iter__"):
+        raise TensorError(f"Expected iterable for input sequences, but got arg of type: {type(sequences).__name__}")
+    seqs = [s if isinstance(s, Tensor) else Tensor(s) for s in sequences]
+    if not seqs:
+        raise TensorError("pad_sequence: received an empty list of sequences")
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    trailing = {s.shape[1:] for s in seqs}
+    if len(trailing) != 1 or any(s.ndim == 0 for s in seqs):
+        raise TensorError(f"pad_sequence: the sequences' trailing dims differ: {[s.shape for s in seqs]}")
+    longest = max(s.shape[0] for s in seqs)
+    xp = array_module(seqs[0]._data)
+    columns = []
+    for s in seqs:
+        gap = longest - s.shape[0]
+        if gap:
+            fill = Tensor(xp.full((gap,) + s.shape[1:], padding_value, dtype=s.dtype))
+            s = cat([s, fill] if padding_side == "right" else [fill, s], 0)
+        columns.append(s)
+    return stack(columns, 0 if batch_first else 1)
+
+
+def unpad_sequence(padded_sequences: Tensor, lengths: Any, batch_first: bool = False) -> list[Tensor]:
+    """Undo pad_sequence: the list of sequences, each cut to its length."""
+    x = padded_sequences if batch_first else padded_sequences.transpose(0, 1)
+    lengths = _lengths(lengths, x.shape[0], x.shape[1])
+    return [x[i, :int(n)] for i, n in enumerate(lengths)]
+
+
+def pack_sequence(sequences: Any, enforce_sorted: bool = True) -> PackedSequence:
+    """Pack a list of variable-length sequences (pad_sequence then pack_padded_sequence)."""
+    seqs = list(sequences)
+    lengths = [s.shape[0] if isinstance(s, Tensor) else len(s) for s in seqs]
+    return pack_padded_sequence(pad_sequence(seqs), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpack_sequence(packed_sequences: PackedSequence) -> list[Tensor]:
+    """Undo pack_sequence: the list of sequences in their original order."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)
 
 
 def truncated_bptt(rnn: Any, input: Tensor, k1: int, k2: int, h0: Tensor | None = None
@@ -148,3 +273,7 @@ def truncated_bptt(rnn: Any, input: Tensor, k1: int, k2: int, h0: Tensor | None 
         output, h_n = rnn(window(start, end), h_start if h_start is None else h_start.detach())
         states[end] = h_n.detach()
         yield slice(new_from, end), output, h_n
+
+
+__all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
+           "pack_sequence", "unpack_sequence", "truncated_bptt"]

@@ -1,0 +1,454 @@
+"""An ordinary torch script runs with its imports changed: the names it uses, compared with torch itself.
+
+Values, dtypes, shapes, gradients and exception types, in float32 and float64. Every test takes the `torch`
+fixture, so without torch exactly these tests are skipped (and say why); the rest of the suite runs.
+"""
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn, optim
+from minigrad.nn.utils import rnn as rnn_utils
+
+DTYPES = [np.float32, np.float64]
+
+
+def _tol(dtype):
+    return dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+def _np(t):
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def _same_dtype(ours, theirs):
+    assert np.dtype(ours.dtype) == np.dtype(str(theirs.dtype).removeprefix("torch.")), (ours.dtype, theirs.dtype)
+
+
+# ----- .grad is a Tensor ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grad_is_a_tensor_with_torchs_methods(torch, dtype, rng):
+    w0, x0 = rng.standard_normal((3, 4)).astype(dtype) * 3, rng.standard_normal(4).astype(dtype)
+    ours, theirs = mg.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    (ours @ mg.tensor(x0)).tanh().sum().backward()
+    (theirs @ torch.tensor(x0)).tanh().sum().backward()
+    assert isinstance(ours.grad, mg.Tensor) and ours.grad.shape == tuple(theirs.grad.shape)
+    _same_dtype(ours.grad, theirs.grad)
+    for fn in (lambda g: g.norm(), lambda g: g.norm(1), lambda g: g.abs().max(), lambda g: g.sum(),
+               lambda g: g.pow(2).mean(), lambda g: g.norm(float("inf"))):
+        a, b = fn(ours.grad), fn(theirs.grad)
+        _same_dtype(a, b)
+        np.testing.assert_allclose(_np(a), _np(b), **_tol(dtype))
+    ours.grad.data.clamp_(-0.01, 0.01)
+    theirs.grad.data.clamp_(-0.01, 0.01)
+    np.testing.assert_allclose(_np(ours.grad), _np(theirs.grad), **_tol(dtype))
+    assert np.abs(_np(ours.grad)).max() <= 0.01
+    ours.grad.mul_(2.5)
+    theirs.grad.mul_(2.5)
+    np.testing.assert_allclose(_np(ours.grad), _np(theirs.grad), **_tol(dtype))
+    with torch.no_grad(), mg.no_grad():  # the manual SGD step of older torch code
+        ours -= 0.1 * ours.grad
+        theirs -= 0.1 * theirs.grad
+    np.testing.assert_allclose(_np(ours), _np(theirs), **_tol(dtype))
+    ours.grad.zero_()
+    theirs.grad.zero_()
+    np.testing.assert_array_equal(_np(ours.grad), _np(theirs.grad))
+
+
+def test_assigning_a_grad_checks_it_as_torch_does(torch):
+    p, t = mg.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    p.grad = np.ones(3, np.float32)  # an ndarray is wrapped without a copy
+    assert isinstance(p.grad, mg.Tensor)
+    for bad in (np.ones(4, np.float32), np.ones(3, np.float64)):
+        with pytest.raises(RuntimeError):
+            t.grad = torch.tensor(bad)
+        with pytest.raises(RuntimeError):
+            p.grad = bad
+
+
+# ----- type promotion ------------------------------------------------------------------------------------------
+OPERANDS = {
+    "f32": lambda lib: lib.tensor(np.array([1.5, -2.0], np.float32)),
+    "f64": lambda lib: lib.tensor(np.array([1.5, -2.0], np.float64)),
+    "i64": lambda lib: lib.tensor(np.array([3, -4], np.int64)),
+    "i32": lambda lib: lib.tensor(np.array([3, -4], np.int32)),
+    "u8": lambda lib: lib.tensor(np.array([3, 4], np.uint8)),
+    "bool": lambda lib: lib.tensor(np.array([True, False])),
+    "f64_0d": lambda lib: lib.tensor(np.array(2.5, np.float64)),
+    "f32_0d": lambda lib: lib.tensor(np.array(2.5, np.float32)),
+    "i64_0d": lambda lib: lib.tensor(np.array(3, np.int64)),
+    "py_float": lambda lib: 2.5,
+    "py_int": lambda lib: 3,
+    "py_bool": lambda lib: True,
+    "np_float64": lambda lib: np.float64(2.5),
+}
+BINARY = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+          "sub": lambda a, b: a - b, "pow": lambda a, b: a ** b}
+TENSORS = ["f32", "f64", "i64", "i32", "u8", "bool", "f64_0d", "f32_0d", "i64_0d"]
+
+
+@pytest.mark.parametrize("op", list(BINARY))
+@pytest.mark.parametrize("left", TENSORS)
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # x / False: inf, as in torch (silent there)
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # (-2) ** 2.5 and 0 / 0: NaN, as in torch
+def test_binary_ops_promote_as_torch(torch, op, left):
+    for right in OPERANDS:
+        fn = BINARY[op]
+        try:
+            expected = fn(OPERANDS[left](torch), OPERANDS[right](torch))
+        except (RuntimeError, NotImplementedError):
+            with pytest.raises(RuntimeError):
+                fn(OPERANDS[left](mg), OPERANDS[right](mg))
+            continue
+        got = fn(OPERANDS[left](mg), OPERANDS[right](mg))
+        assert np.dtype(got.dtype) == np.dtype(str(expected.dtype).removeprefix("torch.")), (left, op, right)
+        np.testing.assert_allclose(_np(got).astype(np.float64), _np(expected).astype(np.float64), rtol=1e-6,
+                                   err_msg=f"{left} {op} {right}")
+
+
+def test_result_type_and_errors_where_torch_raises(torch):
+    for a in TENSORS:
+        for b in OPERANDS:
+            assert mg.result_type(OPERANDS[a](mg), OPERANDS[b](mg)) == np.dtype(
+                str(torch.result_type(OPERANDS[a](torch), OPERANDS[b](torch))).removeprefix("torch.")), (a, b)
+    with pytest.raises(RuntimeError):
+        torch.ones(2, 3) @ torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        mg.ones(2, 3) @ mg.ones(3, 2, dtype=mg.float64)
+    for lib in (torch, mg):
+        with pytest.raises(RuntimeError):
+            lib.ones(2, 3) + lib.ones(4, 3)
+        with pytest.raises(RuntimeError):
+            lib.ones(2, 3) @ lib.ones(2, 3)
+        with pytest.raises(RuntimeError):
+            (lib.ones(2, 3) * 2).backward()
+
+
+def test_gradients_of_a_promoting_op_come_back_in_each_inputs_dtype(torch):
+    for lib in (mg, torch):
+        a = lib.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+        b = lib.tensor(np.array(3.0, np.float64), requires_grad=True)
+        (a * b).sum().backward()
+        assert str(a.grad.dtype).endswith("float32") and str(b.grad.dtype).endswith("float64")
+        np.testing.assert_allclose(_np(a.grad), [3.0, 3.0])
+        np.testing.assert_allclose(_np(b.grad), 3.0)
+
+
+# ----- creation functions, dtypes, device ----------------------------------------------------------------------
+CREATIONS = [
+    lambda lib: lib.arange(5), lambda lib: lib.arange(1, 7, 2), lambda lib: lib.arange(0, 1, 0.25),
+    lambda lib: lib.arange(3.0), lambda lib: lib.full((2, 3), 7), lambda lib: lib.full((2,), 7.5),
+    lambda lib: lib.full((2,), True), lambda lib: lib.zeros_like(lib.ones(2, 3, dtype=lib.int64)),
+    lambda lib: lib.ones_like(lib.ones(2, dtype=lib.float64)), lambda lib: lib.linspace(0, 1, 5),
+    lambda lib: lib.zeros(2, 3), lambda lib: lib.ones((4,), dtype=lib.float64), lambda lib: lib.eye(3),
+    lambda lib: lib.tensor([1, 2]), lambda lib: lib.tensor([1.0, 2]), lambda lib: lib.tensor(True),
+    lambda lib: lib.zeros(2, dtype=lib.long), lambda lib: lib.full_like(lib.zeros(2), 3),
+]
+
+
+@pytest.mark.parametrize("make", CREATIONS, ids=range(len(CREATIONS)))
+def test_creation_functions_match_torch(torch, make):
+    ours, theirs = make(mg), make(torch)
+    assert ours.shape == tuple(theirs.shape)
+    _same_dtype(ours, theirs)
+    np.testing.assert_allclose(_np(ours).astype(np.float64), _np(theirs).astype(np.float64), rtol=1e-6)
+
+
+def test_random_creation_dtypes_shapes_and_seeding(torch):
+    for name, args in (("rand", (2, 3)), ("randn", (4,)), ("empty", (2, 2))):
+        ours, theirs = getattr(mg, name)(*args), getattr(torch, name)(*args)
+        assert ours.shape == tuple(theirs.shape)
+        _same_dtype(ours, theirs)
+    ours, theirs = mg.randint(0, 10, (5,)), torch.randint(0, 10, (5,))
+    _same_dtype(ours, theirs)
+    assert ((_np(ours) >= 0) & (_np(ours) < 10)).all() and mg.randint(3, (2,)).shape == (2,)
+    mg.manual_seed(3)
+    a = mg.rand(3)
+    mg.manual_seed(3)
+    np.testing.assert_array_equal(_np(a), _np(mg.rand(3)))
+
+
+def test_dtype_names_and_device(torch):
+    for name in ("float32", "float64", "long", "int64", "int32", "float16", "half", "double", "bool", "uint8",
+                 "float", "int"):
+        assert getattr(mg, name) == np.dtype(str(getattr(torch, name)).removeprefix("torch.")), name
+    t = mg.zeros(2)
+    assert t.device == mg.device("cpu") == "cpu" and t.device.type == torch.zeros(2).device.type
+    assert repr(mg.device("cpu")) == repr(torch.device("cpu"))
+    assert t.to(mg.float64).dtype == mg.float64 and t.to("cpu", mg.float64).dtype == mg.float64
+    assert t.to(torch_like := mg.zeros(1, dtype=mg.int64)).dtype == torch_like.dtype
+
+
+# ----- functions and modules ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "exp", "abs", "sqrt"])
+def test_top_level_functions_values_and_grads(torch, dtype, name, rng):
+    x0 = rng.standard_normal(7).astype(dtype) + (3.0 if name == "sqrt" else 0.0)
+    results = []
+    for lib in (mg, torch):
+        x = lib.tensor(x0.copy(), requires_grad=True)
+        y = getattr(lib, name)(x)
+        (y * y).sum().backward()
+        results.append((y, x.grad))
+    for a, b in zip(*results):
+        _same_dtype(a, b)
+        np.testing.assert_allclose(_np(a), _np(b), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_modules_in_a_sequential(torch, dtype, rng):
+    x0 = rng.standard_normal((5, 4)).astype(dtype)
+    outs = []
+    for lib in (mg, torch):
+        lib.manual_seed(0)
+        model = lib.nn.Sequential(lib.nn.Linear(4, 6), lib.nn.Tanh(), lib.nn.Linear(6, 6), lib.nn.ReLU(),
+                                  lib.nn.Linear(6, 2), lib.nn.Sigmoid(), lib.nn.Dropout(0.5))
+        if lib is mg:
+            model = model.double() if dtype == np.float64 else model
+            ours = model
+        else:
+            model = model.double() if dtype == np.float64 else model
+            for (n, p), (m, q) in zip(ours.named_parameters(), model.named_parameters()):
+                assert n == m
+                q.data = torch.tensor(p.data.copy())
+        model.eval()  # dropout off: the identity
+        x = lib.tensor(x0.copy(), requires_grad=True)
+        y = model(x)
+        y.sum().backward()
+        outs.append((y, x.grad))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(_np(a), _np(b), **_tol(dtype))
+
+
+def test_dropout_zeroes_about_p_and_scales_the_rest():
+    x = mg.ones(200, 100)
+    drop = nn.Dropout(0.3)
+    y = drop(x).data
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.7)}
+    assert abs((y == 0).mean() - 0.3) < 0.02  # 20000 draws: sd 0.003
+    drop.eval()
+    assert drop(x) is x
+    assert (nn.Dropout(1.0)(x).data == 0).all() and nn.Dropout(0.0)(x) is x
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        nn.Dropout(1.5)
+
+
+# ----- nn.RNN: bidirectional, dropout ---------------------------------------------------------------------------
+RNN_CONFIGS = [dict(num_layers=L, nonlinearity=nl, batch_first=bf, fused=fused, packed=packed)
+               for L in (1, 2) for nl in ("tanh", "relu") for bf in (False, True) for fused in (True, False)
+               for packed in (False, True)]
+
+
+def _torch_twin(torch, ours, **kwargs):
+    twin = torch.nn.RNN(**kwargs).double()
+    for name, p in twin.named_parameters():
+        p.data = torch.tensor(getattr(ours, name).data.copy())
+    return twin
+
+
+@pytest.mark.parametrize("cfg", RNN_CONFIGS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_bidirectional_rnn_equals_torch_in_float64(torch, cfg):
+    cfg = dict(cfg)
+    fused, packed = cfg.pop("fused"), cfg.pop("packed")
+    kwargs = dict(input_size=3, hidden_size=4, bidirectional=True, **cfg)
+    mg.manual_seed(1)
+    ours = nn.RNN(fused=fused, **kwargs).double()
+    theirs = _torch_twin(torch, ours, **kwargs)
+    rng = np.random.default_rng(2)
+    T, B = 6, 3
+    x0 = rng.standard_normal((B, T, 3) if cfg["batch_first"] else (T, B, 3))
+    h00 = rng.standard_normal((2 * cfg["num_layers"], B, 4))
+    lengths = [4, 6, 2]
+    results = []
+    for lib, rnn in ((mg, ours), (torch, theirs)):
+        x, h0 = lib.tensor(x0.copy(), requires_grad=True), lib.tensor(h00.copy(), requires_grad=True)
+        utils = rnn_utils if lib is mg else torch.nn.utils.rnn
+        inp = utils.pack_padded_sequence(x, lengths, batch_first=cfg["batch_first"], enforce_sorted=False) \
+            if packed else x
+        out, h_n = rnn(inp, h0)
+        if packed:
+            out, _ = utils.pad_packed_sequence(out, batch_first=cfg["batch_first"])
+        w = lib.tensor(np.random.default_rng(3).standard_normal(tuple(out.shape)))
+        ((out * w).sum() + (h_n * h_n).sum()).backward()
+        grads = [x.grad, h0.grad] + [p.grad for _, p in sorted(rnn.named_parameters())]
+        results.append([out, h_n] + grads)
+    for a, b in zip(*results):
+        assert a.shape == tuple(b.shape)
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rnn_dropout_between_layers_as_torch(torch, fused):
+    kwargs = dict(input_size=3, hidden_size=4, num_layers=3, dropout=1.0)  # p = 1: deterministic, every mask 0
+    mg.manual_seed(0)
+    ours = nn.RNN(fused=fused, **kwargs).double()
+    theirs = _torch_twin(torch, ours, **kwargs)
+    x0 = np.random.default_rng(0).standard_normal((5, 2, 3))
+    for train in (True, False):
+        ours.train(train)
+        theirs.train(train)
+        a, b = ours(mg.tensor(x0)), theirs(torch.tensor(x0))
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(_np(u), _np(v), rtol=1e-12, atol=1e-14)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        nn.RNN(3, 4, dropout=0.5)
+
+
+# ----- optimizers and schedulers -----------------------------------------------------------------------------
+SCHEDULERS = [
+    ("StepLR", dict(step_size=3, gamma=0.5)), ("MultiStepLR", dict(milestones=[2, 5, 5, 9], gamma=0.3)),
+    ("ExponentialLR", dict(gamma=0.9)), ("CosineAnnealingLR", dict(T_max=7, eta_min=0.001)),
+    ("LambdaLR", dict(lr_lambda=lambda e: 1.0 / (1 + e))),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULERS, ids=[s[0] for s in SCHEDULERS])
+def test_schedulers_give_torchs_rates(torch, name, kwargs):
+    rates = []
+    for lib in (mg, torch):
+        p = lib.zeros(2, requires_grad=True)
+        opt = lib.optim.SGD([p], lr=0.1)
+        sched = getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
+        seen = []
+        for _ in range(30):
+            opt.step()
+            sched.step()
+            seen.append(sched.get_last_lr()[0])
+        rates.append(seen)
+    np.testing.assert_allclose(rates[0], rates[1], rtol=1e-12)
+
+
+def test_reduce_lr_on_plateau_gives_torchs_rates(torch):
+    metrics = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.5, 0.5, 0.5, 0.5]
+    for mode, kwargs in (("min", dict(patience=2, cooldown=1)), ("min", dict(patience=1, threshold_mode="abs",
+                                                                              threshold=0.05, min_lr=0.02)),
+                         ("max", dict(patience=0, factor=0.5))):
+        rates = []
+        for lib in (mg, torch):
+            opt = lib.optim.SGD([lib.zeros(1, requires_grad=True)], lr=0.1)
+            sched = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, **kwargs)
+            seen = []
+            for m in metrics:
+                sched.step(m)
+                seen.append(opt.param_groups[0]["lr"])
+            rates.append(seen)
+        np.testing.assert_allclose(rates[0], rates[1], rtol=1e-12)
+
+
+def test_scheduler_state_dict_resumes_the_schedule():
+    def make():
+        opt = optim.SGD([mg.zeros(1, requires_grad=True)], lr=1.0)
+        return opt, optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    opt, sched = make()
+    for _ in range(3):
+        sched.step()
+    saved_opt, saved = opt.state_dict(), sched.state_dict()
+    opt2, sched2 = make()
+    opt2.load_state_dict(saved_opt)
+    sched2.load_state_dict(saved)
+    for _ in range(4):
+        sched.step()
+        sched2.step()
+        assert sched.get_last_lr() == sched2.get_last_lr()
+
+
+# ----- utils.data ---------------------------------------------------------------------------------------------
+def test_dataloader_batches_like_torchs(torch):
+    x0, y0 = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    for kwargs in (dict(batch_size=3), dict(batch_size=3, drop_last=True), dict(batch_size=4, shuffle=True),
+                   dict(batch_size=None)):
+        ours = mg.utils.data.DataLoader(mg.utils.data.TensorDataset(mg.tensor(x0), mg.tensor(y0)), **kwargs)
+        theirs = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(x0), torch.tensor(y0)),
+                                             **kwargs)
+        assert len(ours) == len(theirs)
+        a, b = list(ours), list(theirs)
+        assert [tuple(u.shape for u in batch) for batch in a] == [tuple(tuple(v.shape) for v in batch) for batch in b]
+        for (xa, ya), (xb, yb) in zip(a, b):
+            _same_dtype(xa, xb)
+            _same_dtype(ya, yb)
+            if not kwargs.get("shuffle"):
+                np.testing.assert_array_equal(_np(xa), _np(xb))
+        seen = np.sort(np.concatenate([_np(batch[1]).reshape(-1) for batch in a]))
+        assert list(seen) == list(range(10 if not kwargs.get("drop_last") else 9))
+
+
+def test_dataloader_shuffle_is_reproducible_with_a_generator_and_collate_fn_is_used():
+    data = mg.utils.data.TensorDataset(mg.arange(12))
+
+    def epoch(seed):
+        g = mg.Generator().manual_seed(seed)
+        return [_np(b[0]).tolist() for b in mg.utils.data.DataLoader(data, batch_size=5, shuffle=True, generator=g)]
+
+    assert epoch(1) == epoch(1) and epoch(1) != epoch(2)
+    assert sorted(sum(epoch(1), [])) == list(range(12))
+    loader = mg.utils.data.DataLoader(data, batch_size=4, collate_fn=lambda samples: len(samples))
+    assert list(loader) == [4, 4, 4]
+    with pytest.raises(ValueError, match="batch_size"):
+        mg.utils.data.DataLoader(data, batch_size=0)
+    with pytest.raises(RuntimeError, match="Size mismatch"):
+        mg.utils.data.TensorDataset(mg.zeros(3), mg.zeros(4))
+
+
+# ----- a whole ordinary torch script, only the imports changed -------------------------------------------------
+SCRIPT = '''
+import numpy as np
+import LIB as torch
+from LIB import nn, optim
+from LIB.utils.data import DataLoader, TensorDataset
+from LIB.nn.utils.rnn import pack_padded_sequence
+
+torch.manual_seed(0)
+g = np.random.default_rng(0)
+x = torch.tensor(g.standard_normal((64, 7, 3)).astype(np.float32))
+lengths = torch.tensor(g.integers(2, 8, 64))
+y = (x[:, 0, 0] > 0).long()
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(3, 8, num_layers=2, batch_first=True, bidirectional=True, dropout=0.1)
+        self.drop = nn.Dropout(0.2)
+        self.head = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def forward(self, x, lengths):
+        _, h = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return self.head(self.drop(torch.cat([h[-2], h[-1]], dim=1)))
+
+
+model = Net()
+optimizer = optim.AdamW(model.parameters(), lr=0.01)
+scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+criterion = nn.CrossEntropyLoss()
+loader = DataLoader(TensorDataset(x, lengths, y), batch_size=16, shuffle=True)
+device = torch.device("cpu")
+for epoch in range(3):
+    model.train()
+    for xb, lb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad()
+        out = model(xb, lb)
+        loss = criterion(out, yb)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        for p in model.parameters():
+            p.grad.data.clamp_(-1, 1)
+        optimizer.step()
+    scheduler.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(x, lengths).argmax(dim=1)
+        acc = (pred == y).float().mean().item()
+    print(epoch, round(loss.item(), 4), round(acc, 3), scheduler.get_last_lr())
+print("grad norm", float(torch.stack([p.grad.norm() for p in model.parameters()]).norm()))
+'''
+
+
+def test_an_ordinary_torch_script_runs_with_only_its_imports_changed(torch, capsys):
+    for lib in ("torch", "minigrad"):
+        exec(compile(SCRIPT.replace("LIB", lib), f"<{lib} script>", "exec"), {"__name__": "script"})
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 8 and out[0].split()[0] == out[4].split()[0] == "0"
+    assert out[3].startswith("grad norm") and out[7].startswith("grad norm")
