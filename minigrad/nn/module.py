@@ -20,15 +20,24 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-def zero_grad_(param: Tensor, set_to_none: bool = True) -> None:
-    """Clear one gradient. A GradBuffer view is zeroed in place, never dropped."""
-    if param._grad_view is not None:
-        param._grad_view[...] = 0
-        param._set_grad_array(param._grad_view)
-    elif set_to_none:
-        param._grad = None
-    elif param._grad is not None:
-        param._grad._data[...] = 0
+def zero_grads_(params: Any, set_to_none: bool = True) -> None:
+    """Clear the gradients of `params`: a GradBuffer view is zeroed in place (never dropped), any other grad
+    set to None or, with set_to_none=False, zeroed in place. Every array to be written is checked first, so
+    a read-only gradient raises before any gradient is cleared."""
+    params = list(params)
+    for i, p in enumerate(params):
+        target = p._grad_view if p._grad_view is not None else (None if set_to_none or p._grad is None
+                                                                 else p._grad._data)
+        if isinstance(target, np.ndarray) and not target.flags.writeable:
+            raise ValueError(f"zero_grad: the gradient of parameter {i} is read-only; no gradient was cleared")
+    for p in params:
+        if p._grad_view is not None:
+            p._grad_view[...] = 0
+            p._set_grad_array(p._grad_view)
+        elif set_to_none:
+            p._grad = None
+        elif p._grad is not None:
+            p._grad._data[...] = 0
 
 
 class Module:
@@ -116,12 +125,19 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            arr = as_array(value)
+            try:
+                arr = as_array(value)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"load_state_dict: {name!r} is not an array of numbers ({err})") from None
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: {name!r} has dtype {arr.dtype}; a parameter needs numbers")
             if arr.shape != own[name].shape:
                 raise ValueError(f"load_state_dict: {name!r} has shape {arr.shape} in the state_dict "
                                  f"but {own[name].shape} in the model")
+            if isinstance(own[name]._data, np.ndarray) and not own[name]._data.flags.writeable:
+                raise ValueError(f"load_state_dict: parameter {name!r} is read-only")
             incoming[name] = arr
-        for name, arr in incoming.items():
+        for name, arr in incoming.items():  # every entry checked: from here on nothing can fail
             p = own[name]
             p._data[...] = move_array(arr.astype(p.dtype), p.device)
             p._versions[0] += 1
@@ -136,8 +152,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            zero_grad_(p, set_to_none)
+        zero_grads_(self.parameters(), set_to_none)
 
     def _apply_to_parameters(self, fn: Any) -> "Module":
         for p in self.parameters():

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from minigrad.clip import check_real
-from minigrad.nn.module import zero_grad_
+from minigrad.nn.module import zero_grads_
 from minigrad.tensor import Tensor, array_module, enable_grad
 
 
@@ -147,9 +147,7 @@ class Optimizer:
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                zero_grad_(p, set_to_none)
+        zero_grads_((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     # ----- state_dict -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
