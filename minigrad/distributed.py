@@ -33,7 +33,6 @@ import numpy as np
 
 from minigrad import clip
 from minigrad.clip._plan import clip_coef, finish, special_scale
-from minigrad.nn.utils.clip_grad import _norm_tensor
 from minigrad.nn.utils.grad_buffer import as_tensors as _as_tensors
 from minigrad.nn.utils.grad_buffer import grad_arrays as _grads
 from minigrad.tensor import Tensor
@@ -170,15 +169,17 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     comm = _comm(comm)
     grads = [g for group in _grad_groups(parameters).values() for g in group]
     clip.check_arrays(grads, writable=True)  # every rank's refusal comes before any rank writes
-    local = (float(clip.total_norm(grads, p)), sum(g.size for g in grads))
-    norm = _combine_norms(comm.allgather(local), p)
+    dtype = np.result_type(*[g.dtype for g in grads]).str if grads else None
+    gathered = comm.allgather((float(clip.total_norm(grads, p)), sum(g.size for g in grads), dtype))
+    norm = _combine_norms([(n, count) for n, count, _ in gathered], p)
     if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(f"the total norm of order {p} of the gradients across ranks is {norm}; "
                            "set error_if_nonfinite=False to clip anyway")
     coef = clip_coef(norm, max_norm)
     if grads and max_norm != math.inf and coef != 1.0:
         clip.scale_(grads, coef)
-    return _norm_tensor(np.asarray(norm), grads)
+    dtypes = [np.dtype(d) for _, _, d in gathered if d is not None]  # the same on every rank, as torch's would be
+    return Tensor(np.asarray(norm, dtype=np.result_type(*dtypes) if dtypes else np.float32))
 
 
 def broadcast_parameters_(module: Any, root: int = 0, comm: Any = None) -> None:

@@ -586,4 +586,4 @@ class BCEWithLogits(Function):
         dx = s - y if pw is None else (1 - y) * s - pw * y * (1 - s)
         dy = -x if pw is None else -x + (pw - 1) * softplus_neg
         need_x, need_y = ctx.needs_input_grad[:2]
-        return (grad * dx if need_x else None, unbroadcast(grad * dy, _shape(y)) if need_y else None)
+        return (grad * dx if need_x else None, grad * dy if need_y else None)  # x and y have one shape

@@ -51,6 +51,55 @@ def sharded(out):
     return result
 
 
+SHARD_SHAPES = [(4, 3), (7,), (2, 5), (3,), (6,)]
+SHARD_ORDERS = (1.0, 2.0, 3.5, float("inf"), 0.0, -1.5, float("-inf"))
+
+
+def sharded_uneven(out):
+    """Three ranks hold 2, 2 and 1 of five gradients (rank 2 one fewer); every order, and a rank with none."""
+    rank, size = dist.get_rank(), dist.get_world_size()
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(s) * 10 for s in SHARD_SHAPES]
+    result = {}
+    for p in SHARD_ORDERS:
+        params = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+        for prm, g in zip(params, grads):
+            prm.grad = g.copy()
+        norm = dist.clip_grad_norm_(params[rank::size], max_norm=1.0, norm_type=p)
+        result[f"norm_{p}"] = norm.numpy()
+        for i in range(rank, len(params), size):
+            result[f"grad_{p}_{i}"] = params[i].grad.numpy()
+        fresh = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+        for prm, g in zip(fresh, grads):
+            prm.grad = g.copy()
+        mine = [] if rank == size - 1 else fresh[rank::size - 1]  # the last rank holds no gradient at all
+        result[f"norm_empty_{p}"] = dist.clip_grad_norm_(mine, max_norm=1e9, norm_type=p).numpy()
+    return result
+
+
+def all_reduce(out):
+    """Rank r's gradients are (r + 1) · g: "sum" and "mean" in place, through a GradBuffer and without one."""
+    rank = dist.get_rank()
+    rng = np.random.default_rng(2)
+    grads = [rng.standard_normal(s) for s in SHARD_SHAPES]
+    result = {}
+    for op in ("sum", "mean"):
+        for buffered in (True, False):
+            params = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+            for prm, g in zip(params, grads):
+                prm.grad = (rank + 1) * g
+            if buffered:
+                buf = nn.utils.GradBuffer(params)  # copies the grads in
+            views = [prm.grad for prm in params]
+            dist.all_reduce_grads_(params, op=op)
+            for i, prm in enumerate(params):
+                assert prm.grad is views[i]  # reduced in place: the same tensors
+                result[f"{op}_{buffered}_{i}"] = prm.grad.numpy()
+            if buffered:
+                assert all(np.shares_memory(prm.grad.numpy(), buf.flats[np.dtype(np.float64)]) for prm in params)
+    return result
+
+
 def raise_on_one(out):
     if dist.get_rank() == 1:
         raise RuntimeError("rank one fails on purpose")

@@ -16,13 +16,18 @@ THREAD_SCRIPT = textwrap.dedent("""
     import hashlib, json
     import numpy as np
     from minigrad import clip
+    from minigrad.clip import _plan
     rng = np.random.default_rng(7)
+    # 5M elements: ~610 chunks of 8192, so the per-chunk partials of every thread are combined
     arrays = [rng.standard_normal(n).astype(dt) * 1e3 for n, dt in
-              [(300_001, np.float32), (70_000, np.float64), (5, np.float32), (200_000, np.float32)]]
+              [(3_000_001, np.float32), (1_700_000, np.float64), (5, np.float32), (300_000, np.float32)]]
+    arrays[1][::7] *= 1e150  # float64 beyond 1e154: the scaled second pass as well
+    assert sum(a.size for a in arrays) // _plan.CHUNK >= 100
     out = {}
-    for p in (1.0, 2.0, 3.5, float("inf")):
+    for p in (1.0, 2.0, 3.5, 9.0, -1.5, float("inf")):
         out[str(p)] = float(clip.total_norm(arrays, p, backend="numba")).hex()
     clip.clip_norm_(arrays, 1.0, backend="numba")
+    clip.clip_value_(arrays, 1e-4, backend="numba")
     out["clipped"] = [hashlib.sha256(a.tobytes()).hexdigest() for a in arrays]
     print(json.dumps(out))
 """)
@@ -36,8 +41,31 @@ def _run_with_threads(n):
     return json.loads(res.stdout)
 
 
-def test_numba_results_have_the_same_bits_for_one_and_two_threads():
-    assert _run_with_threads(1) == _run_with_threads(2)
+def test_numba_results_have_the_same_bits_for_one_two_and_four_threads():
+    """Over 600 chunks (>= 100 asked): a thread-dependent combine of the partials would differ here."""
+    one = _run_with_threads(1)
+    assert _run_with_threads(2) == one
+    assert _run_with_threads(4) == one
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_nan_wins_in_every_max(backend):
+    """The max passes (inf norm, and the scale of the two-pass norm) must not drop a NaN anywhere in a chunk."""
+    if backend == "cuda":
+        from backends import CUDA_UNAVAILABLE
+
+        if CUDA_UNAVAILABLE:
+            pytest.skip(CUDA_UNAVAILABLE)
+    from backends import host_value, to_backend
+
+    n = numba_backend.SMALL * 3 + 5 if backend == "numba" else 200
+    for position in (0, 1, n // 2, n - 1):
+        for dtype in (np.float32, np.float64):
+            x = np.linspace(1.0, 3.0, n).astype(dtype)
+            x[position] = np.nan
+            for p in ("inf", 2.0, 20.0):  # inf: the max itself; 20: the scaled pass reads the max
+                got = host_value(clip.total_norm(to_backend([x], backend), p, backend=backend), backend)
+                assert math.isnan(got), (position, dtype, p)
 
 
 def test_large_arrays_really_take_the_kernels_and_match_the_reference(rng):

@@ -12,6 +12,9 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backends import reference_norm  # noqa: E402
+
 pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py: pip install -e '.[mpi]'")
 HERE = os.path.dirname(os.path.abspath(__file__))
 MPIEXEC = next((m for m in (os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec"))
@@ -20,16 +23,16 @@ if MPIEXEC is None:
     pytest.skip("mpiexec not found (pip install mpich)", allow_module_level=True)
 
 
-def mpirun(mode, tmp_path, timeout=120):
+def mpirun(mode, tmp_path, timeout=120, n=2):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     start = time.perf_counter()
-    res = subprocess.run([MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_worker.py"), mode,
+    res = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, os.path.join(HERE, "mpi_worker.py"), mode,
                           str(tmp_path)], capture_output=True, text=True, timeout=timeout, env=env)
     return res, time.perf_counter() - start
 
 
-def ranks(tmp_path):
-    return [mg.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+def ranks(tmp_path, n=2):
+    return [mg.load(tmp_path / f"rank{r}.npz") for r in range(n)]
 
 
 def test_data_parallel_equals_one_process_on_the_full_batch(tmp_path):
@@ -68,6 +71,44 @@ def test_sharded_norm_and_clipped_grads_equal_one_process(tmp_path):
             np.testing.assert_allclose(got, prm.grad, rtol=1e-12)
     np.testing.assert_allclose(r0["norm_big"], 1e30 * math.sqrt(3), rtol=1e-6)
     assert r0["norm_big"].tobytes() == r1["norm_big"].tobytes()
+
+
+def test_sharded_norm_on_three_uneven_ranks_for_every_order(tmp_path):
+    sys.path.insert(0, HERE)
+    from mpi_worker import SHARD_ORDERS, SHARD_SHAPES
+
+    res, _ = mpirun("sharded_uneven", tmp_path, n=3)
+    assert res.returncode == 0, res.stderr
+    results = ranks(tmp_path, 3)
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(s) * 10 for s in SHARD_SHAPES]
+    for p in SHARD_ORDERS:
+        params = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+        for prm, g in zip(params, grads):
+            prm.grad = g.copy()
+        norm = nn.utils.clip_grad_norm_(params, max_norm=1.0, norm_type=p)
+        assert results[0][f"norm_{p}"].tobytes() == results[1][f"norm_{p}"].tobytes() == \
+            results[2][f"norm_{p}"].tobytes()
+        np.testing.assert_allclose(results[0][f"norm_{p}"], norm.item(), rtol=1e-12)
+        for i, prm in enumerate(params):
+            np.testing.assert_allclose(results[i % 3][f"grad_{p}_{i}"], prm.grad.numpy(), rtol=1e-12)
+        # ranks 0 and 1 hold every other gradient, rank 2 none: the norm is still that of all five
+        np.testing.assert_allclose(results[2][f"norm_empty_{p}"], reference_norm(grads, p), rtol=1e-12)
+
+
+def test_all_reduce_sum_and_mean_in_place_with_and_without_a_gradbuffer(tmp_path):
+    sys.path.insert(0, HERE)
+    from mpi_worker import SHARD_SHAPES
+
+    res, _ = mpirun("all_reduce", tmp_path, n=3)
+    assert res.returncode == 0, res.stderr
+    rng = np.random.default_rng(2)
+    grads = [rng.standard_normal(s) for s in SHARD_SHAPES]
+    for r in ranks(tmp_path, 3):
+        for buffered in (True, False):
+            for i, g in enumerate(grads):
+                np.testing.assert_allclose(r[f"sum_{buffered}_{i}"], 6 * g, rtol=1e-12)  # 1 + 2 + 3
+                np.testing.assert_allclose(r[f"mean_{buffered}_{i}"], 2 * g, rtol=1e-12)
 
 
 def test_one_rank_raising_ends_the_job_quickly_with_its_message(tmp_path):

@@ -49,7 +49,7 @@ def test_exploding_gradients_quick_shows_the_cliff_and_what_clipping_does(tmp_pa
     asserted with margin: from 10 starts, the unclipped cliff run ends on the plateau in 7 and the clipped one in
     1 (asserted: >= 5 and <= 3); the norm- and value-clipped runs solve the order task at T = 10 for every seed
     (the unclipped ones for about half); the gradient profile vanishes at radius 0.8 and explodes at 1.2."""
-    out = run("exploding_gradients.py", "--quick", "--plot", str(tmp_path)).stdout
+    out = run("exploding_gradients.py", "--quick").stdout
     plateau = dict(re.findall(r"(no clipping|norm clipping)\s+\S+ ± \S+\s+(\d+)/10 ", out))
     assert int(plateau["no clipping"]) >= 5 and int(plateau["norm clipping"]) <= 3, out
     rows = {(task, int(t), method): (int(k), int(n)) for task, t, method, k, n in re.findall(
@@ -59,8 +59,24 @@ def test_exploding_gradients_quick_shows_the_cliff_and_what_clipping_does(tmp_pa
     profile = {r: [float(v) for v in vals.split()]
                for r, vals in re.findall(r"^\s+(0\.8|1\.2)\s+((?:\S+\s*){5})$", out, re.M)}
     assert profile["0.8"][0] < 1e-2 * profile["0.8"][-1] and profile["1.2"][0] > 1e2 * profile["1.2"][-1]
-    if any(f.endswith(".png") for f in os.listdir(tmp_path)):  # matplotlib is installed
-        assert {"cliff.png", "tasks.png", "hidden_grad_norms.png"} <= set(os.listdir(tmp_path))
+
+
+def test_examples_write_their_figures(tmp_path):
+    pytest.importorskip("matplotlib", reason="the figures need matplotlib: pip install -e '.[examples]'")
+    run("exploding_gradients.py", "--quick", "--seeds", "1", "--plot", str(tmp_path))
+    assert {"cliff.png", "tasks.png", "hidden_grad_norms.png"} <= set(os.listdir(tmp_path))
+    run("train_rnn.py", "--quick", "--epochs", "1", "--plot", str(tmp_path / "train.png"))
+    for name in ("cliff.png", "tasks.png", "hidden_grad_norms.png", "train.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name  # a real figure, not an empty file
+
+
+def test_plots_without_matplotlib_print_a_hint_and_still_succeed(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; sys.argv = ['x', '--quick', '--epochs', '1', '--plot', "
+            f"{str(tmp_path / 'p.png')!r}]; sys.path.insert(0, 'examples'); import runpy; "
+            "runpy.run_path('examples/train_rnn.py', run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "hint: plots need matplotlib" in res.stdout and not (tmp_path / "p.png").exists()
 
 
 def test_char_rnn_resumes_to_the_same_state(tmp_path):
@@ -87,3 +103,21 @@ def test_char_rnn_rejects_another_models_checkpoint_and_bad_text(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     res = run("char_rnn.py", "--quick", "--text", str(tmp_path / "empty.txt"), check=False)
     assert res.returncode != 0 and "empty" in res.stderr
+
+
+def test_char_rnn_says_when_a_resume_has_nothing_left_to_train(tmp_path):
+    ck = str(tmp_path / "ck.npz")
+    run("char_rnn.py", "--quick", "--steps", "13", "--save", ck)
+    out = run("char_rnn.py", "--quick", "--steps", "10", "--resume", ck).stdout
+    assert "already at step 13" in out and "nothing left to train" in out
+
+
+@pytest.mark.parametrize("script", ["train_rnn.py", "exploding_gradients.py", "char_rnn.py", "train_distributed.py"])
+def test_every_flag_has_help_with_its_real_default(script):
+    out = run(script, "--help").stdout
+    options = re.findall(r"^\s+(--[\w-]+)", out, re.M)
+    assert len(options) >= 3
+    assert "default: None" not in out and "(default: None)" not in out
+    blocks = re.split(r"\n  (?=-)", out.split("options:", 1)[1])
+    for block in blocks[1:]:  # every option after -h has a help text
+        assert len(block.split(None, 1)) > 1 and len(" ".join(block.split()[1:])) > 5, block

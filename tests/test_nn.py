@@ -100,19 +100,48 @@ def test_bce_with_logits_is_stable_for_huge_logits():
     np.testing.assert_allclose(x.grad, [1.0, -1.0, -np.exp(-50.0) / (1 + np.exp(-50.0))], rtol=1e-9, atol=1e-15)
 
 
-def test_cross_entropy_gradcheck():
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_every_loss_passes_gradcheck_for_every_differentiable_input(reduction):
+    """Inputs, and targets where torch differentiates them (MSE, BCEWithLogits), with weights and pos_weight."""
     from minigrad.gradcheck import gradcheck
 
-    x = mg.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
-    y = np.array([0, 2, 1, 2])
-    assert gradcheck(lambda t: nn.functional.cross_entropy(t, y, weight=np.array([1.0, 2.0, 0.5])), [x])
+    rng = np.random.default_rng(0)
+
+    def leaf(shape, scale=1.0):
+        return mg.tensor(rng.standard_normal(shape) * scale, requires_grad=True)
+
+    F = nn.functional
+    y_cls = np.array([0, 2, 1, 2])
+    w3, w43 = np.array([1.0, 2.0, 0.5]), rng.random((4, 3)) + 0.5
+    cases = [
+        (lambda x: F.cross_entropy(x, y_cls, weight=w3, reduction=reduction), [leaf((4, 3))]),
+        (lambda x: F.cross_entropy(x, np.array([0, -100, 1, 2]), reduction=reduction), [leaf((4, 3))]),
+        (lambda x: F.cross_entropy(x, np.array([[0, 2], [1, 1]]), reduction=reduction), [leaf((2, 3, 2))]),
+        (lambda x, y: F.mse_loss(x, y, reduction=reduction), [leaf((4, 3)), leaf((4, 3))]),
+        (lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction=reduction), [leaf((4, 3), 3),
+                                                                                      leaf((4, 3))]),
+        (lambda x, y: F.binary_cross_entropy_with_logits(x, y, weight=mg.tensor(w43), reduction=reduction,
+                                                         pos_weight=mg.tensor(np.array([0.5, 2.0, 3.0]))),
+         [leaf((4, 3), 3), leaf((4, 3))]),
+    ]
+    for fn, inputs in cases:
+        assert gradcheck(fn, inputs)
 
 
-torch = pytest.importorskip("torch")
+def test_bce_with_logits_target_gradient_matches_the_formula():
+    """d/dy of max(x,0) - x·y + log(1 + e^-|x|) is -x; with pos_weight w it is -x + (w - 1)·log(1 + e^-x)."""
+    x0, y0 = np.array([-2.0, 0.5, 3.0]), np.array([0.2, 0.7, 1.0])
+    for pw in (None, np.array([2.0, 0.5, 1.5])):
+        x, y = mg.tensor(x0), mg.tensor(y0, requires_grad=True)
+        nn.functional.binary_cross_entropy_with_logits(
+            x, y, reduction="sum", pos_weight=None if pw is None else mg.tensor(pw)).backward()
+        expect = -x0 if pw is None else -x0 + (pw - 1) * np.log1p(np.exp(-x0))
+        np.testing.assert_allclose(y.grad.numpy(), expect, rtol=1e-12)
+
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_losses_match_torch(reduction, rng):
+def test_losses_match_torch(torch, reduction, rng):
     x = rng.standard_normal((5, 4)) * 3
     y_cls = np.array([0, 3, 1, 1, 2])
     y_bin = (rng.random((5, 4)) > 0.5).astype(np.float64)
@@ -138,7 +167,7 @@ def test_losses_match_torch(reduction, rng):
         np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
 
 
-def test_linear_and_embedding_match_torch_given_the_same_weights(rng):
+def test_linear_and_embedding_match_torch_given_the_same_weights(torch, rng):
     lin_m, lin_t = nn.Linear(4, 3).double(), torch.nn.Linear(4, 3).double()
     emb_m, emb_t = nn.Embedding(6, 4).double(), torch.nn.Embedding(6, 4).double()
     lin_m.load_state_dict({k: v.detach().numpy() for k, v in lin_t.state_dict().items()})

@@ -1,4 +1,6 @@
 """nn.RNN: torch parity, fused == composed, packed sequences, TBPTT, diagnostics, long sequences, errors."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 import minigrad as mg
 from minigrad import nn
 from minigrad.gradcheck import gradcheck
+from minigrad.nn.utils import rnn as rnn_utils
 from minigrad.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, truncated_bptt
 
 
@@ -205,7 +208,7 @@ def test_parameter_names_shapes_and_init_bounds():
 
 
 # ----- torch parity -----------------------------------------------------------------------------------------
-torch = pytest.importorskip("torch")
+
 
 CONFIGS = [dict(nonlinearity=nl, num_layers=L, bias=bias, batch_first=bf)
            for nl in ("tanh", "relu") for L in (1, 3) for bias in (True, False) for bf in (False, True)]
@@ -214,7 +217,7 @@ CONFIGS = [dict(nonlinearity=nl, num_layers=L, bias=bias, batch_first=bf)
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
 @pytest.mark.parametrize("mode", ["batched", "unbatched", "h0", "packed"])
-def test_matches_torch(fused, cfg, mode):
+def test_matches_torch(torch, fused, cfg, mode):
     if mode == "unbatched" and cfg["batch_first"]:
         pytest.skip("batch_first does not apply to unbatched input")
     mg.manual_seed(0)
@@ -252,9 +255,177 @@ def test_matches_torch(fused, cfg, mode):
                                    err_msg=name)
 
 
-def test_rnncell_matches_torch():
+def test_rnncell_matches_torch(torch):
     ours, theirs = nn.RNNCell(3, 4).double(), torch.nn.RNNCell(3, 4).double()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 3))
     np.testing.assert_allclose(ours(mg.tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(ours(mg.tensor(x[0])).data, theirs(torch.tensor(x[0])).detach().numpy(), rtol=1e-12)
+
+
+# ----- masks, clipping inside BPTT, truncation: against independent references ----------------------------------
+def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
+    """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
+    from minigrad.nn.rnn import _composed_layer, _FusedLayer
+
+    rng = np.random.default_rng(0)
+    T, B, n_in, H = 5, 3, 2, 4
+    x0, h00 = rng.standard_normal((T, B, n_in)), rng.standard_normal((B, H))
+    weights = [rng.standard_normal(s) * 0.5 for s in [(H, n_in), (H, H), (H,), (H,)]]
+    mask = np.zeros((T, B, 1))
+    for b, n in enumerate([5, 2, 3]):
+        mask[:n, b] = 1
+    w = rng.standard_normal((T, B, H))  # nonzero at the masked outputs too
+    results = []
+    for layer in ("fused", "composed"):
+        x, h0 = mg.tensor(x0, requires_grad=True), mg.tensor(h00, requires_grad=True)
+        ws = [mg.tensor(v, requires_grad=True) for v in weights]
+        if layer == "fused":
+            out = _FusedLayer.apply(x, h0, *ws, nonlinearity="tanh", mask=mask)
+        else:
+            out, _ = _composed_layer(x, h0, *ws, "tanh", mask, False)
+        (out * mg.tensor(w)).sum().backward()
+        results.append([out.data, x.grad.data, h0.grad.data] + [v.grad.data for v in ws])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_relu_steps_past_the_end_stay_finite():
+    mg.manual_seed(0)
+    rnn = nn.RNN(2, 8, nonlinearity="relu").double()
+    rnn.weight_hh_l0.data[...] = np.eye(8) * 50  # any step on padding would grow 50x per step
+    rnn.weight_ih_l0.data[...] = np.abs(rnn.weight_ih_l0.data)
+    rnn.bias_ih_l0.data[...] = rnn.bias_hh_l0.data[...] = 0
+    x0 = np.zeros((400, 2, 2))
+    x0[:3, 1] = 1.0  # sequence 0 stays at 0 for 400 steps; sequence 1 ends after 3 with a positive state
+    x = mg.tensor(x0, requires_grad=True)
+    out, h_n = rnn(pack_padded_sequence(x, [400, 3]))
+    h_n[:, 1].sum().backward()
+    assert np.isfinite(x.grad.data).all()
+
+
+def _numpy_bptt_with_clamp(x, h0, w_ih, w_hh, b, w_out, c):
+    """min-char-rnn's loop, batched, with ∂L/∂h_t clamped to [-c, c]: L = Σ_t Σ w_out[t] ⊙ h_t."""
+    T = x.shape[0]
+    hs = [h0]
+    for t in range(T):
+        hs.append(np.tanh(x[t] @ w_ih.T + hs[-1] @ w_hh.T + b))
+    dw_ih, dw_hh, db, dh_next = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b), np.zeros_like(h0)
+    for t in range(T - 1, -1, -1):
+        dh = np.clip(w_out[t] + dh_next, -c, c)
+        draw = (1 - hs[t + 1] ** 2) * dh
+        dw_ih += draw.T @ x[t]
+        dw_hh += draw.T @ hs[t]
+        db += draw.sum(axis=0)
+        dh_next = draw @ w_hh
+    return dw_ih, dw_hh, db
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("c", [0.05, 0.5, 1e9])
+def test_hidden_grad_clip_equals_a_hand_written_loop(fused, c):
+    mg.manual_seed(3)
+    rnn = nn.RNN(3, 5, fused=fused, hidden_grad_clip=c).double()
+    rng = np.random.default_rng(4)
+    x, w_out = rng.standard_normal((7, 2, 3)), rng.standard_normal((7, 2, 5)) * 3
+    out, _ = rnn(mg.tensor(x))
+    (out * mg.tensor(w_out)).sum().backward()
+    expect = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
+                                    rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, c)
+    for got, want in zip((rnn.weight_ih_l0.grad, rnn.weight_hh_l0.grad, rnn.bias_ih_l0.grad), expect):
+        np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-14)
+    if c < 1e9:
+        unclipped = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
+                                           rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, np.inf)
+        assert not np.allclose(unclipped[1], expect[1])  # the clamp really acted
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_hidden_grad_clip_fused_equals_composed_packed_and_multi_layer(bidirectional):
+    fused, composed = _pair(input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional,
+                            hidden_grad_clip=0.3)
+    rng = np.random.default_rng(6)
+    x0, lengths = rng.standard_normal((6, 3, 3)), [6, 2, 4]
+    results = []
+    for rnn in (fused, composed):
+        x = mg.tensor(x0, requires_grad=True)
+        out, h_n = rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))
+        ((out.data * mg.tensor(rng.standard_normal(out.data.shape) * 0 + 2.0)).sum() + (h_n * 3).sum()).backward()
+        results.append([x.grad.data] + [p.grad.data for _, p in sorted(rnn.named_parameters())])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_hidden_grad_clip_equals_torch_hooks_on_every_hidden_state(torch):
+    """torch's idiom: a loop over RNNCell with h.register_hook(lambda g: g.clamp(-c, c)) on every state."""
+    c, T, B = 0.2, 6, 2
+    mg.manual_seed(0)
+    ours = nn.RNN(3, 4, hidden_grad_clip=c).double()
+    cell = torch.nn.RNNCell(3, 4).double()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data = torch.tensor(getattr(ours, f"{name}_l0").data.copy())
+    x0 = np.random.default_rng(1).standard_normal((T, B, 3))
+    w = np.random.default_rng(2).standard_normal((T, B, 4)) * 2
+    out, _ = ours(mg.tensor(x0))
+    (out * mg.tensor(w)).sum().backward()
+    h, outs = torch.zeros(B, 4, dtype=torch.float64), []
+    for t in range(T):
+        h = cell(torch.tensor(x0[t]), h)
+        h.register_hook(lambda g: g.clamp(-c, c))
+        outs.append(h)
+    (torch.stack(outs) * torch.tensor(w)).sum().backward()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        np.testing.assert_allclose(getattr(ours, f"{name}_l0").grad.data, getattr(cell, name).grad.numpy(),
+                                   rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, "1", True])
+def test_hidden_grad_clip_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="hidden_grad_clip"):
+        nn.RNN(3, 4, hidden_grad_clip=bad)
+
+
+@pytest.mark.parametrize("k1,k2", [(3, 3), (2, 5), (4, 4), (5, 12)])
+def test_truncated_bptt_gradients_equal_an_explicitly_truncated_reference(k1, k2):
+    """Each update's gradient is the window's loss differentiated with the window's start state a constant
+    (computed here by a separate no_grad run), summed over the updates."""
+    mg.manual_seed(0)
+    rnn = nn.RNN(2, 3, num_layers=2).double()
+    rng = np.random.default_rng(0)
+    x0, w = rng.standard_normal((12, 2, 2)), rng.standard_normal((12, 2, 3))
+    x = mg.tensor(x0)
+    for steps, output, _ in truncated_bptt(rnn, x, k1=k1, k2=k2):
+        new = output[-(steps.stop - steps.start):]
+        (new * mg.tensor(w[steps])).sum().backward()
+    got = {n: p.grad.numpy().copy() for n, p in rnn.named_parameters()}
+    rnn.zero_grad()
+    end = 0
+    while end < 12:
+        new_from, end = end, min(end + k1, 12)
+        start = max(0, end - k2)
+        with mg.no_grad():
+            h_start = None if start == 0 else rnn(mg.tensor(x0[:start]))[1]
+        out, _ = rnn(mg.tensor(x0[start:end]), None if h_start is None else mg.tensor(h_start.numpy()))
+        (out[new_from - start:] * mg.tensor(w[new_from:end])).sum().backward()
+    for name, p in rnn.named_parameters():
+        np.testing.assert_allclose(got[name], p.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("total_length", [None, 7, 9])
+@pytest.mark.parametrize("padding_value", [0.0, -1.5])
+def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
+    rng = np.random.default_rng(0)
+    lengths = [3, 7, 5]
+    seqs = [rng.standard_normal((n, 2)) for n in lengths]
+    packed = pack_padded_sequence(rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first),
+                                  lengths, batch_first=batch_first, enforce_sorted=False)
+    padded, got_lengths = pad_packed_sequence(packed, batch_first=batch_first, padding_value=padding_value,
+                                              total_length=total_length)
+    T = total_length or max(lengths)
+    assert padded.shape == ((3, T, 2) if batch_first else (T, 3, 2))
+    np.testing.assert_array_equal(got_lengths.numpy(), lengths)
+    by_seq = padded.numpy() if batch_first else padded.numpy().transpose(1, 0, 2)
+    for b, s in enumerate(seqs):
+        np.testing.assert_array_equal(by_seq[b, :len(s)], s)
+        assert (by_seq[b, len(s):] == padding_value).all()

@@ -1,9 +1,12 @@
 """What every backend shares: how a p-norm is assembled so that it cannot overflow, and the clip coefficient.
 
-For p > 0 the backends sum |x|^p in float64. Squares of float32 (≤ 1.2e77) or float16 values cannot
-overflow float64, so for itemsize ≤ 4 and p ≤ UNSCALED_MAX_P one pass suffices. Otherwise (float64 input, or a
-large p) the sum is taken of (|x|/m)^p with m = max|x| over all arrays, and the norm is m · s^(1/p): two
-passes, no overflow for any finite input (1e200 in float64 works).
+For p > 0 the CPU backends first sum |x|^p in float64 in one pass. When that sum is a normal, not tiny,
+finite number (`unscaled_ok`) it is exact to rounding and the norm is s^(1/p): squares of float32 (≤ 1.2e77)
+cannot overflow float64, so float32 gradients always finish here. Otherwise (float64 values beyond ~1e154, a
+large p, or values so small that their powers underflow) the sum is taken again of (|x|/m)^p with m = max|x|
+over all arrays, and the norm is m · s^(1/p): no overflow or underflow for any finite input (1e200 and
+1e-200 in float64 work). The CUDA backend, which cannot look at the first sum without a host round trip,
+decides up front with `needs_scaling`.
 
 The other orders, as torch defines them: p = inf is max |x|; p = -inf is min |x|; p = 0 counts the non-zero
 elements (NaN counts); p < 0 is (Σ|x|^p)^(1/p), taken as m · (Σ(|x|/m)^p)^(1/p) with m = min |x| so that no term
@@ -18,6 +21,9 @@ from typing import Sequence
 import numpy as np
 
 UNSCALED_MAX_P = 7.0  # (3.4e38)^7 ≈ 5e269: even 1e12 such terms stay below float64's 1.8e308
+# Below this an unscaled power sum may have lost terms to underflow (each lost term is < 2.2e-308; even 1e12 of
+# them are < 1e-16 of 2^-900), so the norm is recomputed scaled.
+TINY_SUM = 2.0 ** -900
 CHUNK = 8192  # elements summed serially per partial; fixed, so the result is the same for any thread count
 _LOG_MAX = math.log(np.finfo(np.float64).max)
 
@@ -25,6 +31,11 @@ _LOG_MAX = math.log(np.finfo(np.float64).max)
 def needs_scaling(dtypes: Sequence[np.dtype], p: float) -> bool:
     """True when a power sum must be scaled: float64 input, a large p, or any negative p (scaled by the min)."""
     return p < 0 or p > UNSCALED_MAX_P or any(np.dtype(d).itemsize > 4 for d in dtypes)
+
+
+def unscaled_ok(power_sum: float) -> bool:
+    """True when an unscaled power sum can be trusted: finite, and large enough that underflow lost nothing."""
+    return TINY_SUM <= power_sum < math.inf
 
 
 def root(power_sum: float, p: float) -> float:

@@ -63,6 +63,8 @@ def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: n
             acc = _merge(kind, acc, v)
         elif kind == _COUNT:
             acc += 0.0 if x[i] == 0 else 1.0
+        elif p < 0.0:  # scaled by the min: (|x|/m)^p = (m/|x|)^-p, which cannot overflow (|x| = inf gives 0)
+            acc += (scale / v) ** -p
         else:
             if scaled:
                 v = v / scale

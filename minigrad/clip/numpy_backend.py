@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip._plan import finish, needs_scaling, special_scale
+from minigrad.clip._plan import finish, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
 # clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
@@ -46,17 +46,16 @@ def count_nonzero(arrays: Sequence[np.ndarray]) -> float:
 
 
 def power_sum(a: np.ndarray, p: float, scale: float = 1.0) -> float:
-    """Σ (|x|/scale)^p over one array, in float64."""
+    """Σ (|x|/scale)^p over one array, in float64. Overflow and underflow are expected here (an unscaled first
+    try; |0|^-p = inf) and handled by the caller, so NumPy is not asked to warn about them."""
     x = a.reshape(-1).astype(np.float64)
-    if scale != 1.0:
-        x /= scale
-    if p == 2.0:
-        return float(np.dot(x, x))
-    np.abs(x, out=x)
-    if p == 1.0:
-        return float(np.sum(x))
-    with np.errstate(divide="ignore", over="ignore", under="ignore"):  # |inf/m|^p = inf, |0|^-p = inf: wanted
-        return float(np.sum(x ** p))
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        if scale != 1.0:
+            x /= scale
+        if p == 2.0:
+            return float(np.dot(x, x))
+        np.abs(x, out=x)
+        return float(np.sum(x)) if p == 1.0 else float(np.sum(x ** p))
 
 
 def special_order(arrays: Sequence[np.ndarray], p: float) -> float | None:
@@ -77,11 +76,13 @@ def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     special = special_order(arrays, p)
     if special is not None:
         return np.asarray(special)
-    scale = 1.0
-    if needs_scaling([a.dtype for a in arrays], p):
-        scale = max_abs(arrays) if p > 0 else min_abs(arrays)
-        if special_scale(scale):
-            return np.asarray(scale)
+    if p > 0:
+        s = sum(power_sum(a, p) for a in arrays)
+        if s != s or unscaled_ok(s):  # NaN in, NaN out; or a sum that lost nothing
+            return np.asarray(finish(s, p))
+    scale = max_abs(arrays) if p > 0 else min_abs(arrays)
+    if special_scale(scale):
+        return np.asarray(scale)
     return np.asarray(finish(sum(power_sum(a, p, scale) for a in arrays), p, scale))
 
 
@@ -93,10 +94,15 @@ def typed(values: tuple, dtype: np.dtype, cache: dict) -> tuple:
 
 
 def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
-    """x *= coef in each array's own dtype (the coefficient is rounded to that dtype first, as torch does)."""
+    """x *= coef in each array's own dtype (the coefficient rounded to that dtype first, as torch does), except
+    float16: there the product is taken in float32 and rounded once, because a float16 coefficient below 6e-5
+    is subnormal and would keep only a few bits (torch clips float16 gradients less exactly)."""
     cache: dict = {}
     for a in arrays:
-        np.multiply(a, typed((coef,), a.dtype, cache)[0], out=a)
+        if a.dtype == np.float16:
+            np.multiply(a, np.float32(coef), out=a, casting="unsafe")
+        else:
+            np.multiply(a, typed((coef,), a.dtype, cache)[0], out=a)
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:

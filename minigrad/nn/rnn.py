@@ -46,19 +46,25 @@ class _FusedLayer(Function):
     Forward, with the input projection for all steps in one matmul:
         P = X W_ihᵀ + b_ih + b_hh                      (T, B, H)
         a_t = P_t + h_{t-1} W_hhᵀ,   h_t = f(a_t)      (h_t = h_{t-1} where m_t = 0)
-    The Function returns the outputs only (h_n is read off them by indexing, so its gradient arrives there).
+        Y_t = h_t · m_t
+    The Function returns the outputs Y only (h_n is read off them by indexing, so its gradient arrives there).
     Backward, one reversed loop carrying dh = ∂L/∂h_t (the total derivative, through all later steps):
         dh  += dY_t · m_t
-        dA_t = dh ⊙ f'(a_t) · m_t
-        dh   = dA_t W_hh + dh · (1 - m_t)
+        dh   = clamp(dh, -c, c)                 (only with hidden_grad_clip = c)
+        dA_t = dh ⊙ f'(a_t)
+        dh   = dA_t W_hh
     and the weight gradients with one matmul over all steps:
         dW_ih = Σ_t dA_tᵀ x_t,  dW_hh = Σ_t dA_tᵀ h_{t-1},  db_ih = db_hh = Σ_t Σ_b dA_t,  dX_t = dA_t W_ih.
+    The mask m_t (B, 1) marks the steps inside each sequence; a sequence that has ended stays ended (the mask
+    is a suffix of zeros, as packing makes it). So past the end no gradient exists (dY is masked and nothing
+    later feeds dh): the loop needs no mask beyond dY's. Carrying h_t unchanged past the end in forward keeps
+    the state finite there (no steps run on padding).
     Memory: the T+1 hidden states (T·B·H) and the mask.
     """
 
     @staticmethod
     def forward(ctx: Context, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
-                nonlinearity: str = "tanh", mask: Any = None, recorder: Any = None) -> Any:
+                nonlinearity: str = "tanh", mask: Any = None, recorder: Any = None, clip: float | None = None) -> Any:
         xp = array_module(x)
         steps, batch, n_in = x.shape
         hidden = w_hh.shape[0]
@@ -76,29 +82,27 @@ class _FusedLayer(Function):
             if mask is not None:
                 hs[t + 1] = xp.where(mask[t], hs[t + 1], hs[t])
         ctx.save_for_backward(x, hs, w_ih, w_hh)
-        ctx.nonlinearity, ctx.mask, ctx.recorder = nonlinearity, mask, recorder
+        ctx.nonlinearity, ctx.mask, ctx.recorder, ctx.clip = nonlinearity, mask, recorder, clip
         return hs[1:] if mask is None else hs[1:] * mask
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x, hs, w_ih, w_hh = ctx.saved_tensors
         xp = array_module(grad)
-        steps, mask = x.shape[0], ctx.mask
-        d_out, dh = grad, xp.zeros_like(grad[0])
+        steps, clip = x.shape[0], ctx.clip
+        d_out = grad if ctx.mask is None else grad * ctx.mask
+        dh = xp.zeros_like(grad[0])
         deriv = _derivative(hs[1:], ctx.nonlinearity)  # f'(a_t) for all steps in one vectorised pass
-        if mask is not None:
-            d_out, deriv, keep = d_out * mask, deriv * mask, 1 - mask
         d_pre = xp.empty_like(d_out)  # dA_t for every step
         norms = np.empty(steps) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
             dh += d_out[t]
             if norms is not None:
-                norms[t] = float(xp.linalg.norm(dh))
+                norms[t] = float(xp.linalg.norm(dh))  # before the clamp: what BPTT would have carried
+            if clip is not None:
+                xp.clip(dh, -clip, clip, out=dh)
             xp.multiply(dh, deriv[t], out=d_pre[t])
-            if mask is None:
-                xp.matmul(d_pre[t], w_hh, out=dh)
-            else:
-                dh = d_pre[t] @ w_hh + dh * keep[t]  # finished sequences pass dh through unchanged
+            xp.matmul(d_pre[t], w_hh, out=dh)
         if norms is not None:
             ctx.recorder(norms)
         need = ctx.needs_input_grad
@@ -108,6 +112,19 @@ class _FusedLayer(Function):
         dw_hh = flat.T @ hs[:-1].reshape(-1, hs.shape[-1]) if need[3] else None
         db = flat.sum(axis=0) if (need[4] or need[5]) else None
         return dx, dh, dw_ih, dw_hh, db, db
+
+
+class _ClampGrad(Function):
+    """Identity whose backward clamps the gradient to [-c, c]: `h.register_hook(lambda g: g.clamp(-c, c))`."""
+
+    @staticmethod
+    def forward(ctx: Context, h: Any, clip: float) -> Any:
+        ctx.clip = clip
+        return h
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return array_module(grad).clip(grad, -ctx.clip, ctx.clip), None
 
 
 class _RecordGrad(Function):
@@ -125,10 +142,12 @@ class _RecordGrad(Function):
 
 
 def _composed_layer(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
-                    b_hh: Tensor | None, nonlinearity: str, mask: Any, record: bool) -> tuple:
+                    b_hh: Tensor | None, nonlinearity: str, mask: Any, record: bool, clip: float | None = None
+                    ) -> tuple:
     """The same layer from autograd ops, one step at a time: the readable reference for the fused one.
 
-    Returns (outputs, h_n, norms): with `record`, norms[t] is filled with ‖∂L/∂h_t‖ during backward.
+    Returns (outputs, norms): with `record`, norms[t] is filled with ‖∂L/∂h_t‖ during backward. With
+    `clip`, the gradient reaching each h_t (from its output and from step t+1) is clamped to [-clip, clip].
     """
     norms = np.zeros(x.shape[0])
     outputs = []
@@ -142,11 +161,13 @@ def _composed_layer(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         if mask is not None:
             m = Tensor(mask[t])
             h_new = h_new * m + h * (1 - m)
+        if clip is not None:
+            h_new = _ClampGrad.apply(h_new, clip=clip)
         if record:
             h_new = _RecordGrad.apply(h_new, report=lambda v, t=t: norms.__setitem__(t, v))
         h = h_new
         outputs.append(h if mask is None else h * Tensor(mask[t]))
-    return stack(outputs, 0), h, norms
+    return stack(outputs, 0), norms
 
 
 class RNNCell(Module):
@@ -191,6 +212,15 @@ def _check_config(input_size: int, hidden_size: int, num_layers: int, nonlineari
             raise ValueError(f"{name} must be True or False, got {v!r}")
 
 
+def _check_clip(value: Any) -> float:
+    from minigrad.clip import check_real
+
+    try:
+        return check_real("hidden_grad_clip", value, minimum=0.0)
+    except ValueError as err:
+        raise ValueError(f"{err} (None: no clipping inside BPTT)") from None
+
+
 def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
     if t.dtype != weight.dtype:
         raise TensorError(f"{who}: {what} has dtype {t.dtype} but the parameters have {weight.dtype}; convert one "
@@ -217,7 +247,7 @@ class RNN(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 fused: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
+                 fused: bool = True, hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
         _check_config(input_size, hidden_size, num_layers, nonlinearity, bias=bias, batch_first=batch_first,
                       bidirectional=bidirectional, fused=fused)
@@ -233,6 +263,7 @@ class RNN(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.batch_first, self.fused = nonlinearity, bias, batch_first, fused
         self.bidirectional = bidirectional
+        self.hidden_grad_clip = None if hidden_grad_clip is None else _check_clip(hidden_grad_clip)
         self.track_hidden_grads = False
         self.hidden_grad_norms: np.ndarray | None = None
         directions = 2 if bidirectional else 1
@@ -311,14 +342,19 @@ class RNN(Module):
 
     def _run_layer(self, seq: Tensor, h0: Tensor, params: tuple, mask: Any, last_step: Any, batch: int, xp: Any,
                    recorder: bool, norms: list, k: int) -> tuple:
-        """One layer in one direction: (outputs (T, B, H), its last valid state, per-step norms or None)."""
+        """One layer in one direction: (outputs (T, B, H), its last valid state, per-step norms or None).
+
+        Both paths read h_n off the outputs at each sequence's last valid step, so its gradient joins that
+        step's ∂L/∂h_t before any clamp (hidden_grad_clip) acts on it."""
         if self.fused:
             report = (lambda v: norms.__setitem__(k, v)) if recorder else None
-            out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, mask=mask, recorder=report)
-            # h_n is the last valid output; its gradient reaches the output's in backward
-            h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
-            return out, h_last, None
-        out, h_last, layer_norms = _composed_layer(seq, h0, *params, self.nonlinearity, mask, recorder)
+            out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, mask=mask, recorder=report,
+                                    clip=self.hidden_grad_clip)
+            layer_norms = None
+        else:
+            out, layer_norms = _composed_layer(seq, h0, *params, self.nonlinearity, mask, recorder,
+                                               self.hidden_grad_clip)
+        h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
         return out, h_last, (layer_norms if recorder else None)
 
     @property
