@@ -1,6 +1,7 @@
 """Best-of-N timing shared by the benchmark scripts (these 2-core machines are noisy: report the best)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -53,3 +54,28 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
+
+
+def cpu_info() -> str:
+    """The CPU's model, its widest SIMD level, the target Numba compiles for, and the thread counts: every
+    speed table says where it was measured."""
+    import platform
+
+    import numba
+
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE/other"
+    import llvmlite.binding as llvm
+
+    target = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    return (f"CPU {model}, {os.cpu_count()} cores, SIMD {simd}, Numba target {target}"
+            f"{' (NUMBA_CPU_NAME)' if numba.config.CPU_NAME else ''}, numba threads {numba.get_num_threads()}")

@@ -1,14 +1,9 @@
 """What the examples share: the device check, optional extras with one-line hints, progress bars, plots."""
 from __future__ import annotations
 
-import math
 import os
 import sys
 from typing import Any, Iterable
-
-import numpy as np
-
-import minigrad as mg
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -91,11 +86,12 @@ class StepRecorder:
     """Per optimizer step: the gradient norm before clipping (what the clip function returned), after clipping,
     and the length ‖Δθ‖ of the update the optimizer then made, all parameters taken as one vector.
 
-    Call `before_step(norm)` between the clip and `optimizer.step()`, and `after_step()` after it.
+    Call `before_step(norm)` between the clip and `optimizer.step()`, and `after_step()` after it. Only
+    tensor methods that torch has too: the example runs unchanged with torch's imports (benchmarks do that).
     """
 
-    def __init__(self, parameters: Iterable) -> None:
-        self.params = list(parameters)
+    def __init__(self, parameters: Iterable, nn: Any) -> None:
+        self.params, self.nn = list(parameters), nn
         self.grad_norm: list[float] = []
         self.clipped_norm: list[float] = []
         self.update_norm: list[float] = []
@@ -104,12 +100,12 @@ class StepRecorder:
     def before_step(self, pre_clip_norm: Any) -> None:
         self.grad_norm.append(float(pre_clip_norm.item()))
         grads = [p.grad for p in self.params if p.grad is not None]
-        self.clipped_norm.append(float(mg.nn.utils.get_total_norm(grads).item()))
-        self._before = [p.data.copy() for p in self.params]
+        self.clipped_norm.append(float(self.nn.utils.get_total_norm(grads).item()))
+        self._before = [p.detach().clone() for p in self.params]
 
     def after_step(self) -> None:
-        squares = sum(float(((p.data.astype(np.float64) - b) ** 2).sum()) for p, b in zip(self.params, self._before))
-        self.update_norm.append(math.sqrt(squares))
+        steps = [p.detach() - b for p, b in zip(self.params, self._before)]
+        self.update_norm.append(float(self.nn.utils.get_total_norm(steps).item()))
 
     def history(self) -> dict:
         return {"grad_norm": self.grad_norm, "clipped_norm": self.clipped_norm, "update_norm": self.update_norm}

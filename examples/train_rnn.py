@@ -65,8 +65,8 @@ class RNNClassifier(nn.Module):
 
 
 def binary_accuracy(preds, y):
-    rounded = (preds.sigmoid().data > 0.5)
-    return float((rounded == (y.data > 0.5)).mean())
+    rounded = preds.sigmoid() > 0.5
+    return float((rounded == (y > 0.5)).float().mean().item())
 
 
 # Learning rates chosen by measurement over seeds 0-9 (README, "How reliable is train_rnn.py?"): at these,
@@ -131,8 +131,8 @@ def main(argv=None) -> dict:
     model = RNNClassifier(VOCAB, 16 if args.quick else 32, 32 if args.quick else 64).to(args.device)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
     criterion = nn.BCEWithLogitsLoss()
-    steps = _common.StepRecorder(model.parameters())
-    history = {"loss": [], "epoch_loss": [], "epoch_acc": []}
+    steps = _common.StepRecorder(model.parameters(), nn)
+    history = {"loss": [], "epoch_loss": [], "epoch_acc": [], "epoch_time": []}
     n_batches = -(-len(seqs) // args.batch_size)
     plain = not _common.interactive()
     for e in range(args.epochs):
@@ -162,9 +162,10 @@ def main(argv=None) -> dict:
                       f"{steps.grad_norm[-1]:.3f}, update norm {steps.update_norm[-1]:.2e}")
         history["epoch_loss"].append(epoch_loss / n_batches)
         history["epoch_acc"].append(epoch_acc / n_batches)
+        history["epoch_time"].append(time.perf_counter() - start)
         print(f"loss on epoch {e} = {epoch_loss / n_batches:.4f}")
         print(f"accuracy on epoch {e} = {epoch_acc / n_batches:.4f}")
-        print(f"  ({time.perf_counter() - start:.2f} s on {args.device})")
+        print(f"  ({history['epoch_time'][-1]:.2f} s on {args.device})")
     history.update(steps.history())
     if args.plot:
         plot(history, args.plot)

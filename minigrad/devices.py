@@ -63,3 +63,6 @@ def parse_to(args: tuple, kwargs: dict) -> tuple[device | None, np.dtype | None]
     if len(args) > 2:
         raise TypeError(f"to() takes at most 2 positional arguments, got {len(args)}")
     return (None if dev is None else device(dev)), (None if dtype is None else np.dtype(dtype))
+
+
+CPU, CUDA = device("cpu"), device("cuda")  # what Tensor.device returns: made once

@@ -27,6 +27,9 @@ def _shape(x: Any) -> tuple:
 
 
 def _broadcast_check(op: str, a: Any, b: Any) -> None:
+    sa, sb = _shape(a), _shape(b)
+    if sa == sb or not sa or not sb:  # the common cases, without asking NumPy
+        return
     try:
         np.broadcast_shapes(_shape(a), _shape(b))
     except ValueError:
@@ -95,7 +98,14 @@ def _as(x: Any, dtype: np.dtype, like: Any) -> Any:
 
 def promote(a: Any, b: Any, dtype: np.dtype | None = None) -> tuple[Any, Any]:
     """Both operands as arrays of torch's result type (or `dtype`)."""
-    dtype = result_type(a, b) if dtype is None else dtype
+    if dtype is None:
+        ta, tb = type(a), type(b)
+        if ta is tb is np.ndarray and a.dtype == b.dtype:
+            return a, b  # the common case: nothing to promote
+        if ta is np.ndarray and tb is float and a.dtype.kind == "f" or tb is np.ndarray and ta is float and \
+                b.dtype.kind == "f":
+            return a, b  # a Python float adopts a float tensor's dtype (NumPy's weak scalars and torch agree)
+        dtype = result_type(a, b)
     like = a if hasattr(a, "ndim") else b
     return _as(a, dtype, like), _as(b, dtype, like)
 
@@ -199,6 +209,8 @@ class Pow(Function):
 def _power(a: Any, b: Any, scalar_exponent: bool) -> Any:
     """a ** b; for integers, a negative scalar exponent is an error and a negative tensor exponent gives
     torch's answers (1 for a base of 1, ±1 for -1, otherwise 0)."""
+    if not hasattr(a, "dtype"):  # a Python number's power of a tensor
+        return a ** b
     if a.dtype == np.bool_:
         if not scalar_exponent:
             raise TensorError('"pow" is not implemented for bool tensors (as in torch)')
@@ -478,16 +490,34 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
-    """Indexing with ints, slices, None, Ellipsis and integer/bool arrays; repeated indices accumulate."""
+    """Indexing with ints, slices, None, Ellipsis and integer/bool arrays; repeated indices accumulate.
+
+    `unique=True` (the library's own gathers: packing, reversing, reading h_n) promises that no element is
+    picked twice, so backward adds in place with one fancy assignment instead of sorting for repeats."""
 
     @staticmethod
-    def forward(ctx: Context, a: Any, index: Any) -> Any:
-        ctx.shape, ctx.index = a.shape, index
+    def forward(ctx: Context, a: Any, index: Any, unique: bool = False) -> Any:
+        ctx.shape, ctx.index, ctx.unique = a.shape, index, unique
         return a[index]
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        return IndexGrad(ctx.shape, ctx.index, grad, _is_basic(ctx.index)), None
+        return IndexGrad(ctx.shape, ctx.index, grad, ctx.unique or _is_basic(ctx.index)), None
+
+
+class Scatter(Function):
+    """Zeros of `shape` with `a` put at `index` (no element twice): the adjoint of a unique gather."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, shape: tuple) -> Any:
+        out = array_module(a).zeros(shape, dtype=a.dtype)
+        out[index] = a
+        ctx.index = index
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad[ctx.index]
 
 
 class EmbeddingLookup(Function):

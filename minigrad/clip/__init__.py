@@ -68,6 +68,9 @@ def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
     `writable` writeable on the host — so that a call that will write raises before its first write.
     """
     arrays = _as_list(arrays)
+    if all(type(a) is np.ndarray for a in arrays) and {a.dtype.kind for a in arrays} <= {"f"} and (
+            not writable or all(a.flags.writeable for a in arrays)):
+        return arrays, False  # the common case, checked in three passes without per-array branches
     on_device = 0
     for i, a in enumerate(arrays):
         if isinstance(a, np.ndarray):
@@ -91,6 +94,13 @@ def check_real(name: str, value: Any, minimum: float | None = None, allow_nan: b
     """`value` as a float, by one rule for every numeric argument: Python and NumPy numbers and 0-d arrays
     (and 0-d Tensors) are accepted; bools, strings, arrays with dimensions and other objects are not. NaN is
     rejected unless `allow_nan`; below `minimum` is rejected. inf is a number."""
+    if type(value) is float or type(value) is int:  # the common case, first
+        number = float(value)
+        if number != number and not allow_nan:
+            raise ValueError(f"{name} must not be NaN")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{name} must be >= {minimum:g}, got {number!r}")
+        return number
     raw = getattr(value, "_data", value)  # a Tensor's array
     if isinstance(raw, (bool, np.bool_)) or isinstance(raw, (str, bytes)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
@@ -165,6 +175,13 @@ def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_non
     `max_norm=inf` changes nothing. With `error_if_nonfinite=True` a NaN/inf norm raises RuntimeError before
     anything is modified.
     """
+    return clip_norm_or_defer(arrays, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite, backend=backend)
+
+
+def clip_norm_or_defer(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
+                       backend: str | None = None, defer: Any = None) -> Any:
+    """clip_norm_, except that for host arrays `defer(coef)` is offered the coefficient first: when it returns
+    True (a GradBuffer whose fused optimizer will apply it in its step), nothing is scaled here."""
     max_norm = check_nonnegative("max_norm", max_norm)
     p = check_norm_type(norm_type)
     arrays, on_cuda = check_arrays(arrays, writable=True)
@@ -181,7 +198,7 @@ def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_non
         impl.scale_(arrays, impl.coefficient(norm, max_norm))  # computed and read on the device
     else:
         coef = clip_coef(value, max_norm)
-        if coef != 1.0:
+        if coef != 1.0 and not (defer is not None and defer(coef)):
             impl.scale_(arrays, coef)
     return norm
 

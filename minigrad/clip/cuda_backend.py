@@ -41,11 +41,11 @@ def _merge(kind, a, b):  # pragma: no cover - compiled
 
 
 @cuda.jit(device=True)
-def _root(s, p):  # pragma: no cover - compiled
-    """s^(1/p) for s > 0, inf where that overflows float64 (the simulator's Python floats would raise)."""
-    if math.log(s) / p > _LOG_MAX:
+def _scaled_root(s, p, scale):  # pragma: no cover - compiled
+    """scale · s^(1/p) for s > 0, inf where that overflows float64 (the simulator's NumPy scalars would warn)."""
+    if math.log(s) / p + math.log(scale) > _LOG_MAX:
         return math.inf
-    return s ** (1.0 / p)
+    return scale * s ** (1.0 / p)
 
 
 @cuda.jit
@@ -98,7 +98,7 @@ def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no co
         elif p == 2.0:
             acc = scale * math.sqrt(acc)
         elif acc != 0.0:
-            acc = scale * _root(acc, p)
+            acc = _scaled_root(acc, p, scale)
     out[0] = acc
 
 

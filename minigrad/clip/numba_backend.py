@@ -35,7 +35,7 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SQUARES, _ABS, _POW, _SCALED = 0, 1, 2, 3
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _sum_squares(x):  # pragma: no cover - compiled
     s = 0.0
     for i in range(x.size):
@@ -44,7 +44,7 @@ def _sum_squares(x):  # pragma: no cover - compiled
     return s
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _sum_abs(x):  # pragma: no cover - compiled
     s = 0.0
     for i in range(x.size):
@@ -52,7 +52,7 @@ def _sum_abs(x):  # pragma: no cover - compiled
     return s
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _sum_pow(x, p):  # pragma: no cover - compiled
     s = 0.0
     for i in range(x.size):
@@ -60,7 +60,7 @@ def _sum_pow(x, p):  # pragma: no cover - compiled
     return s
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _sum_scaled(x, p, scale):  # pragma: no cover - compiled
     s = 0.0
     if p == 2.0:
@@ -73,7 +73,7 @@ def _sum_scaled(x, p, scale):  # pragma: no cover - compiled
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _chunk_max_abs(x):  # pragma: no cover - compiled
     """max |x| of a slice; NaN when the slice holds a NaN (a NaN compares false, so it is tracked apart)."""
     m = 0.0
@@ -85,13 +85,13 @@ def _chunk_max_abs(x):  # pragma: no cover - compiled
     return np.nan if nan else m
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scale_chunk(x, coef):  # pragma: no cover - compiled
     for i in range(x.size):
         x[i] = x[i] * coef
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _clamp_chunk(x, lo, hi):  # pragma: no cover - compiled
     for i in range(x.size):
         v = x[i]
@@ -99,7 +99,7 @@ def _clamp_chunk(x, lo, hi):  # pragma: no cover - compiled
         x[i] = hi if v > hi else v
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _power_sum(x, p, scale, mode, chunk):  # pragma: no cover - compiled
     n = x.size
     nchunks = (n + chunk - 1) // chunk
@@ -120,7 +120,7 @@ def _power_sum(x, p, scale, mode, chunk):  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _max_abs(x, chunk):  # pragma: no cover - compiled
     n = x.size
     nchunks = (n + chunk - 1) // chunk
@@ -135,14 +135,14 @@ def _max_abs(x, chunk):  # pragma: no cover - compiled
     return m
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _scale(x, coef, chunk):  # pragma: no cover - compiled
     n = x.size
     for c in prange((n + chunk - 1) // chunk):
         _scale_chunk(x[c * chunk:min((c + 1) * chunk, n)], coef)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _clamp(x, lo, hi, chunk):  # pragma: no cover - compiled
     n = x.size
     for c in prange((n + chunk - 1) // chunk):
@@ -161,10 +161,10 @@ def _norm_units(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
             continue
         if a.size >= SMALL or not _kernel_ready(a):
             units.append(a.reshape(-1))
-        else:
-            small.setdefault(a.dtype, []).append(a.reshape(-1))
+        else:  # concatenate flattens: a reshape per array would cost as much as the copy
+            small.setdefault(a.dtype, []).append(a)
     for group in small.values():
-        units.append(group[0] if len(group) == 1 else np.concatenate(group))
+        units.append(group[0].reshape(-1) if len(group) == 1 else np.concatenate(group, axis=None))
     return units
 
 

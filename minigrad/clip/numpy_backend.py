@@ -46,9 +46,18 @@ def count_nonzero(arrays: Sequence[np.ndarray]) -> float:
 
 
 def power_sum(a: np.ndarray, p: float, scale: float = 1.0) -> float:
-    """Σ (|x|/scale)^p over one array, in float64. Overflow and underflow are expected here (an unscaled first
+    """Σ (|x|/scale)^p over one array, in float64."""
+    return power_sum_all([a], p, scale)
+
+
+def power_sum_all(arrays: Sequence[np.ndarray], p: float, scale: float = 1.0) -> float:
+    """Σ (|x|/scale)^p over all arrays, in float64: one float64 copy of all elements (a few NumPy calls in all,
+    which is what small arrays cost), then the sum. Overflow and underflow are expected here (an unscaled first
     try; |0|^-p = inf) and handled by the caller, so NumPy is not asked to warn about them."""
-    x = a.reshape(-1).astype(np.float64)
+    if len(arrays) == 1:
+        x = arrays[0].reshape(-1).astype(np.float64)
+    else:
+        x = np.concatenate(arrays, axis=None, dtype=np.float64)
     with np.errstate(divide="ignore", over="ignore", under="ignore"):
         if scale != 1.0:
             x /= scale
@@ -77,13 +86,13 @@ def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
     if special is not None:
         return np.asarray(special)
     if p > 0:
-        s = sum(power_sum(a, p) for a in arrays)
+        s = power_sum_all(arrays, p)
         if s != s or unscaled_ok(s):  # NaN in, NaN out; or a sum that lost nothing
             return np.asarray(finish(s, p))
     scale = max_abs(arrays) if p > 0 else min_abs(arrays)
     if special_scale(scale):
         return np.asarray(scale)
-    return np.asarray(finish(sum(power_sum(a, p, scale) for a in arrays), p, scale))
+    return np.asarray(finish(power_sum_all(arrays, p, scale), p, scale))
 
 
 def typed(values: tuple, dtype: np.dtype, cache: dict) -> tuple:

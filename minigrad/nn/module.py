@@ -25,6 +25,9 @@ def zero_grads_(params: Any, set_to_none: bool = True) -> None:
     set to None or, with set_to_none=False, zeroed in place. Every array to be written is checked first, so
     a read-only gradient raises before any gradient is cleared."""
     params = list(params)
+    for p in params:
+        if p._grad_buffer is not None:
+            p._grad_buffer.settle()  # members of the buffer outside `params` keep their (now applied) clip
     for i, p in enumerate(params):
         target = p._grad_view if p._grad_view is not None else (None if set_to_none or p._grad is None
                                                                  else p._grad._data)
@@ -157,7 +160,7 @@ class Module:
     def _apply_to_parameters(self, fn: Any) -> "Module":
         for p in self.parameters():
             p._data = fn(p._data)
-            if p._grad is not None:
+            if p._settled_grad() is not None:
                 p._grad._data = fn(p._grad._data)
             p._grad_view = p._grad_buffer = None
         return self

@@ -45,26 +45,28 @@ class _FusedLayer(Function):
 
     Forward, with the input projection for all steps in one matmul:
         P = X W_ihᵀ + b_ih + b_hh                      (T, B, H)
-        a_t = P_t + h_{t-1} W_hhᵀ,   h_t = f(a_t)      (h_t = h_{t-1} where m_t = 0)
-        Y_t = h_t · m_t
+        a_t = P_t + h_{t-1} W_hhᵀ,   h_t = f(a_t)      (for the sequences still running at step t)
+        Y_t = h_t, and 0 for sequences that have ended
     The Function returns the outputs Y only (h_n is read off them by indexing, so its gradient arrives there).
     Backward, one reversed loop carrying dh = ∂L/∂h_t (the total derivative, through all later steps):
-        dh  += dY_t · m_t
+        dh  += dY_t                             (rows of sequences still running)
         dh   = clamp(dh, -c, c)                 (only with hidden_grad_clip = c)
         dA_t = dh ⊙ f'(a_t)
         dh   = dA_t W_hh
     and the weight gradients with one matmul over all steps:
         dW_ih = Σ_t dA_tᵀ x_t,  dW_hh = Σ_t dA_tᵀ h_{t-1},  db_ih = db_hh = Σ_t Σ_b dA_t,  dX_t = dA_t W_ih.
-    The mask m_t (B, 1) marks the steps inside each sequence; a sequence that has ended stays ended (the mask
-    is a suffix of zeros, as packing makes it). So past the end no gradient exists (dY is masked and nothing
-    later feeds dh): the loop needs no mask beyond dY's. Carrying h_t unchanged past the end in forward keeps
-    the state finite there (no steps run on padding).
-    Memory: the T+1 hidden states (T·B·H) and the mask.
+    Variable lengths come as `active`: at step t the first active[t] rows of the batch are running and the
+    others have ended — packing sorts sequences by decreasing length, so this holds, and a sequence that has
+    ended stays ended. Each step then computes only those rows (as torch does for packed input); the rows of
+    ended sequences are 0 in the saved states and the outputs, never run on padding, and get no gradient
+    (h_n is read at each sequence's last running step, so nothing reads them).
+    Memory: the T+1 hidden states (T·B·H).
     """
 
     @staticmethod
     def forward(ctx: Context, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
-                nonlinearity: str = "tanh", mask: Any = None, recorder: Any = None, clip: float | None = None) -> Any:
+                nonlinearity: str = "tanh", active: Any = None, recorder: Any = None,
+                clip: float | None = None) -> Any:
         xp = array_module(x)
         steps, batch, n_in = x.shape
         hidden = w_hh.shape[0]
@@ -72,37 +74,37 @@ class _FusedLayer(Function):
         proj = (x.reshape(-1, n_in) @ w_ih.T).reshape(steps, batch, hidden)
         if b_ih is not None:
             proj += b_ih + b_hh
-        hs = xp.empty((steps + 1, batch, hidden), dtype=proj.dtype)
+        hs = xp.zeros((steps + 1, batch, hidden), dtype=proj.dtype)  # rows of ended sequences stay 0
         hs[0] = h0
         w_hh_t, a = w_hh.T, xp.empty((batch, hidden), dtype=proj.dtype)
-        for t in range(steps):
-            xp.matmul(hs[t], w_hh_t, out=a)
-            a += proj[t]
-            _activate(xp, a, nonlinearity, out=hs[t + 1])
-            if mask is not None:
-                hs[t + 1] = xp.where(mask[t], hs[t + 1], hs[t])
+        rows = [batch] * steps if active is None else [int(k) for k in active]
+        for t, k in enumerate(rows):
+            xp.matmul(hs[t, :k], w_hh_t, out=a[:k])
+            a[:k] += proj[t, :k]
+            _activate(xp, a[:k], nonlinearity, out=hs[t + 1, :k])
+        out = hs[1:].copy()  # apart from hs: the caller may change the output without touching what backward reads
         ctx.save_for_backward(x, hs, w_ih, w_hh)
-        ctx.nonlinearity, ctx.mask, ctx.recorder, ctx.clip = nonlinearity, mask, recorder, clip
-        return hs[1:] if mask is None else hs[1:] * mask
+        ctx.nonlinearity, ctx.rows, ctx.recorder, ctx.clip = nonlinearity, rows, recorder, clip
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x, hs, w_ih, w_hh = ctx.saved_tensors
         xp = array_module(grad)
-        steps, clip = x.shape[0], ctx.clip
-        d_out = grad if ctx.mask is None else grad * ctx.mask
+        steps, clip, rows = x.shape[0], ctx.clip, ctx.rows
         dh = xp.zeros_like(grad[0])
         deriv = _derivative(hs[1:], ctx.nonlinearity)  # f'(a_t) for all steps in one vectorised pass
-        d_pre = xp.empty_like(d_out)  # dA_t for every step
+        d_pre = xp.zeros_like(grad)  # dA_t for every step; 0 in the rows of sequences that have ended
         norms = np.empty(steps) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
-            dh += d_out[t]
+            k = rows[t]
+            dh[:k] += grad[t, :k]
             if norms is not None:
                 norms[t] = float(xp.linalg.norm(dh))  # before the clamp: what BPTT would have carried
             if clip is not None:
-                xp.clip(dh, -clip, clip, out=dh)
-            xp.multiply(dh, deriv[t], out=d_pre[t])
-            xp.matmul(d_pre[t], w_hh, out=dh)
+                xp.clip(dh[:k], -clip, clip, out=dh[:k])
+            xp.multiply(dh[:k], deriv[t, :k], out=d_pre[t, :k])
+            xp.matmul(d_pre[t, :k], w_hh, out=dh[:k])
         if norms is not None:
             ctx.recorder(norms)
         need = ctx.needs_input_grad
@@ -293,7 +295,7 @@ class RNN(Module):
         if packed:
             x, mask = packed_to_padded(input)  # (T, B, I) in sorted order, mask (T, B, 1)
             if h0 is not None and input.sorted_indices is not None:
-                h0 = h0[:, array_module(h0._data).asarray(np.asarray(input.sorted_indices))]
+                h0 = h0._gather((slice(None), array_module(h0._data).asarray(np.asarray(input.sorted_indices))))
         else:
             x, mask = self._time_major(input), None
         batched = packed or input.ndim == 3
@@ -308,6 +310,7 @@ class RNN(Module):
         xp = array_module(x._data)
         xp_mask = None if mask is None else xp.asarray(mask.astype(x.dtype))
         lengths = None if mask is None else mask[:, :, 0].sum(axis=0)
+        active = None if mask is None else mask[:, :, 0].sum(axis=1)  # running sequences per step (a prefix)
         last_step = None if mask is None else xp.asarray(lengths - 1)
         reverse = None if lengths is None else xp.asarray(_reversal(lengths, steps))
         directions = self.num_directions
@@ -319,7 +322,7 @@ class RNN(Module):
             for direction, suffix in enumerate(_suffixes(layer, directions)):
                 k = layer * directions + direction
                 seq = layer_input if direction == 0 else _reverse_time(layer_input, reverse, xp)
-                out, h_last, layer_norms = self._run_layer(seq, h0[k], self._layer_params(suffix), xp_mask,
+                out, h_last, layer_norms = self._run_layer(seq, h0[k], self._layer_params(suffix), xp_mask, active,
                                                            last_step, batch, xp, recorder, norms, k)
                 if layer_norms is not None:
                     norms[k] = layer_norms  # the composed layer's array, filled in place by backward
@@ -333,28 +336,28 @@ class RNN(Module):
         h_n = stack(finals, 0)
         if packed:
             if input.unsorted_indices is not None:
-                h_n = h_n[:, xp.asarray(np.asarray(input.unsorted_indices))]
+                h_n = h_n._gather((slice(None), xp.asarray(np.asarray(input.unsorted_indices))))
             return padded_to_packed(layer_input, input), h_n
         output = layer_input
         if not batched:
             return output.squeeze(1), h_n.squeeze(1)
         return (output.transpose(0, 1) if self.batch_first else output), h_n
 
-    def _run_layer(self, seq: Tensor, h0: Tensor, params: tuple, mask: Any, last_step: Any, batch: int, xp: Any,
-                   recorder: bool, norms: list, k: int) -> tuple:
+    def _run_layer(self, seq: Tensor, h0: Tensor, params: tuple, mask: Any, active: Any, last_step: Any, batch: int,
+                   xp: Any, recorder: bool, norms: list, k: int) -> tuple:
         """One layer in one direction: (outputs (T, B, H), its last valid state, per-step norms or None).
 
         Both paths read h_n off the outputs at each sequence's last valid step, so its gradient joins that
         step's ∂L/∂h_t before any clamp (hidden_grad_clip) acts on it."""
         if self.fused:
             report = (lambda v: norms.__setitem__(k, v)) if recorder else None
-            out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, mask=mask, recorder=report,
-                                    clip=self.hidden_grad_clip)
+            out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, active=active,
+                                    recorder=report, clip=self.hidden_grad_clip)
             layer_norms = None
         else:
             out, layer_norms = _composed_layer(seq, h0, *params, self.nonlinearity, mask, recorder,
                                                self.hidden_grad_clip)
-        h_last = out[-1] if mask is None else out[last_step, xp.arange(batch)]
+        h_last = out[-1] if mask is None else out._gather((last_step, xp.arange(batch)))
         return out, h_last, (layer_norms if recorder else None)
 
     @property
@@ -407,4 +410,4 @@ def _reverse_time(x: Tensor, reverse: Any, xp: Any) -> Tensor:
     (both are their own inverse)."""
     if reverse is None:
         return x[::-1]
-    return x[reverse, xp.arange(x.shape[1])[None, :]]
+    return x._gather((reverse, xp.arange(x.shape[1])[None, :]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+import numpy as np
+
 from minigrad.optim.optimizer import Optimizer, check_betas, check_flag, check_number
 from minigrad.tensor import array_module
 
@@ -13,14 +15,20 @@ class Adam(Optimizer):
 
     Weight decay is added to the gradient (L2), or, with `decoupled_weight_decay=True` (AdamW), applied to the
     parameter as p ← p·(1 - lr·wd) before the update.
+
+    `update_clip=c` clips the update, per parameter tensor, as Adafactor does (Shazeer & Stern, 2018): with
+    u = m̂ / (√v̂ + eps), p ← p - lr · u / max(1, RMS(u) / c). Gradient clipping cannot bound Adam's step: after
+    a quiet phase √v̂ is small, and even a clipped gradient makes m̂/√v̂ large; this bounds RMS(Δp) by lr·c.
+    `update_clip=None` is torch's Adam, bit for bit.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+                 maximize: bool = False, fused: bool | None = None, decoupled_weight_decay: bool = False,
+                 update_clip: float | None = None) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, fused=fused,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+                                      decoupled_weight_decay=decoupled_weight_decay, update_clip=update_clip))
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
@@ -29,6 +37,10 @@ class Adam(Optimizer):
         check_betas(group)
         check_flag(group, "amsgrad")
         check_flag(group, "decoupled_weight_decay")
+        if group["update_clip"] is not None:
+            check_number(group, "update_clip")
+            if not group["update_clip"] > 0:
+                raise ValueError(f"Invalid update_clip value: {group['update_clip']!r} (must be > 0, or None)")
 
     def _state_arrays(self, group: dict) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
@@ -59,7 +71,40 @@ class Adam(Optimizer):
             denom = xp.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + group["eps"]
         else:
             denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + group["eps"]
-        param -= (lr / bias_correction1) * (exp_avg / denom)
+        if group["update_clip"] is None:
+            param -= (lr / bias_correction1) * (exp_avg / denom)
+            return
+        u = exp_avg / denom / bias_correction1
+        rms = math.sqrt(float(xp.mean(xp.square(u, dtype=np.float64)))) if u.size else 0.0
+        param -= (lr / max(1.0, rms / group["update_clip"])) * u
+
+    def _fused_update(self, layout: Any, group: dict, step: int) -> None:
+        from minigrad.optim import _fused
+
+        beta1, beta2 = group["betas"]
+        lr, wd, step = group["lr"], group["weight_decay"], step + 1
+        decoupled = group["decoupled_weight_decay"]
+        l2, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
+        m, v = layout.state(self.state, "exp_avg"), layout.state(self.state, "exp_avg_sq")
+        vmax = layout.state(self.state, "max_exp_avg_sq") if group["amsgrad"] else layout.flat[:0]
+        bc1, bc2_sqrt = 1 - beta1 ** step, math.sqrt(1 - beta2 ** step)
+        sign = -1.0 if group["maximize"] else 1.0
+        if group["update_clip"] is None:
+            _fused.adam(layout.flat, layout.grad, m, v, vmax, layout.pending(),
+                        *layout.typed(sign, lr / bc1, beta1, beta2, bc2_sqrt, group["eps"], l2, decay),
+                        group["amsgrad"])
+        else:
+            items = layout.items
+            partials = _fused.adam_moments(layout.flat, layout.grad, m, v, vmax, items, layout.pending(),
+                                           *layout.typed(sign, bc1, beta1, beta2, bc2_sqrt, group["eps"], l2),
+                                           group["amsgrad"])
+            sums = np.bincount(items[:, 0], weights=partials, minlength=len(layout.params))  # in item order
+            rms = np.sqrt(sums / np.diff(layout.offsets))
+            factors = lr / np.maximum(1.0, rms / group["update_clip"])
+            _fused.adam_apply(layout.flat, m, v, vmax, items, factors,
+                              *layout.typed(bc1, bc2_sqrt, group["eps"], decay), group["amsgrad"])
+        for p in layout.params:
+            self.state[p]["step"] = step
 
 
 class AdamW(Adam):
@@ -67,6 +112,7 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, fused: bool | None = None) -> None:
+                 maximize: bool = False, fused: bool | None = None, update_clip: float | None = None) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         foreach=foreach, maximize=maximize, fused=fused, decoupled_weight_decay=True)
+                         foreach=foreach, maximize=maximize, fused=fused, decoupled_weight_decay=True,
+                         update_clip=update_clip)

@@ -17,6 +17,8 @@ from minigrad.clip import check_real
 from minigrad.nn.module import zero_grads_
 from minigrad.tensor import Tensor, array_module, enable_grad
 
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def check_number(group: dict, name: str, minimum: float | None = 0.0) -> None:
     """group[name] must be a real number >= minimum (inf allowed); stored back as a float."""
@@ -108,14 +110,19 @@ class Optimizer:
 
     # ----- stepping -------------------------------------------------------------------------------------------
     def _params_with_grad(self) -> list[tuple[dict, Tensor, Any]]:
-        """Every (group, param, grad array) to update, all checked before any update happens."""
+        """Every (group, param, grad array) to update, all checked before any update happens. A fused group's
+        gradients keep a pending clip coefficient: its kernel applies it."""
         todo = []
         for gi, group in enumerate(self.param_groups):
+            fused = group.get("fused")
             for pi, p in enumerate(group["params"]):
-                g = p._grad
+                g = p._grad if fused else p._settled_grad()
                 if g is None:
                     continue
                 where = f"param_groups[{gi}]['params'][{pi}]"
+                if fused and (not isinstance(p._data, np.ndarray) or p.dtype not in _FUSED_DTYPES):
+                    raise TypeError(f"{where}: fused=True updates float32/float64 NumPy parameters, got a "
+                                    f"{type(p._data).__name__} of dtype {p.dtype}; use fused=None")
                 if g.shape != p.shape:
                     raise ValueError(f"{where}: gradient of shape {g.shape} does not match its parameter's "
                                      f"shape {p.shape}")
@@ -136,12 +143,41 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         todo = self._params_with_grad()
+        fused: dict[tuple, list] = {}
         for group, p, grad in todo:
+            if group.get("fused"):
+                fused.setdefault((id(group), p.dtype), []).append(p)
+                continue
             if group.get("maximize", False):
                 grad = -grad
             self._update(group, p._data, grad, self.state.setdefault(p, {}))
             p._versions[0] += 1  # the parameter changed in place
+        for (group_id, _), params in fused.items():
+            group = next(g for g in self.param_groups if id(g) == group_id)
+            self._fused_step(group, params)
         return loss
+
+    def _fused_step(self, group: dict, params: list[Tensor]) -> None:
+        """One fused kernel over the flat layout of `params` (one group, one dtype); see optim/_fused.py."""
+        from minigrad.optim._fused import FlatLayout
+
+        layouts = self.__dict__.setdefault("_layouts", {})
+        key = (id(group), params[0].dtype)
+        layout = layouts.get(key)
+        if layout is None or not layout.intact(params):
+            layout = layouts[key] = FlatLayout(self, params)
+        steps = {self.state.get(p, {}).get("step", 0) for p in layout.params}
+        if len(steps) > 1:  # parameters at different steps (added later, or loaded so): the unfused formula
+            for p in layout.params:
+                grad = p._settled_grad()._data
+                self._update(group, p._data, -grad if group.get("maximize") else grad, self.state.setdefault(p, {}))
+                p._versions[0] += 1
+            return
+        self._fused_update(layout, group, steps.pop())
+        layout.done()
+
+    def _fused_update(self, layout: Any, group: dict, step: int) -> None:
+        raise NotImplementedError
 
     def _update(self, group: dict, param: Any, grad: Any, state: dict) -> None:
         raise NotImplementedError

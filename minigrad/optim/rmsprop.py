@@ -54,3 +54,16 @@ class RMSprop(Optimizer):
             param -= group["lr"] * buf
         else:
             param -= group["lr"] * (grad / avg)
+
+    def _fused_update(self, layout: Any, group: dict, step: int) -> None:
+        from minigrad.optim import _fused
+
+        momentum, centered = group["momentum"], group["centered"]
+        sq = layout.state(self.state, "square_avg")
+        gavg = layout.state(self.state, "grad_avg") if centered else layout.flat[:0]
+        buf = layout.state(self.state, "momentum_buffer") if momentum > 0 else layout.flat[:0]
+        _fused.rmsprop(layout.flat, layout.grad, sq, gavg, buf, layout.pending(),
+                       *layout.typed(-1.0 if group["maximize"] else 1.0, group["lr"], group["alpha"], group["eps"],
+                                     group["weight_decay"], momentum), centered)
+        for p in layout.params:
+            self.state[p]["step"] = step + 1

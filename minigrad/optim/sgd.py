@@ -43,3 +43,13 @@ class SGD(Optimizer):
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
         param -= group["lr"] * grad
+
+    def _fused_update(self, layout: Any, group: dict, step: int) -> None:
+        from minigrad.optim import _fused
+
+        momentum = group["momentum"]
+        first = not any("momentum_buffer" in self.state.get(p, {}) for p in layout.params)
+        buf = layout.state(self.state, "momentum_buffer") if momentum != 0 else layout.flat[:0]
+        _fused.sgd(layout.flat, layout.grad, buf, layout.pending(),
+                   *layout.typed(-1.0 if group["maximize"] else 1.0, group["lr"], momentum, group["dampening"],
+                                 group["weight_decay"]), group["nesterov"], first)

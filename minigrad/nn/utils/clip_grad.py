@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
-from minigrad.nn.utils.grad_buffer import as_tensors, fuse_buffer_views, grad_arrays
+from minigrad.nn.utils.grad_buffer import as_tensors, fuse_buffer_views, grad_arrays, grads_and_buffer
 from minigrad.tensor import Tensor, array_module
 
 
@@ -25,7 +25,12 @@ def _norm_tensor(norm: Any, arrays: list) -> Tensor:
         import cupy  # a numba device array: CuPy views it without a copy
 
         norm = cupy.asarray(norm)
-    dtype = np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(np.float32)
+    if not arrays:
+        dtype = np.dtype(np.float32)
+    else:
+        dtype = arrays[0].dtype
+        if any(a.dtype != dtype for a in arrays):
+            dtype = np.result_type(*[a.dtype for a in arrays])
     return Tensor._wrap(norm.astype(dtype))
 
 
@@ -44,10 +49,12 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
 
     `norm_type` is any real number or ±inf ("inf" too): 0 counts the non-zero elements, negative orders and
     -inf (the smallest |g|) are allowed, as in torch. `foreach` is accepted for torch compatibility; the backend
-    choice of `minigrad.clip` decides the kernels.
+    choice of `minigrad.clip` decides the kernels. When the gradients are a GradBuffer's and a fused optimizer
+    steps on it, the scaling is left to that step (see GradBuffer): `p.grad` still reads as clipped.
     """
-    grads = grad_arrays(_parameters(parameters))
-    norm = clip.clip_norm_(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite)
+    grads, buffer = grads_and_buffer(_parameters(parameters))
+    norm = clip.clip_norm_or_defer(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite,
+                                   defer=None if buffer is None else buffer.defer)
     return _norm_tensor(norm, grads)
 
 

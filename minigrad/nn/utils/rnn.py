@@ -11,6 +11,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
+from minigrad.functions import Scatter
 from minigrad.tensor import Tensor, TensorError, array_module, cat, no_grad, stack
 
 
@@ -102,9 +103,10 @@ def _lengths(lengths: Any, batch: int, steps: int) -> np.ndarray:
 
 def _gather_index(batch_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(t, j) of every packed row, in packed order."""
+    batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
     t = np.repeat(np.arange(len(batch_sizes)), batch_sizes)
-    j = np.concatenate([np.arange(n) for n in batch_sizes]) if len(batch_sizes) else np.zeros(0, np.int64)
-    return t, j
+    starts = np.cumsum(batch_sizes) - batch_sizes  # where each step's rows begin
+    return t, np.arange(len(t)) - np.repeat(starts, batch_sizes)
 
 
 def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
@@ -133,7 +135,7 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
     batch_sizes = np.array([(sorted_lengths > t).sum() for t in range(int(sorted_lengths.max()))], dtype=np.int64)
     t, j = _gather_index(batch_sizes)
     xp = array_module(x._data)
-    data = x[xp.asarray(t), xp.asarray(order[j])]
+    data = x._gather((xp.asarray(t), xp.asarray(order[j])))
     return PackedSequence(data, _int64(batch_sizes), sorted_indices, unsorted_indices)
 
 
@@ -142,11 +144,8 @@ def packed_to_padded(sequence: PackedSequence) -> tuple[Tensor, np.ndarray]:
     data, batch_sizes = sequence.data, np.asarray(sequence.batch_sizes)
     steps, batch = len(batch_sizes), int(batch_sizes[0]) if len(batch_sizes) else 0
     t, j = _gather_index(batch_sizes)
-    rows = np.full((steps, batch), data.shape[0], dtype=np.int64)  # index of the zero row appended below
-    rows[t, j] = np.arange(len(t))
     xp = array_module(data._data)
-    zero = Tensor(xp.zeros((1,) + data.shape[1:], dtype=data.dtype))
-    padded = cat([data, zero], 0)[xp.asarray(rows)]
+    padded = Scatter.apply(data, index=(xp.asarray(t), xp.asarray(j)), shape=(steps, batch) + data.shape[1:])
     mask = np.zeros((steps, batch, 1), dtype=bool)
     mask[t, j] = True
     return padded, mask
@@ -156,7 +155,7 @@ def padded_to_packed(padded: Tensor, like: PackedSequence) -> PackedSequence:
     """The packed rows of a padded (T, B, *) batch in sorted order, with `like`'s batch sizes and indices."""
     t, j = _gather_index(np.asarray(like.batch_sizes))
     xp = array_module(padded._data)
-    return PackedSequence(padded[xp.asarray(t), xp.asarray(j)], like.batch_sizes, like.sorted_indices,
+    return PackedSequence(padded._gather((xp.asarray(t), xp.asarray(j))), like.batch_sizes, like.sorted_indices,
                           like.unsorted_indices)
 
 
