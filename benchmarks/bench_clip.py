@@ -21,10 +21,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, fmt_time, table  # noqa: E402
+from _timing import best_of_interleaved, cpu_info, fmt_time, table  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad import clip, nn  # noqa: E402
+from minigrad.nn.utils.grad_buffer import grad_arrays  # noqa: E402
 
 
 def copy_bandwidth(n: int, repeat: int) -> float:
@@ -40,6 +41,59 @@ def copy_bandwidth(n: int, repeat: int) -> float:
     dst = np.empty_like(src)
     best = best_of_interleaved({"numpy": lambda: np.copyto(dst, src), "numba": lambda: par_copy(dst, src)}, repeat)
     return 2 * src.nbytes / min(best.values())
+
+
+def read_bandwidth(n: int, repeat: int) -> float:
+    """A pure read pass (what a norm needs): the best of NumPy's float32 sum and a parallel Numba sum, in bytes
+    read per second."""
+    from numba import njit, prange
+
+    @njit(parallel=True, fastmath=True)
+    def par_sum(x):
+        s = 0.0
+        for i in prange(x.size):
+            s += x[i]
+        return s
+
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    best = best_of_interleaved({"numpy": lambda: x.sum(), "numba": lambda: par_sum(x)}, repeat)
+    return x.nbytes / min(best.values())
+
+
+def simd_report() -> None:
+    """The widest vector registers in the machine code Numba generated for each clip kernel (zmm: AVX-512,
+    ymm: AVX2/AVX, xmm: SSE or scalar): the way to check that a kernel vectorises for this target. Run in a
+    subprocess with an empty cache (Numba cannot show the code of cached kernels); NUMBA_CPU_NAME=haswell
+    shows what an AVX2 machine gets."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        code = "import sys; sys.path.insert(0, 'benchmarks'); import bench_clip; bench_clip._simd_table()"
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        print(res.stdout if res.returncode == 0 else f"(no SIMD report: {res.stderr.strip()[-300:]})")
+
+
+def _simd_table() -> None:
+    import re
+
+    from minigrad.clip import numba_backend as nb
+
+    rows = []
+    calls = {"_sum_squares": lambda x: (x,), "_sum_abs": lambda x: (x,), "_sum_pow": lambda x: (x, 3.0),
+             "_sum_scaled": lambda x: (x, 3.0, 2.0), "_chunk_max_abs": lambda x: (x,),
+             "_scale_chunk": lambda x: (x, x.dtype.type(0.5)), "_clamp_chunk": lambda x: (x, x.dtype.type(-1),
+                                                                                          x.dtype.type(1))}
+    for name, make_args in calls.items():
+        fn = getattr(nb, name)
+        for dtype in (np.float32, np.float64):  # the chunk functions compile here as Python calls them
+            fn(*make_args(np.ones(64, dtype)))
+        for sig in fn.signatures:
+            asm = fn.inspect_asm(sig)
+            widest = next((r for r in ("zmm", "ymm", "xmm") if re.search(rf"%{r}\d", asm)), "-")
+            packed = len(re.findall(r"\tv\w+p[sd]\s", asm))
+            rows.append([name, str(sig[0]), widest, str(packed)])
+    print(f"\nNumba kernels for {cpu_info()}:\nwidest vector register in the generated code, packed SIMD ops")
+    print(table(["kernel", "input", "widest register", "packed ops"], rows))
 
 
 def make_case(shapes: list[tuple], buffer: bool, seed: int = 0):
@@ -94,7 +148,9 @@ def run_cpu(args) -> list[dict]:
         torch = None
         print("torch is not installed: its column is left out")
     bandwidth = copy_bandwidth(8_000_000 if args.quick else 32_000_000, args.repeat)
-    print(f"copy bandwidth (best of NumPy / parallel Numba copy): {bandwidth / 1e9:.1f} GB/s")
+    reading = read_bandwidth(8_000_000 if args.quick else 32_000_000, args.repeat)
+    print(f"copy bandwidth (best of NumPy / parallel Numba copy): {bandwidth / 1e9:.1f} GB/s; read bandwidth "
+          f"(best of NumPy / parallel Numba sum): {reading / 1e9:.1f} GB/s")
     results = []
     cases = CASES[1:4] if args.quick else CASES
     for name, shapes, buffer in cases:
@@ -107,14 +163,19 @@ def run_cpu(args) -> list[dict]:
             moved = (3 if op == "norm" else 2) * nbytes
             best = best_of_interleaved(fns, args.repeat)
             results.append(dict(case=name, op=op, bytes_moved=moved, **{f"t_{k}": v for k, v in best.items()}))
+            if op == "norm":  # the norm alone: one read pass, compared with the read bandwidth
+                arrays = grad_arrays(params)  # what clip_grad_norm_ reads (a GradBuffer's flat array)
+                t = best_of_interleaved({"n": lambda arrays=arrays: clip.total_norm(arrays)}, args.repeat)["n"]
+                results[-1]["t_norm_only"] = t
     rows = []
     for r in results:
         t = r["t_minigrad"]
         gbs = r["bytes_moved"] / t / 1e9
-        rows.append([r["case"], r["op"], fmt_time(t), f"{gbs:6.1f}", f"{100 * gbs * 1e9 / bandwidth:5.0f}%",
+        read = f"{100 * r['bytes_moved'] / 3 / r['t_norm_only'] / reading:5.0f}%" if "t_norm_only" in r else "-"
+        rows.append([r["case"], r["op"], fmt_time(t), f"{gbs:6.1f}", f"{100 * gbs * 1e9 / bandwidth:5.0f}%", read,
                      f"{r['t_torch'] / t:.2f}x" if "t_torch" in r else "-", f"{r['t_numpy'] / t:.2f}x"])
     print(f"\nclip on CPU, best of {args.repeat}" + (f", torch threads {torch.get_num_threads()}" if torch else ""))
-    print(table(["case", "op", "minigrad", "GB/s", "% copy", "vs torch", "vs numpy"], rows))
+    print(table(["case", "op", "minigrad", "GB/s", "% copy", "norm % read", "vs torch", "vs numpy"], rows))
     return results
 
 
@@ -190,7 +251,7 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="save the CPU results")
     ap.add_argument("--cuda", action="store_true", help="time 1e8 float32 on a GPU instead")
     args = ap.parse_args()
-    print(time.strftime("%Y-%m-%d"), "numba threads:", __import__("numba").get_num_threads())
+    print(time.strftime("%Y-%m-%d"), cpu_info())
     if args.cuda:
         run_cuda(args)
         return
@@ -198,6 +259,7 @@ def main() -> None:
     if not args.quick:
         threshold_scan(args)
         compile_time()
+    simd_report()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

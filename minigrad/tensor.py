@@ -225,10 +225,12 @@ class Function:
 
 
 def _watch(saved: tuple, args: tuple, result: "Tensor", out: Any) -> tuple:
-    """(tensor, version) for every saved array that is an input's or the output's own array."""
+    """(tensor, version) for every saved array that is an input's or the output's own array (or the array the
+    output is a view of: an op that saves a buffer and returns a view of it)."""
     watched = []
+    out_base = getattr(out, "base", None)
     for arr in saved:
-        if arr is out:
+        if arr is out or (out_base is not None and out_base is arr):
             watched.append((result, result._versions[0], "output"))
             continue
         for i, a in enumerate(args):
