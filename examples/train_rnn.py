@@ -74,7 +74,9 @@ def binary_accuracy(preds, y):
 DEFAULT_LR = {"adam": 0.003, "sgd": 0.05, "adagrad": 0.05, "rmsprop": 0.001}
 
 
-def make_optimizer(name: str, params, lr: float):
+def make_optimizer(name: str, params, lr: float, update_clip=None):
+    if update_clip is not None:  # Adafactor's update clipping: minigrad's Adam has it, torch's has not
+        return optim.Adam(params, lr=lr, update_clip=update_clip)
     factories = {"sgd": lambda: optim.SGD(params, lr=lr, momentum=0.9), "adam": lambda: optim.Adam(params, lr=lr),
                  "adagrad": lambda: optim.Adagrad(params, lr=lr), "rmsprop": lambda: optim.RMSprop(params, lr=lr)}
     return factories[name]()
@@ -91,11 +93,19 @@ def parse_args(argv=None):
         f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
     ap.add_argument("--optimizer", choices=["sgd", "adam", "adagrad", "rmsprop"], default="adam",
                     help="sgd has momentum 0.9 (default: adam)")
-    ap.add_argument("--clip", choices=["norm", "value", "none"], default="norm",
-                    help="clip_grad_norm_, clip_grad_value_, or no clipping (default: norm)")
+    ap.add_argument("--clip", choices=["norm", "value", "none", "autoclip", "agc"], default="norm",
+                    help="clip_grad_norm_, clip_grad_value_, no clipping, AutoClip (a percentile of the norms so "
+                    "far) or AGC (unit-wise, against the weights) (default: norm)")
     ap.add_argument("--max-norm", type=float, default=2.0, help="max_norm of clip_grad_norm_ (default: 2.0)")
     ap.add_argument("--norm-type", type=float, default=2.0, help="norm_type of clip_grad_norm_ (default: 2.0)")
     ap.add_argument("--clip-value", type=float, default=1.0, help="clip_value of clip_grad_value_ (default: 1.0)")
+    ap.add_argument("--percentile", type=float, default=10.0, help="AutoClip's percentile (default: 10.0)")
+    ap.add_argument("--clip-factor", type=float, default=0.01, help="AGC's clip_factor (default: 0.01)")
+    ap.add_argument("--update-clip", type=float, default=None,
+                    help="Adam's update clipping: RMS(update) <= lr * this, per tensor (default: off)")
+    ap.add_argument("--monitor", metavar="FILE", default=None,
+                    help="record every step's gradient norms; print quantiles and a suggested max_norm, and plot "
+                    "them to this PNG (default: off)")
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default: 32)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda needs CuPy and a CUDA GPU (default: cpu)")
@@ -106,6 +116,10 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.max_norm < 0 or args.clip_value < 0 or args.norm_type <= 0:
         ap.error("--max-norm and --clip-value must be >= 0, --norm-type > 0")
+    if not 0 <= args.percentile <= 100 or args.clip_factor <= 0:
+        ap.error("--percentile must lie in [0, 100] and --clip-factor be > 0")
+    if args.update_clip is not None and (args.update_clip <= 0 or args.optimizer != "adam"):
+        ap.error("--update-clip must be > 0 and goes with --optimizer adam")
     if args.epochs is not None and args.epochs < 1:
         ap.error("--epochs must be >= 1")
     if args.lr is not None and not args.lr > 0:
@@ -129,8 +143,10 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(args.seed)
     seqs, labels = make_comments(1000, rng, max_len=20) if args.quick else make_comments(4000, rng)
     model = RNNClassifier(VOCAB, 16 if args.quick else 32, 32 if args.quick else 64).to(args.device)
-    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.update_clip)
     criterion = nn.BCEWithLogitsLoss()
+    autoclip = nn.utils.AutoClip(model.parameters(), percentile=args.percentile) if args.clip == "autoclip" else None
+    monitor = nn.utils.GradNormMonitor(model) if args.monitor else None
     steps = _common.StepRecorder(model.parameters(), nn)
     history = {"loss": [], "epoch_loss": [], "epoch_acc": [], "epoch_time": []}
     n_batches = -(-len(seqs) // args.batch_size)
@@ -145,12 +161,18 @@ def main(argv=None) -> dict:
             loss = criterion(out, label)
             acc = binary_accuracy(out, label)
             loss.backward()
+            if monitor is not None:
+                monitor.record()
             if args.clip == "norm":
                 norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.max_norm, norm_type=args.norm_type)
+            elif args.clip == "autoclip":
+                norm = autoclip()
             else:
                 norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
                 if args.clip == "value":
                     nn.utils.clip_grad_value_(model.parameters(), clip_value=args.clip_value)
+                elif args.clip == "agc":
+                    nn.utils.adaptive_clip_grad_(model.parameters(), clip_factor=args.clip_factor)
             steps.before_step(norm)
             optimizer.step()
             steps.after_step()
@@ -167,6 +189,10 @@ def main(argv=None) -> dict:
         print(f"accuracy on epoch {e} = {epoch_acc / n_batches:.4f}")
         print(f"  ({history['epoch_time'][-1]:.2f} s on {args.device})")
     history.update(steps.history())
+    if monitor is not None:
+        print(monitor.summary())
+        monitor.plot(args.monitor)
+        history["suggested_max_norm"] = monitor.suggest_max_norm()
     if args.plot:
         plot(history, args.plot)
     return history

@@ -141,6 +141,13 @@ def host_value(norm: Any) -> float:
     return float(_backend_module("cuda").to_host(norm).reshape(()))
 
 
+def host_value_array(values: Any) -> np.ndarray:
+    """A host NumPy copy of an array of values that may live on a CUDA device (this synchronises)."""
+    if isinstance(values, np.ndarray):
+        return values
+    return np.asarray(_backend_module("cuda").to_host(values))
+
+
 def _choose(arrays: list, on_cuda: bool, backend: str | None) -> Any:
     name = backend or os.environ.get("MINIGRAD_BACKEND") or None
     if name is not None and name not in BACKENDS:
@@ -179,14 +186,15 @@ def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_non
 
 
 def clip_norm_or_defer(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
-                       backend: str | None = None, defer: Any = None) -> Any:
+                       backend: str | None = None, defer: Any = None, _norm: float | None = None) -> Any:
     """clip_norm_, except that for host arrays `defer(coef)` is offered the coefficient first: when it returns
-    True (a GradBuffer whose fused optimizer will apply it in its step), nothing is scaled here."""
+    True (a GradBuffer whose fused optimizer will apply it in its step), nothing is scaled here. `_norm`: the
+    arrays' norm, computed already by the caller (host arrays; AutoClip)."""
     max_norm = check_nonnegative("max_norm", max_norm)
     p = check_norm_type(norm_type)
     arrays, on_cuda = check_arrays(arrays, writable=True)
     impl = _choose(arrays, on_cuda, backend)
-    norm = impl.total_norm(arrays, p)
+    norm = impl.total_norm(arrays, p) if _norm is None or on_cuda else np.asarray(_norm)
     if error_if_nonfinite or not on_cuda:
         value = host_value(norm)
         if error_if_nonfinite and not math.isfinite(value):
@@ -228,5 +236,80 @@ def clamp_(arrays: Any, lo: Any, hi: Any, *, backend: str | None = None) -> None
     _choose(arrays, on_cuda, backend).clamp_(arrays, lo, hi)
 
 
-__all__ = ["total_norm", "clip_norm_", "clip_value_", "scale_", "clamp_", "BACKENDS", "NUMBA_MIN_ELEMENTS",
-           "check_norm_type", "check_nonnegative", "check_real", "check_arrays", "host_value", "clip_coef"]
+# ----- segments: the norms of consecutive pieces of one array, and unit-wise clipping (AGC) ---------------------
+def _check_offsets(offsets: Any, size: int) -> np.ndarray:
+    """`offsets` as int64, checked: 1-d, starting at 0, non-decreasing, ending at `size`."""
+    arr = np.asarray(offsets)
+    if arr.ndim != 1 or arr.size < 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"offsets must be a 1-d array of integers, got {offsets!r}")
+    arr = arr.astype(np.int64)
+    if arr[0] != 0 or arr[-1] != size or np.any(np.diff(arr) < 0):
+        raise ValueError(f"offsets must rise from 0 to the array's {size} elements, got {arr.tolist()[:8]}...")
+    return arr
+
+
+def _segment_order(norm_type: Any) -> float:
+    p = check_norm_type(norm_type)
+    if not p > 0:
+        raise ValueError(f"segment norms need norm_type > 0 or inf, got {norm_type!r}")
+    return p
+
+
+def _flat_view(a: Any, on_cuda: bool) -> tuple[Any, bool]:
+    """A 1-d view of `a`'s elements, and whether it is a copy (a non-contiguous host array) to write back."""
+    if on_cuda or a.flags.c_contiguous:
+        return a.reshape(-1), False
+    return np.ascontiguousarray(a).reshape(-1), True
+
+
+def segment_norms(array: Any, offsets: Any, norm_type: Any = 2.0, *, backend: str | None = None) -> Any:
+    """The norm_type-norm (> 0, or inf) of each segment array.flat[offsets[k]:offsets[k + 1]]: per-parameter
+    norms of a GradBuffer's flat array, or the unit (row) norms AGC needs, in one pass. float64 on the host;
+    a device array for CUDA input. An empty segment has norm 0."""
+    p = _segment_order(norm_type)
+    (array,), on_cuda = check_arrays([array])
+    offsets = _check_offsets(offsets, array.size)
+    flat, _ = _flat_view(array, on_cuda)
+    return _choose([array], on_cuda, backend).segment_norms(flat, offsets, p)
+
+
+def scale_segments_(array: Any, offsets: Any, factors: Any, *, backend: str | None = None) -> None:
+    """array.flat[segment k] *= factors[k] in place, in the array's dtype."""
+    (array,), on_cuda = check_arrays([array], writable=True)
+    offsets = _check_offsets(offsets, array.size)
+    if not on_cuda:
+        factors = np.asarray(factors, dtype=np.float64)
+        if factors.shape != (len(offsets) - 1,):
+            raise ValueError(f"factors must hold one number per segment ({len(offsets) - 1}), got shape "
+                             f"{factors.shape}")
+    flat, copied = _flat_view(array, on_cuda)
+    _choose([array], on_cuda, backend).scale_segments_(flat, offsets, factors)
+    if copied:
+        array[...] = flat.reshape(array.shape)
+
+
+def adaptive_clip_(grad: Any, weight: Any, offsets: Any, clip_factor: Any = 0.01, eps: Any = 1e-3,
+                   norm_type: Any = 2.0, *, backend: str | None = None) -> None:
+    """Unit-wise adaptive gradient clipping (AGC, Brock et al. 2021) of one gradient against its weight, the
+    units being the segments `offsets` marks: where ‖G_u‖ >= max(‖W_u‖, eps)·clip_factor, G_u is scaled to that
+    limit (divided by max(‖G_u‖, 1e-6)); other units are left bit-identical."""
+    clip_factor = check_real("clip_factor", clip_factor)
+    if not clip_factor > 0:
+        raise ValueError(f"clip_factor must be > 0, got {clip_factor!r}")
+    eps = check_real("eps", eps, minimum=0.0)
+    p = _segment_order(norm_type)
+    (grad, weight), on_cuda = check_arrays([grad, weight])
+    check_arrays([grad], writable=True)
+    if grad.shape != weight.shape:
+        raise ValueError(f"grad and weight must have one shape, got {grad.shape} and {weight.shape}")
+    offsets = _check_offsets(offsets, grad.size)
+    g_flat, copied = _flat_view(grad, on_cuda)
+    w_flat, _ = _flat_view(weight, on_cuda)
+    _choose([grad], on_cuda, backend).agc_(g_flat, w_flat, offsets, clip_factor, eps, p)
+    if copied:
+        grad[...] = g_flat.reshape(grad.shape)
+
+
+__all__ = ["total_norm", "clip_norm_", "clip_value_", "scale_", "clamp_", "segment_norms", "scale_segments_",
+           "adaptive_clip_", "BACKENDS", "NUMBA_MIN_ELEMENTS", "check_norm_type", "check_nonnegative", "check_real",
+           "check_arrays", "host_value", "host_value_array", "clip_coef"]

@@ -134,6 +134,80 @@ def _clamp(x, lo, hi):  # pragma: no cover - compiled
         i += cuda.gridsize(1)
 
 
+@cuda.jit
+def _segment_block(x, items, kind, p, scales, scaled, partials):  # pragma: no cover - compiled
+    """One block per work item (segment, lo, hi): Σ (|x|/scale_segment)^p or max |x| over its range."""
+    shared = cuda.shared.array(THREADS, float64)
+    w, tid = cuda.blockIdx.x, cuda.threadIdx.x
+    seg, lo, hi = items[w, 0], items[w, 1], items[w, 2]
+    scale = scales[seg] if scaled else 1.0
+    skip = scaled and not (0.0 < scale < math.inf)
+    acc = 0.0
+    i = lo + tid
+    while i < hi and not skip:
+        v = abs(float64(x[i]))
+        if kind == _MAX:
+            acc = _merge(kind, acc, v)
+        else:
+            if scaled:
+                v = v / scale
+            acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
+        i += THREADS
+    shared[tid] = acc
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if tid < step:
+            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
+        cuda.syncthreads()  # outside the branch
+        step //= 2
+    if tid == 0:
+        partials[w] = shared[0]
+
+
+@cuda.jit
+def _segment_combine(partials, item_start, kind, p, scales, scaled, out):  # pragma: no cover - compiled
+    """One thread per segment: its items' partials in order, finished into the segment's norm."""
+    k = cuda.grid(1)
+    if k >= out.size:
+        return
+    acc = 0.0
+    for j in range(item_start[k], item_start[k + 1]):
+        acc = _merge(kind, acc, partials[j])
+    if kind == _SUM:
+        scale = scales[k] if scaled else 1.0
+        if scaled and not (0.0 < scale < math.inf):
+            acc = scale  # an empty or all-zero segment (0), an inf, or a NaN
+        elif p == 1.0:
+            acc = scale * acc
+        elif p == 2.0:
+            acc = scale * math.sqrt(acc)
+        elif acc != 0.0:
+            acc = _scaled_root(acc, p, scale)
+    out[k] = acc
+
+
+@cuda.jit
+def _unit_factors(weight_norms, grad_norms, clip_factor, eps, factors):  # pragma: no cover - compiled
+    """AGC: limit = max(‖W‖, eps)·clip_factor; limit / max(‖G‖, 1e-6) where ‖G‖ >= limit, else 1."""
+    k = cuda.grid(1)
+    if k < factors.size:
+        limit = max(weight_norms[k], eps) * clip_factor
+        factors[k] = limit / max(grad_norms[k], 1e-6) if grad_norms[k] >= limit else 1.0
+
+
+@cuda.jit
+def _scale_items(x, items, factors):  # pragma: no cover - compiled
+    """One block per work item: x[lo:hi] *= factors[segment] (factors in x's dtype; 1 leaves it untouched)."""
+    w = cuda.blockIdx.x
+    f = factors[items[w, 0]]
+    if f != 1:
+        i = items[w, 1] + cuda.threadIdx.x
+        while i < items[w, 2]:
+            x[i] = x[i] * f
+            i += THREADS
+
+
 def is_cuda_array(a: Any) -> bool:
     """A CUDA array by the interface, or one of the simulator's arrays (they have no interface)."""
     if hasattr(a, "__cuda_array_interface__"):
@@ -259,3 +333,66 @@ def to_host(x: Any) -> np.ndarray:
     if type(x).__module__.startswith("cupy"):
         return x.get()
     return x.copy_to_host()
+
+
+# ----- segments -------------------------------------------------------------------------------------------------
+SEGMENT_ITEM = 8 * THREADS  # elements per block of the segment kernels
+
+
+def _items(offsets: np.ndarray) -> tuple[Any, Any, int]:
+    """(items on the device, where each segment's items start, how many items): (segment, lo, hi) rows."""
+    rows, starts = [], [0]
+    for k, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+        rows += [(k, a, min(a + SEGMENT_ITEM, int(hi))) for a in range(int(lo), int(hi), SEGMENT_ITEM)]
+        starts.append(len(rows))
+    items = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return cuda.to_device(items if len(rows) else np.zeros((1, 3), np.int64)), cuda.to_device(
+        np.array(starts, dtype=np.int64)), len(rows)
+
+
+def segment_norms(x: Any, offsets: np.ndarray, p: float) -> Any:
+    """Per-segment p-norms (p > 0 or inf) as a device float64 array: a max pass, then the scaled power sums."""
+    flat = _flat(x)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_seg = len(offsets) - 1
+    items, starts, n_items = _items(offsets)
+    partials = cuda.device_array(max(1, n_items), np.float64)
+    maxima = cuda.device_array(max(1, n_seg), np.float64)
+    out = cuda.device_array(max(1, n_seg), np.float64)
+    seg_blocks = max(1, (n_seg + THREADS - 1) // THREADS)
+    if n_items:
+        _segment_block[n_items, THREADS](flat, items, _MAX, p, maxima, False, partials)
+    _segment_combine[seg_blocks, THREADS](partials, starts, _MAX, p, maxima, False, maxima)
+    if p != math.inf:
+        if n_items:
+            _segment_block[n_items, THREADS](flat, items, _SUM, p, maxima, True, partials)
+        _segment_combine[seg_blocks, THREADS](partials, starts, _SUM, p, maxima, True, out)
+    else:
+        out = maxima
+    return _wrap_like(x, out[:n_seg])
+
+
+def _typed_factors(factors: Any, dtype: Any) -> Any:
+    if isinstance(factors, np.ndarray):
+        return cuda.to_device(factors.astype(dtype))
+    return factors
+
+
+def scale_segments_(x: Any, offsets: np.ndarray, factors: Any) -> None:
+    flat = _flat(x)
+    items, _, n_items = _items(np.asarray(offsets, dtype=np.int64))
+    if n_items:
+        _scale_items[n_items, THREADS](flat, items, _typed_factors(factors, flat.dtype))
+
+
+def agc_(g: Any, w: Any, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
+    """Unit norms of W and G, the factors and the scaling, all on the device (no host round trip)."""
+    wn, gn = segment_norms(w, offsets, p), segment_norms(g, offsets, p)
+    wn = wn if not type(wn).__module__.startswith("cupy") else cuda.as_cuda_array(wn)
+    gn = gn if not type(gn).__module__.startswith("cupy") else cuda.as_cuda_array(gn)
+    n_seg = len(offsets) - 1
+    if n_seg == 0:
+        return
+    factors = cuda.device_array(n_seg, _flat(g).dtype)
+    _unit_factors[max(1, (n_seg + THREADS - 1) // THREADS), THREADS](wn, gn, float(clip_factor), float(eps), factors)
+    scale_segments_(g, offsets, factors)

@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from minigrad.clip import _plan
 from minigrad.clip import numpy_backend as ref
-from minigrad.clip._plan import finish, special_scale, unscaled_ok
+from minigrad.clip._plan import TINY_SUM, finish, special_scale, unscaled_ok
 
 SMALL = 1 << 16
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -149,6 +149,73 @@ def _clamp(x, lo, hi, chunk):  # pragma: no cover - compiled
         _clamp_chunk(x[c * chunk:min((c + 1) * chunk, n)], lo, hi)
 
 
+@njit(cache=True, parallel=True, error_model="numpy")
+def _segment_partials(x, items, p, mode):  # pragma: no cover - compiled
+    """One partial per work item (segment, lo, hi): its power sum (mode as _power_sum) or, mode -1, max |x|."""
+    partials = np.empty(items.shape[0])
+    for w in prange(items.shape[0]):
+        seg = x[items[w, 1]:items[w, 2]]
+        if mode == _SQUARES:
+            partials[w] = _sum_squares(seg)
+        elif mode == _ABS:
+            partials[w] = _sum_abs(seg)
+        elif mode == _POW:
+            partials[w] = _sum_pow(seg, p)
+        else:
+            partials[w] = _chunk_max_abs(seg)
+    return partials
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _scale_items(x, items, factors):  # pragma: no cover - compiled
+    for w in prange(items.shape[0]):
+        f = factors[items[w, 0]]
+        if f != 1:
+            _scale_chunk(x[items[w, 1]:items[w, 2]], f)
+
+
+def _items(offsets: np.ndarray) -> np.ndarray:
+    """(segment, lo, hi) work items of at most CHUNK elements, never straddling two segments, in order."""
+    rows = [(k, a, min(a + _plan.CHUNK, int(hi))) for k, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:]))
+            for a in range(int(lo), int(hi), _plan.CHUNK)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
+    """Per-segment p-norms in one parallel pass; the partials of each segment are added in order (the same
+    bits for any thread count), and a segment whose sum overflowed or underflowed is redone by the reference."""
+    if not _kernel_ready(x) or x.size < SMALL:
+        return ref.segment_norms(x, offsets, p)
+    items = _items(offsets)
+    mode = -1 if p == math.inf else _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW
+    partials = _segment_partials(x, items, p, mode)
+    out = np.zeros(len(offsets) - 1)
+    if p == math.inf:
+        np.maximum.at(out, items[:, 0], np.where(np.isnan(partials), 0.0, partials))
+        out[items[np.isnan(partials), 0]] = np.nan  # a NaN anywhere in a segment makes its max NaN
+        return out
+    sums = np.bincount(items[:, 0], weights=partials, minlength=out.size)  # adds in item order
+    with np.errstate(over="ignore", under="ignore"):
+        out[:] = sums ** (1.0 / p)
+    sizes = np.diff(offsets)
+    redo = (sizes > 0) & ~((TINY_SUM <= sums) & (sums < math.inf)) & ~np.isnan(sums)
+    for k in np.flatnonzero(redo):
+        out[k] = float(ref.total_norm([x[offsets[k]:offsets[k + 1]]], p))
+    return out
+
+
+def scale_segments_(x: np.ndarray, offsets: np.ndarray, factors: np.ndarray) -> None:
+    if not _kernel_ready(x) or x.size < SMALL:
+        ref.scale_segments_(x, offsets, factors)
+        return
+    _scale_items(x, _items(offsets), np.asarray(factors, dtype=np.float64).astype(x.dtype))
+
+
+def agc_(g: np.ndarray, w: np.ndarray, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
+    factors = ref.unit_clip_factors(segment_norms(w, offsets, p), segment_norms(g, offsets, p), clip_factor, eps)
+    scale_segments_(g, offsets, factors)
+
+
 def _kernel_ready(a: np.ndarray) -> bool:
     return a.dtype in _KERNEL_DTYPES and a.flags.c_contiguous
 
@@ -234,4 +301,4 @@ def warm_up() -> float:
     return time.perf_counter() - start
 
 
-__all__ = ["total_norm", "scale_", "clamp_", "warm_up"]
+__all__ = ["total_norm", "scale_", "clamp_", "segment_norms", "scale_segments_", "agc_", "warm_up"]

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip._plan import finish, special_scale, unscaled_ok
+from minigrad.clip._plan import TINY_SUM, finish, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
 # clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
@@ -119,3 +119,50 @@ def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
     cache: dict = {}
     for a in arrays:
         _clip_ufunc(a, *typed((lo, hi), a.dtype, cache), out=a)
+
+
+# ----- segments: the norms of consecutive pieces of one flat array (per-parameter norms, AGC's units) ------------
+def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
+    """The p-norm (p > 0 or inf) of each segment x[offsets[k]:offsets[k + 1]] of a 1-d array, in float64; an
+    empty segment has norm 0. One power sum per segment; a segment whose sum overflowed or underflowed is
+    recomputed by `total_norm` (scaled), as a whole-array norm would be."""
+    sizes = np.diff(offsets)
+    out = np.zeros(sizes.size)
+    keep = sizes > 0
+    if not keep.any():
+        return out
+    starts = offsets[:-1][keep]
+    magnitude = np.abs(x.astype(np.float64))
+    if p == math.inf:
+        out[keep] = np.maximum.reduceat(magnitude, starts)
+        return out
+    with np.errstate(over="ignore", under="ignore"):
+        sums = np.add.reduceat(magnitude * magnitude if p == 2.0 else magnitude ** p, starts)
+        roots = sums ** (1.0 / p)
+    out[keep] = roots
+    redo = ~((TINY_SUM <= sums) & (sums < math.inf)) & ~np.isnan(sums)
+    for k in np.flatnonzero(keep)[redo]:
+        out[k] = float(total_norm([x[offsets[k]:offsets[k + 1]]], p))
+    return out
+
+
+def scale_segments_(x: np.ndarray, offsets: np.ndarray, factors: np.ndarray) -> None:
+    """x[segment k] *= factors[k] in x's dtype (float16: in float32, rounded once, as scale_). A factor of 1
+    leaves its segment bit-identical."""
+    dtype = np.float32 if x.dtype == np.float16 else x.dtype
+    per_element = np.repeat(np.asarray(factors, dtype=np.float64).astype(dtype), np.diff(offsets))
+    np.multiply(x, per_element, out=x, casting="unsafe")
+
+
+def unit_clip_factors(weight_norms: np.ndarray, grad_norms: np.ndarray, clip_factor: float, eps: float) -> np.ndarray:
+    """AGC's factor per unit: limit = max(‖W‖, eps)·clip_factor; limit / max(‖G‖, 1e-6) where ‖G‖ >= limit,
+    else 1."""
+    limit = np.maximum(weight_norms, eps) * clip_factor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(grad_norms >= limit, limit / np.maximum(grad_norms, 1e-6), 1.0)
+
+
+def agc_(g: np.ndarray, w: np.ndarray, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
+    """Unit-wise adaptive gradient clipping of the flat gradient g against the flat weights w."""
+    factors = unit_clip_factors(segment_norms(w, offsets, p), segment_norms(g, offsets, p), clip_factor, eps)
+    scale_segments_(g, offsets, factors)

@@ -5,5 +5,6 @@ from minigrad.optim.adam import Adam, AdamW
 from minigrad.optim.optimizer import Optimizer
 from minigrad.optim.rmsprop import RMSprop
 from minigrad.optim.sgd import SGD
+from minigrad.optim.skip_nonfinite import SkipNonFinite
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "SkipNonFinite", "lr_scheduler"]

@@ -73,6 +73,7 @@ class GradBuffer:
         self.params = params
         self.flats: dict[np.dtype, Any] = {}
         self.views: dict[np.dtype, list] = {}
+        self.offsets: dict[np.dtype, np.ndarray] = {}  # where each parameter's segment starts in its flat array
         self.pending = 1.0  # a clip coefficient not applied yet (see the module docstring)
         self.consumer: Any = None  # a weak reference to the fused optimizer that applies `pending`
         for dtype, flat, views in layout:
@@ -83,6 +84,7 @@ class GradBuffer:
                 p._grad_buffer = self  # the buffer lives as long as a parameter uses it
                 p._set_grad_array(view)
             self.flats[dtype], self.views[dtype] = flat, [view for _, view in views]
+            self.offsets[dtype] = np.cumsum([0] + [p.numel() for p, _ in views], dtype=np.int64)
             _by_flat[id(flat)] = self
         self.n_views = len(params)
 

@@ -1,0 +1,332 @@
+"""Choosing the threshold and where to clip: segment norms, the norm monitor, AutoClip, AGC, update clipping and
+the non-finite step guard, each against an independent NumPy formula (clipping inside BPTT: tests/test_rnn.py).
+The array-level kernels run on every backend (CUDA simulated unless MINIGRAD_REAL_CUDA=1)."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+from backends import BACKENDS, examples, to_backend, to_host
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from strategies import values
+
+import minigrad as mg
+from minigrad import clip, nn, optim
+from minigrad.clip import _plan, numba_backend
+
+backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+@pytest.fixture(autouse=True)
+def small_kernels(monkeypatch):
+    monkeypatch.setattr(_plan, "CHUNK", 16)
+    monkeypatch.setattr(numba_backend, "SMALL", 8)
+
+
+def _host(x, backend):
+    return np.asarray(x) if backend != "cuda" else to_host([x], backend)[0]
+
+
+@st.composite
+def segmented(draw, dtypes=(np.float32, np.float64), special=False):
+    """A flat array cut into 1-8 segments of 0-60 elements (empty ones included)."""
+    sizes = draw(st.lists(st.integers(0, 60), min_size=1, max_size=8))
+    dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    x = draw(hnp.arrays(dtype, sum(sizes), elements=values(dtype, special)))
+    return x, np.cumsum([0] + sizes)
+
+
+def _reference_segment_norms(x, offsets, p):
+    out = []
+    for lo, hi in zip(offsets[:-1], offsets[1:]):
+        seg = np.abs(x[lo:hi].astype(np.float64))
+        if seg.size == 0:
+            out.append(0.0)
+        elif p == math.inf or np.isnan(seg).any():
+            out.append(float(seg.max()))
+        else:
+            m = seg.max()
+            out.append(float(m) if m == 0 or not np.isfinite(m) else float(m * np.sum((seg / m) ** p) ** (1 / p)))
+    return np.array(out)
+
+
+# ----- segment norms and unit-wise clipping, every backend -------------------------------------------------------
+@backends
+def test_segment_norms_equal_the_norm_of_each_slice(backend):
+    """Domain: float32/64 values from subnormal to 1e30/1e200 with NaN and ±inf, segments of 0-60 elements
+    (many chunks and items with the shrunken chunk size), p in {1, 2, 3.5, 20, inf}."""
+    @examples(backend)
+    @given(case=segmented(special=True), p=st.sampled_from([1.0, 2.0, 3.5, 20.0, math.inf]))
+    def check(case, p):
+        x, offsets = case
+        got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, p, backend=backend), backend)
+        np.testing.assert_allclose(got, _reference_segment_norms(x, offsets, p), rtol=1e-12 * max(1, 1 / p))
+
+    check()
+
+
+def _agc_reference(g, w, clip_factor, eps):
+    """timm's adaptive_clip_grad on one parameter, in NumPy (float64)."""
+    if g.ndim <= 1:
+        gn, wn = np.linalg.norm(g.astype(np.float64)), np.linalg.norm(w.astype(np.float64))
+    else:
+        axes = tuple(range(1, g.ndim))
+        gn = np.sqrt(np.sum(g.astype(np.float64) ** 2, axis=axes, keepdims=True))
+        wn = np.sqrt(np.sum(w.astype(np.float64) ** 2, axis=axes, keepdims=True))
+    limit = np.maximum(wn, eps) * clip_factor
+    return np.where(gn < limit, g, g * (limit / np.maximum(gn, 1e-6))), gn, limit
+
+
+@st.composite
+def agc_case(draw):
+    shape = draw(st.sampled_from([(), (7,), (5, 4), (3, 2, 6), (1, 9)]))
+    dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
+    el = st.floats(-100, 100, width=dtype.itemsize * 8)
+    g = draw(hnp.arrays(dtype, shape, elements=el))
+    w = draw(hnp.arrays(dtype, shape, elements=st.floats(-1, 1, width=dtype.itemsize * 8)))
+    return g, w, draw(st.floats(1e-3, 10.0)), draw(st.sampled_from([0.0, 1e-3, 0.1]))
+
+
+@backends
+def test_agc_clips_each_unit_to_its_limit_and_leaves_the_others_bit_identical(backend):
+    """Domain: 0-3-d float32/64 parameters, gradients in [-100, 100], weights in [-1, 1], clip_factor 1e-3..10,
+    eps in {0, 1e-3, 0.1}: every unit's norm ends <= max(‖W_u‖, eps)·clip_factor (1 + tol), units that were
+    below the limit keep their bits, and the result is timm's formula."""
+    @examples(backend)
+    @given(case=agc_case())
+    def check(case):
+        g, w, clip_factor, eps = case
+        p = nn.Parameter(w.copy())
+        p.grad = g.copy()
+        expect, gn, limit = _agc_reference(g, w, clip_factor, eps)
+        if backend == "cuda":
+            dev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
+            unit = g.size if g.ndim <= 1 else g.size // g.shape[0]
+            offsets = np.arange(0, g.size + 1, max(unit, 1)) if g.size else np.zeros(1, np.int64)
+            clip.adaptive_clip_(dev[0], dev[1], offsets, clip_factor, eps, backend="cuda")
+            got = to_host(dev[:1], backend)[0].reshape(g.shape)
+        else:
+            with clip_backend(backend):
+                nn.utils.adaptive_clip_grad_([p], clip_factor=clip_factor, eps=eps)
+            got = p.grad.numpy()
+        tol = 1e-5 if g.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * 1e-3)
+        below = np.broadcast_to(gn < limit, g.shape)
+        assert np.array_equal(got[below], g[below])
+        _, after, _ = _agc_reference(got, w, clip_factor, eps)
+        assert np.all(after <= limit * (1 + 4 * tol) + 1e-30)
+
+    check()
+
+
+class clip_backend:
+    """Force minigrad.clip's backend for the calls inside (as MINIGRAD_BACKEND does)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        import os
+
+        self.before = os.environ.get("MINIGRAD_BACKEND")
+        os.environ["MINIGRAD_BACKEND"] = self.name
+
+    def __exit__(self, *exc):
+        import os
+
+        if self.before is None:
+            os.environ.pop("MINIGRAD_BACKEND", None)
+        else:
+            os.environ["MINIGRAD_BACKEND"] = self.before
+
+
+def test_agc_matches_timms_formula_in_torch(torch):
+    rng = np.random.default_rng(0)
+    shapes = [(6, 5), (6,), (4, 3, 2), ()]
+    ours = [nn.Parameter(rng.standard_normal(s) * 0.1) for s in shapes]
+    grads = [rng.standard_normal(s) * 3 for s in shapes]
+    for p, g in zip(ours, grads):
+        p.grad = g.copy()
+    nn.utils.adaptive_clip_grad_(ours, clip_factor=0.05, eps=1e-3)
+    for p, g in zip(ours, grads):  # timm's code, in torch
+        t = torch.tensor(p.data.copy())
+        tg = torch.tensor(g)
+        dims = tuple(range(1, t.ndim)) if t.ndim > 1 else None
+
+        def norm(x, dims=dims):
+            return x.norm(dim=dims, keepdim=True) if dims else x.norm()
+
+        max_norm = norm(t).clamp_(min=1e-3).mul_(0.05)
+        clipped = tg * (max_norm / norm(tg).clamp(min=1e-6))
+        np.testing.assert_allclose(p.grad.numpy(), torch.where(norm(tg) < max_norm, tg, clipped).numpy(),
+                                   rtol=1e-12)
+
+
+# ----- AutoClip ----------------------------------------------------------------------------------------------------
+def _params(seed, n=3):
+    rng = np.random.default_rng(seed)
+    params = [nn.Parameter(rng.standard_normal(k + 2)) for k in range(n)]
+    return params, rng
+
+
+@given(scales=st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=25), percentile=st.floats(0, 100),
+       window=st.one_of(st.none(), st.integers(1, 10)))
+def test_autoclip_threshold_is_the_percentile_of_its_history_and_bounds_the_norm(scales, percentile, window):
+    """Domain: norms from 1e-3 to 1e3, any percentile, any window: after each call the threshold is
+    np.percentile of the last `window` pre-clip norms (the current one included), and the clipped norm is at
+    most the threshold."""
+    params, rng = _params(0)
+    auto = nn.utils.AutoClip(params, percentile=percentile, window=window)
+    seen = []
+    for scale in scales:
+        for p in params:
+            p.grad = rng.standard_normal(p.shape) * scale
+        before = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
+        norm = auto().item()
+        seen.append(before)
+        np.testing.assert_allclose(norm, before, rtol=1e-12)
+        history = seen[-window:] if window else seen
+        np.testing.assert_allclose(auto.threshold, np.percentile(history, percentile), rtol=1e-12)
+        after = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
+        assert after <= auto.threshold * (1 + 1e-9) or after == pytest.approx(before)
+
+
+def test_autoclip_resumes_from_its_state_dict_and_ignores_nonfinite_norms(tmp_path):
+    params, rng = _params(1)
+    auto = nn.utils.AutoClip(params, percentile=50, window=4)
+    for _ in range(6):
+        for p in params:
+            p.grad = rng.standard_normal(p.shape)
+        auto()
+    mg.save(auto.state_dict(), tmp_path / "auto.npz")
+    twin = nn.utils.AutoClip(params, percentile=10)
+    twin.load_state_dict(mg.load(tmp_path / "auto.npz"))
+    assert list(twin.history) == list(auto.history) and twin.window == 4 and twin.percentile == 50
+    params[0].grad.data[0] = np.nan
+    before = list(auto.history)
+    assert math.isnan(auto().item())
+    assert list(auto.history) == before  # one NaN would make every later threshold NaN
+
+
+@pytest.mark.parametrize("kwargs", [dict(percentile=-1), dict(percentile=101), dict(percentile=math.nan),
+                                    dict(percentile="10"), dict(window=0), dict(window=1.5), dict(window=True),
+                                    dict(norm_type=0), dict(norm_type=math.nan)])
+def test_autoclip_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        nn.utils.AutoClip(_params(0)[0], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(clip_factor=0), dict(clip_factor=-1), dict(clip_factor=math.nan),
+                                    dict(eps=-1e-3), dict(eps=math.nan), dict(norm_type=-2), dict(norm_type="x")])
+def test_agc_rejects_bad_arguments_and_changes_nothing(kwargs):
+    params, rng = _params(2)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape) * 10
+    before = [p.grad.numpy().tobytes() for p in params]
+    with pytest.raises(ValueError):
+        nn.utils.adaptive_clip_grad_(params, **kwargs)
+    assert [p.grad.numpy().tobytes() for p in params] == before
+
+
+# ----- update clipping ---------------------------------------------------------------------------------------
+@given(lr=st.floats(1e-4, 1.0), update_clip=st.floats(1e-3, 10.0), scale=st.floats(1e-6, 1e3),
+       quiet=st.floats(1e-8, 1.0), fused=st.sampled_from([None, True]))
+def test_update_clipping_bounds_the_rms_of_every_step(lr, update_clip, scale, quiet, fused):
+    """Domain: lr 1e-4..1, update_clip 1e-3..10, a quiet phase of gradients `quiet` times smaller followed by a
+    spike of size `scale`: RMS(Δp) / lr <= update_clip for every tensor at every step (Adafactor's bound)."""
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(rng.standard_normal(s).astype(np.float64)) for s in ((4, 3), (5,))]
+    opt = optim.Adam(params, lr=lr, update_clip=update_clip, fused=fused)
+    for step in range(6):
+        before = [p.data.copy() for p in params]
+        for p in params:
+            p.grad = rng.standard_normal(p.shape) * (scale if step == 5 else scale * quiet)
+        opt.step()
+        for p, b in zip(params, before):
+            rms = math.sqrt(float(np.mean((p.data - b) ** 2)))
+            assert rms / lr <= update_clip * (1 + 1e-9)
+
+
+def test_update_clip_none_is_plain_adam_bit_for_bit_and_bad_values_are_rejected():
+    rng = np.random.default_rng(1)
+    runs = []
+    for kwargs in (dict(), dict(update_clip=None)):
+        p = nn.Parameter(np.ones(5))
+        opt = optim.Adam([p], lr=0.1, **kwargs)
+        for _ in range(5):
+            p.grad = rng.standard_normal(5)
+            opt.step()
+        runs.append(p.data.tobytes())
+        rng = np.random.default_rng(1)
+    assert runs[0] == runs[1]
+    for bad in (0.0, -1.0, math.nan, "1"):
+        with pytest.raises(ValueError, match="update_clip"):
+            optim.Adam([nn.Parameter(np.ones(2))], update_clip=bad)
+
+
+# ----- the monitor --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("buffered", [False, True])
+@pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
+def test_monitor_per_parameter_norms_combine_to_the_total(buffered, p):
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    if buffered:
+        nn.utils.GradBuffer(model.parameters())
+    monitor = nn.utils.GradNormMonitor(model, norm_type=p)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        model.zero_grad()
+        model(mg.tensor(rng.standard_normal((8, 4)))).pow(2).sum().backward()
+        total = monitor.record()
+        grads = [q.grad.numpy() for q in model.parameters()]
+        np.testing.assert_allclose(total, float(np.linalg.norm(np.concatenate([g.ravel() for g in grads]), p)),
+                                   rtol=1e-12)
+        last = {name: series[-1] for name, series in monitor.norms.items()}
+        for (name, _), g in zip(model.named_parameters(), grads):
+            np.testing.assert_allclose(last[name], np.linalg.norm(g.ravel(), p), rtol=1e-12)
+    assert monitor.steps == 5 and list(monitor.norms) == [n for n, _ in model.named_parameters()]
+    np.testing.assert_allclose(monitor.suggest_max_norm(), np.quantile(monitor.total, 0.9), rtol=1e-12)
+    state = pickle.loads(pickle.dumps(monitor.state_dict()))
+    twin = nn.utils.GradNormMonitor(model, norm_type=p)
+    twin.load_state_dict(state)
+    np.testing.assert_array_equal(twin.total, monitor.total)
+
+
+def test_monitor_plot_writes_a_figure(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
+    model = nn.Linear(3, 2)
+    monitor = nn.utils.GradNormMonitor(model)
+    for _ in range(10):
+        model.zero_grad()
+        model(mg.randn(4, 3)).sum().backward()
+        monitor.record()
+    monitor.plot(str(tmp_path / "norms.png"))
+    assert (tmp_path / "norms.png").stat().st_size > 10_000
+    assert "suggested max_norm" in monitor.summary()
+
+
+# ----- skipping non-finite steps -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+@pytest.mark.parametrize("fused", [None, True])
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")  # clip of an inf: 0 · inf
+def test_nonfinite_steps_are_skipped_and_counted_leaving_everything_bit_identical(name, fused):
+    params, rng = _params(3)
+    kwargs = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
+    opt = getattr(optim, name)(params, fused=fused, **kwargs)
+    guard = optim.SkipNonFinite(opt, max_consecutive=5)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape)
+    assert guard.step(nn.utils.clip_grad_norm_(params, 1.0))
+    snapshot = pickle.dumps((opt.state_dict(), [p.data.tobytes() for p in params]))
+    for bad in (np.inf, np.nan):
+        for p in params:
+            p.grad = rng.standard_normal(p.shape)
+        params[1].grad.data[0] = bad
+        assert not guard.step(nn.utils.clip_grad_norm_(params, 1.0))
+        assert not guard.step()  # computing the norm itself
+    assert pickle.dumps((opt.state_dict(), [p.data.tobytes() for p in params])) == snapshot
+    assert guard.skipped == 4 and guard.taken == 1
+    with pytest.raises(RuntimeError, match="diverged"):
+        guard.step(mg.tensor(np.nan))
