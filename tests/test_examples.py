@@ -121,3 +121,13 @@ def test_every_flag_has_help_with_its_real_default(script):
     blocks = re.split(r"\n  (?=-)", out.split("options:", 1)[1])
     for block in blocks[1:]:  # every option after -h has a help text
         assert len(block.split(None, 1)) > 1 and len(" ".join(block.split()[1:])) > 5, block
+
+
+def test_choose_threshold_quick_sweeps_every_method_on_both_tasks(tmp_path):
+    """A smoke test of the experiment's plumbing (its numbers are the README's, measured over seeds)."""
+    out = run("choose_threshold.py", "--quick", "--seeds", "1").stdout
+    for task in ("order", "train_rnn"):
+        section = out.split(f"{task}: final loss")[1].split("final loss over")[0]
+        for label in ("none", "max_norm 0.1", "max_norm 1", "max_norm 10", "suggestion (~", "autoclip", "agc 0.01"):
+            assert label in section, (task, label)
+    assert "update clip 1" in out.split("train_rnn: final loss")[1]
