@@ -84,7 +84,8 @@ def pyplot():
 
 class StepRecorder:
     """Per optimizer step: the gradient norm before clipping (what the clip function returned), after clipping,
-    and the length ‖Δθ‖ of the update the optimizer then made, all parameters taken as one vector.
+    the length ‖Δθ‖ of the update the optimizer then made, all parameters taken as one vector, and the largest
+    RMS(Δp) = ‖Δp‖ / √numel of a single parameter tensor (what Adam's update clipping bounds by lr·update_clip).
 
     Call `before_step(norm)` between the clip and `optimizer.step()`, and `after_step()` after it. Only
     tensor methods that torch has too: the example runs unchanged with torch's imports (benchmarks do that).
@@ -95,6 +96,7 @@ class StepRecorder:
         self.grad_norm: list[float] = []
         self.clipped_norm: list[float] = []
         self.update_norm: list[float] = []
+        self.update_rms: list[float] = []
         self._before: list = []
 
     def before_step(self, pre_clip_norm: Any) -> None:
@@ -106,6 +108,9 @@ class StepRecorder:
     def after_step(self) -> None:
         steps = [p.detach() - b for p, b in zip(self.params, self._before)]
         self.update_norm.append(float(self.nn.utils.get_total_norm(steps).item()))
+        self.update_rms.append(max((float(d.norm().item()) / d.numel() ** 0.5 for d in steps if d.numel()),
+                                   default=0.0))
 
     def history(self) -> dict:
-        return {"grad_norm": self.grad_norm, "clipped_norm": self.clipped_norm, "update_norm": self.update_norm}
+        return {"grad_norm": self.grad_norm, "clipped_norm": self.clipped_norm, "update_norm": self.update_norm,
+                "update_rms": self.update_rms}

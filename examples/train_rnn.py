@@ -189,6 +189,11 @@ def main(argv=None) -> dict:
         print(f"accuracy on epoch {e} = {epoch_acc / n_batches:.4f}")
         print(f"  ({history['epoch_time'][-1]:.2f} s on {args.device})")
     history.update(steps.history())
+    if history["update_rms"]:
+        worst = int(np.argmax(history["update_rms"]))
+        lr = optimizer.param_groups[0]["lr"]
+        print(f"largest step of one parameter tensor: RMS(Δp) = {history['update_rms'][worst] / lr:.2f} · lr "
+              f"(step {worst + 1}{'' if args.update_clip is None else f'; update_clip {args.update_clip}'})")
     if monitor is not None:
         print(monitor.summary())
         monitor.plot(args.monitor)

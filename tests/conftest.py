@@ -15,6 +15,9 @@ settings.register_profile("dev", deadline=None, max_examples=10,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("thorough", deadline=None, max_examples=500,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# derandomized, for tests/mutate.py: a mutant killed once is killed every time
+settings.register_profile("mutation", deadline=None, max_examples=30, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -249,6 +249,32 @@ def test_update_clipping_bounds_the_rms_of_every_step(lr, update_clip, scale, qu
             assert rms / lr <= update_clip * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("fused", [None, True])
+def test_after_a_long_quiet_phase_a_clipped_gradient_still_makes_adam_step_three_lr_unless_updates_are_clipped(
+        fused):
+    """The mechanism update clipping exists for. 3000 steps of gradients 1e-4 small let √v̂ decay towards
+    √(1-β2)·|g| of the next gradient, so m̂/√v̂ ≈ (1-β1)/√(1-β2) ≈ 3.2 per element however hard the gradient
+    was norm-clipped first; a NumPy recurrence of Adam's formula is the reference."""
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal((6, 5)) * (1e-4 if step < 3000 else 1.0) for step in range(3001)]
+    m = v = np.zeros((6, 5))
+    for g in grads:
+        g = g * min(1.0, 1.0 / (np.linalg.norm(g) + 1e-6))  # clip_grad_norm_(max_norm=1)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+    expected = np.sqrt(np.mean(((m / (1 - 0.9 ** 3001)) / (np.sqrt(v / (1 - 0.999 ** 3001)) + 1e-8)) ** 2))
+    assert expected > 2.5
+    for update_clip, bound in ((None, expected), (1.0, 1.0)):
+        p = nn.Parameter(np.zeros((6, 5)))
+        opt = optim.Adam([p], lr=0.01, update_clip=update_clip, fused=fused)
+        for g in grads:
+            before = p.data.copy()
+            p.grad = g.copy()
+            nn.utils.clip_grad_norm_([p], max_norm=1.0)
+            opt.step()
+        rms = math.sqrt(float(np.mean((p.data - before) ** 2))) / 0.01
+        assert rms == pytest.approx(bound, rel=1e-6)
+
+
 def test_update_clip_none_is_plain_adam_bit_for_bit_and_bad_values_are_rejected():
     rng = np.random.default_rng(1)
     runs = []

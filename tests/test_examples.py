@@ -30,6 +30,16 @@ def test_train_rnn_quick_loss_falls():
     assert "pre-clip grad norm" in out
 
 
+def test_train_rnn_update_clip_bounds_every_step_of_every_tensor():
+    """Adam's update clipping as the example runs it: no tensor's RMS step exceeds lr * update_clip; the
+    printed figure is the largest over all steps (2 decimals)."""
+    out = run("train_rnn.py", "--quick", "--optimizer", "adam", "--update-clip", "0.3").stdout
+    largest = float(re.search(r"RMS\(Δp\) = ([\d.]+) · lr", out).group(1))
+    assert 0.25 <= largest <= 0.3
+    out = run("train_rnn.py", "--quick", "--optimizer", "adam").stdout
+    assert float(re.search(r"RMS\(Δp\) = ([\d.]+) · lr", out).group(1)) > 0.3
+
+
 @pytest.mark.parametrize("args,message", [
     (["--clip", "sometimes"], "invalid choice"),
     (["--max-norm", "-1"], "--max-norm"),

@@ -1,0 +1,571 @@
+"""Mutation testing for minigrad: plant one small bug at a time and check that some test fails.
+
+    python tests/mutate.py                 # every target module, 2 workers, report in .mutation/
+    python tests/mutate.py --jobs 1 minigrad/clip/numpy_backend.py
+    python tests/mutate.py --report        # reprint the last report without running anything
+
+Not in CI: a full run takes hours on a 2-core machine. Results go to ``.mutation/results.jsonl`` as they come,
+so an interrupted run resumes where it stopped (``--fresh`` starts over).
+
+Why our own runner and not mutmut 3: mutmut swaps every function for a trampoline that dispatches to the mutant,
+and Numba cannot compile a trampoline, so it leaves decorated functions -- every Numba and CUDA kernel -- unmutated.
+Here each mutant is a real edit of the source file in a private copy of the working tree, so kernels are
+recompiled with the bug in them (the file's other kernels come from Numba's cache, which is keyed on the file).
+
+How a mutant is judged:
+1. Coverage first (once per source tree): the whole suite runs under ``coverage`` with one context per test, under
+   the ``mutation`` Hypothesis profile (derandomized, so a kill is reproducible).
+2. A mutant runs only the tests that executed its line (for a line inside a compiled kernel, which coverage cannot
+   see, the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
+   subprocesses). Fastest tests first, stopping at the first failure.
+3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s (reported as a timeout).
+   A mutant no test executes survives as ``uncovered``.
+
+Mutation operators (each is one edit, chosen to be a plausible slip, never a syntax error):
+arithmetic ``+ -``, ``* /``, ``// /``, ``** *``, ``& |``; augmented assignment op swaps and ``x op= y -> x = y``;
+comparison boundaries ``< <=``, ``> >=``, ``== !=``, ``is``/``in`` negation; ``and or``; dropping unary ``-`` and
+``not``; numbers ``n -> n + 1``; ``True False``; negating ``if``/``while`` conditions; deleting a call statement, an
+augmented assignment or a store into an attribute or subscript; ``min max`` (also NumPy's ``minimum maximum``,
+``amin amax``, ``nanmin nanmax``); ``float64 float32``; dropping ``.detach() .copy() .clone() .ravel()`` and
+``abs() sqrt()``. Not mutated: docstrings, strings, ``raise`` and ``assert`` statements, decorators, annotations,
+``warnings.warn`` calls, ``__repr__``, and lines marked ``# pragma: no mutate``.
+
+Mutants known to be equivalent (no test can tell them apart from the original) are listed with a reason in
+``tests/mutation_equivalent.txt`` by key; the score leaves them out.
+"""
+import argparse
+import ast
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions.py",
+           "minigrad/distributed.py"]
+EXTRA_TESTS = {"minigrad/distributed.py": ["tests/test_distributed.py"]}
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+STATE = ROOT / ".mutation"
+
+BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+              ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.Mod: ast.FloorDiv}
+CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+            ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+NAME_SWAP = {"min": "max", "max": "min", "minimum": "maximum", "maximum": "minimum", "amin": "amax",
+             "amax": "amin", "nanmin": "nanmax", "nanmax": "nanmin", "float64": "float32", "float32": "float64"}
+DROP_METHOD = {"detach", "copy", "clone", "ravel"}
+DROP_FUNC = {"abs", "sqrt"}
+COMPILERS = {"njit", "jit", "vectorize", "guvectorize", "stencil"}
+
+
+# ----------------------------------------------------------------------------------------------------- mutants
+def _source_files(paths, root):
+    for p in paths:
+        p = root / p
+        yield from sorted(p.rglob("*.py")) if p.is_dir() else [p]
+
+
+def _is_compiled(func):
+    for d in func.decorator_list:
+        d = d.func if isinstance(d, ast.Call) else d
+        name = d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", "")
+        if name in COMPILERS:
+            return True
+    return False
+
+
+class _Collector(ast.NodeVisitor):
+    """Walks one module and records every mutant as (span, replacement text, description)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.lines = text.splitlines()
+        self.found = []
+        self.scope = []        # enclosing def/class names
+        self.compiled = False  # inside a Numba/CUDA kernel
+
+    # -- bookkeeping
+    def _add(self, node, new_text, what):
+        line = node.lineno
+        if "pragma: no mutate" in self.lines[line - 1]:
+            return
+        old = ast.get_source_segment(self.text, node)
+        self.found.append(dict(line=line, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset,
+                               old=old, new=new_text, what=what, scope=".".join(self.scope) or "<module>",
+                               compiled=self.compiled))
+
+    def _expr(self, node, new, what):
+        self._add(node, "(" + ast.unparse(new) + ")", what)
+
+    def _scoped(self, node, name):
+        self.scope.append(name)
+        was = self.compiled
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.compiled = was or _is_compiled(node)
+            # decorators, annotations and defaults' annotations are not mutated; defaults and the body are
+            for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+                self.visit(d)
+            for stmt in node.body:
+                self.visit(stmt)
+        else:
+            for stmt in node.body:
+                self.visit(stmt)
+        self.scope.pop()
+        self.compiled = was
+
+    def visit_FunctionDef(self, node):
+        if node.name == "__repr__":
+            return
+        self._docstring_skip(node)
+        self._scoped(node, node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self._docstring_skip(node)
+        self._scoped(node, node.name)
+
+    def visit_Module(self, node):
+        self._docstring_skip(node)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    def _docstring_skip(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:]
+
+    # -- statements never mutated
+    def visit_Raise(self, node):
+        pass
+
+    def visit_Assert(self, node):
+        pass
+
+    def visit_Import(self, node):
+        pass
+
+    visit_ImportFrom = visit_Import
+
+    def visit_AnnAssign(self, node):
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_If(self, node):
+        t = node.test
+        if isinstance(t, ast.Compare) and ast.unparse(t) in ("__name__ == '__main__'", "TYPE_CHECKING"):
+            return
+        self._expr(t, ast.UnaryOp(ast.Not(), t), "negate condition")
+        self.generic_visit(node)
+
+    def visit_While(self, node):
+        self._expr(node.test, ast.UnaryOp(ast.Not(), node.test), "negate condition")
+        self.generic_visit(node)
+
+    def visit_Expr(self, node):
+        v = node.value
+        if isinstance(v, ast.Constant):
+            return
+        if isinstance(v, ast.Call):
+            f = ast.unparse(v.func)
+            if f.endswith("warn"):
+                return
+            self._add(node, "pass", "delete call")
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node):
+        op = BINOP_SWAP.get(type(node.op))
+        if op is not None:
+            self._add(node, ast.unparse(ast.AugAssign(node.target, op(), node.value)), "swap operator")
+        self._add(node, ast.unparse(ast.Assign([node.target], node.value, lineno=0)), "op= to =")
+        self._add(node, "pass", "delete augmented assignment")
+        self.visit(node.value)
+
+    def visit_Assign(self, node):
+        if any(isinstance(t, (ast.Subscript, ast.Attribute)) for t in node.targets):
+            self._add(node, "pass", "delete store")
+        if len(self.scope) == 0 and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return
+        for t in node.targets:
+            if isinstance(t, ast.Subscript):
+                self.visit(t.slice)
+        self.visit(node.value)
+
+    # -- expressions
+    def visit_JoinedStr(self, node):
+        pass
+
+    def visit_BinOp(self, node):
+        op = BINOP_SWAP.get(type(node.op))
+        if op is not None:
+            self._expr(node, ast.BinOp(node.left, op(), node.right), "swap operator")
+        self.generic_visit(node)
+
+    def visit_Compare(self, node):
+        for i, o in enumerate(node.ops):
+            swap = CMP_SWAP.get(type(o))
+            if swap is not None:
+                ops = list(node.ops)
+                ops[i] = swap()
+                self._expr(node, ast.Compare(node.left, ops, node.comparators), "swap comparison")
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node):
+        op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        self._expr(node, ast.BoolOp(op, node.values), "swap and/or")
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node):
+        if isinstance(node.op, (ast.USub, ast.Not)):
+            self._expr(node, node.operand, "drop unary")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        v = node.value
+        if isinstance(v, bool):
+            self._add(node, repr(not v), "flip bool")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            self._add(node, repr(v + 1), "number + 1")
+
+    def visit_Name(self, node):
+        if node.id in NAME_SWAP and isinstance(node.ctx, ast.Load):
+            self._add(node, NAME_SWAP[node.id], "swap name")
+
+    def visit_Attribute(self, node):
+        if node.attr in NAME_SWAP and isinstance(node.ctx, ast.Load):
+            new = copy.copy(node)
+            new.attr = NAME_SWAP[node.attr]
+            self._add(node, ast.unparse(new), "swap name")
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr in DROP_METHOD and not node.args and not node.keywords:
+            self._expr(node, f.value, "drop call")
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        if name in DROP_FUNC and len(node.args) == 1 and not node.keywords:
+            self._expr(node, node.args[0], "drop call")
+        if name == "warn" or (isinstance(f, ast.Attribute) and f.attr == "switch_context"):
+            return
+        self.generic_visit(node)
+
+
+def mutants_of(path, root=ROOT):
+    rel = str(path.relative_to(root))
+    text = path.read_text()
+    c = _Collector(text)
+    c.visit(ast.parse(text))
+    seen = defaultdict(int)
+    out = []
+    for m in c.found:
+        base = f"{rel}:{m['scope']}:{m['old'].splitlines()[0][:60]} -> {m['new'].splitlines()[0][:60]}"
+        seen[base] += 1
+        m.update(file=rel, key=f"{base} #{seen[base]}")
+        out.append(m)
+    return out
+
+
+def apply(text, m):
+    """The source with the mutant's span replaced (AST columns count UTF-8 bytes)."""
+    raw = text.encode()
+    starts = [0]
+    for line in raw.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    a = starts[m["line"] - 1] + m["col"]
+    b = starts[m["end_line"] - 1] + m["end_col"]
+    return (raw[:a] + m["new"].encode() + raw[b:]).decode()
+
+
+# ----------------------------------------------------------------------------------------------------- coverage
+PLUGIN = '''
+import json, os, time
+import pytest
+_times = {}
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import coverage
+    cov = coverage.Coverage.current()
+    if cov is not None:
+        cov.switch_context(item.nodeid)
+    t = time.perf_counter()
+    yield
+    _times[item.nodeid] = time.perf_counter() - t
+def pytest_sessionfinish(session):
+    with open(os.environ["MUTATION_TIMES"], "w") as f:
+        json.dump(_times, f)
+'''
+
+
+def _snapshot(dest):
+    """The working tree as git sees it (tracked and untracked, not ignored), so edits made while a run goes on
+    do not move the mutants."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+
+
+def _env(workdir):
+    env = dict(os.environ, PYTHONPATH=str(workdir), HYPOTHESIS_PROFILE="mutation", PYTHONHASHSEED="0",
+               NUMBA_CACHE_DIR=str(workdir / ".numba_cache"))
+    env.pop("MINIGRAD_REAL_CUDA", None)
+    return env
+
+
+def tree_fingerprint(base):
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(base.glob("minigrad/**/*.py")) + sorted(base.glob("tests/**/*.py")):
+        h.update(str(f.relative_to(base)).encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def coverage_map(base):
+    """{file: {line: [test ids]}} and {test id: seconds}, cached per source tree."""
+    cache = STATE / f"coverage-{tree_fingerprint(base)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    work = Path(tempfile.mkdtemp(prefix="mutcov-"))
+    shutil.copytree(base, work, dirs_exist_ok=True)
+    (work / "mutation_plugin.py").write_text(PLUGIN)
+    env = _env(work)
+    env["MUTATION_TIMES"] = str(work / "times.json")
+    print("coverage run of the whole suite (once per source tree) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "coverage", "run", "--data-file", str(work / ".coverage"), "--source",
+                    "minigrad", "-m", "pytest", "tests", "-q", "-p", "mutation_plugin", "-p", "no:cacheprovider",
+                    "-x", "--no-header"], cwd=work, env=env, check=True)
+    import coverage
+    data = coverage.CoverageData(basename=str(work / ".coverage"))
+    data.read()
+    lines = {}
+    for f in data.measured_files():
+        rel = str(Path(f).relative_to(work))
+        ctx = data.contexts_by_lineno(f)
+        lines[rel] = {str(k): sorted(c for c in v if c) for k, v in ctx.items()}
+    out = {"lines": lines, "times": json.loads((work / "times.json").read_text())}
+    STATE.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(out))
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def tests_for(m, cov, func_lines):
+    lines = cov["lines"].get(m["file"], {})
+    picked = set()
+    for ln in range(m["line"], m["end_line"] + 1):
+        picked.update(lines.get(str(ln), []))
+    if not picked or m["compiled"]:
+        for ln in func_lines.get((m["file"], m["scope"]), []):
+            picked.update(lines.get(str(ln), []))
+    if not picked and m["compiled"]:
+        for v in lines.values():
+            picked.update(v)
+    for extra in EXTRA_TESTS.get(m["file"], []):
+        picked.update(t for t in cov["times"] if t.startswith(extra + "::"))
+    return sorted(picked, key=lambda t: cov["times"].get(t, 1.0))
+
+
+def _function_lines(path, root):
+    """(file, scope) -> the line numbers of that scope, for mapping kernel lines to their callers' tests."""
+    rel = str(path.relative_to(root))
+    out = defaultdict(list)
+
+    def walk(node, scope):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                s = scope + [child.name]
+                out[(rel, ".".join(s))].extend(range(child.lineno, child.end_lineno + 1))
+                walk(child, s)
+            else:
+                walk(child, scope)
+    walk(ast.parse(path.read_text()), [])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- running
+def run_one(m, tests, cov, workdir):
+    src = workdir / m["file"]
+    original = src.read_bytes()
+    stat = src.stat()
+    src.write_text(apply(original.decode(), m))
+    budget = 3 * sum(cov["times"].get(t, 1.0) for t in tests) + 60
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
+                             *tests], cwd=workdir, env=_env(workdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=budget)
+        status = "survived" if proc.returncode == 0 else "killed"
+        if proc.returncode not in (0, 1):
+            status = "killed"  # collection or import error caused by the mutant also counts
+        killer = ""
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith("FAILED") or line.startswith("ERROR"):
+                killer = line.split()[1]
+                break
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        status, killer = "killed", "timeout"
+    finally:
+        src.write_bytes(original)
+        os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # keep Numba's cache of the clean file valid
+    return dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
+                status=status, killer=killer, tests=len(tests), seconds=round(time.perf_counter() - t0, 1))
+
+
+def load_equivalent():
+    out = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, reason = line.partition("  # ")
+                out[key.strip()] = reason.strip()
+    return out
+
+
+def report(results, all_keys):
+    equivalent = load_equivalent()
+    by_file = defaultdict(lambda: defaultdict(int))
+    survivors = []
+    for r in results.values():
+        if r["key"] not in all_keys:
+            continue
+        s = "equivalent" if r["status"] != "killed" and r["key"] in equivalent else r["status"]
+        by_file[r["file"]][s] += 1
+        if s in ("survived", "uncovered"):
+            survivors.append(r)
+    tot = defaultdict(int)
+    print(f"{'file':44s} {'mutants':>8s} {'killed':>7s} {'equiv':>6s} {'survived':>9s} {'score':>7s}")
+    for f in sorted(by_file):
+        c = by_file[f]
+        n = sum(c.values())
+        for k, v in c.items():
+            tot[k] += v
+        live = n - c["equivalent"]
+        print(f"{f:44s} {n:8d} {c['killed']:7d} {c['equivalent']:6d} {c['survived'] + c['uncovered']:9d} "
+              f"{100 * c['killed'] / max(live, 1):6.1f}%")
+    n = sum(tot.values())
+    live = n - tot["equivalent"]
+    print(f"{'total':44s} {n:8d} {tot['killed']:7d} {tot['equivalent']:6d} {tot['survived'] + tot['uncovered']:9d} "
+          f"{100 * tot['killed'] / max(live, 1):6.1f}%")
+    print(f"\nmutation score {tot['killed']}/{live} = {100 * tot['killed'] / max(live, 1):.1f}% of non-equivalent "
+          f"mutants killed ({tot['equivalent']} equivalent left out, {len(all_keys) - len(results)} not run yet)")
+    if survivors:
+        print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
+        for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
+            print(f"  {r['file']}:{r['line']} [{r['status']}] {r['key']}")
+    stale = set(equivalent) - set(all_keys)
+    if stale:
+        print(f"\n{len(stale)} entries of tests/mutation_equivalent.txt match no mutant any more:")
+        for k in sorted(stale):
+            print("  ", k)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("paths", nargs="*", default=TARGETS, help="files or folders to mutate (default: %(default)s)")
+    ap.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default: %(default)s)")
+    ap.add_argument("--fresh", action="store_true", help="forget earlier results and start over")
+    ap.add_argument("--report", action="store_true", help="print the report of earlier results; run nothing")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--only", default="", help="run only mutants whose key contains this text")
+    ap.add_argument("--rerun", choices=["survived", "all"], default=None,
+                    help="run earlier survivors (or everything) again, e.g. after adding tests")
+    args = ap.parse_args(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="minigrad-mutation-base-"))
+    _snapshot(base)
+    files = list(_source_files(args.paths, base))
+    mutants = [m for f in files for m in mutants_of(f, base)]
+    if args.only:
+        mutants = [m for m in mutants if args.only in m["key"]]
+    keys = {m["key"] for m in mutants}
+    if args.list or args.report:
+        shutil.rmtree(base, ignore_errors=True)
+    if args.list:
+        for m in mutants:
+            print(f"{m['file']}:{m['line']}  {m['what']:28s} {m['key']}")
+        print(len(mutants), "mutants")
+        return 0
+    STATE.mkdir(exist_ok=True)
+    store = STATE / "results.jsonl"
+    if args.fresh and store.exists():
+        store.unlink()
+    results = {}
+    if store.exists():
+        for line in store.read_text().splitlines():
+            r = json.loads(line)
+            results[r["key"]] = r
+    if args.report:
+        report(results, keys)
+        return 0
+
+    cov = coverage_map(base)
+    func_lines = {}
+    for f in files:
+        func_lines.update(_function_lines(f, base))
+    if args.rerun == "all":
+        todo = mutants
+    elif args.rerun == "survived":
+        todo = [m for m in mutants if m["key"] not in results or results[m["key"]]["status"] != "killed"]
+    else:
+        todo = [m for m in mutants if m["key"] not in results]
+    print(f"{len(mutants)} mutants in {len(files)} files; {len(todo)} to run on {args.jobs} workers", flush=True)
+
+    workers = []
+    for i in range(args.jobs):
+        w = Path(tempfile.gettempdir()) / f"minigrad-mutation-{os.getpid()}-{i}"
+        shutil.copytree(base, w, dirs_exist_ok=True)
+        workers.append(w)
+    free = list(workers)
+    import threading
+    lock = threading.Lock()
+    done = [0]
+
+    def job(m):
+        tests = tests_for(m, cov, func_lines)
+        if not tests:
+            r = dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
+                     status="uncovered", killer="", tests=0, seconds=0.0)
+        else:
+            with lock:
+                w = free.pop()
+            try:
+                r = run_one(m, tests, cov, w)
+            finally:
+                with lock:
+                    free.append(w)
+        with lock:
+            results[r["key"]] = r
+            with store.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            done[0] += 1
+            print(f"[{done[0]}/{len(todo)}] {r['status']:9s} {r['seconds']:6.1f}s {r['file']}:{r['line']} "
+                  f"{r['what']}: {r['old'].splitlines()[0][:50]!s} -> {r['new'].splitlines()[0][:50]}", flush=True)
+
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(job, todo))
+    finally:
+        for w in workers + [base]:
+            shutil.rmtree(w, ignore_errors=True)
+    print()
+    report(results, keys)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
