@@ -199,15 +199,15 @@ def main(argv=None) -> dict:
         monitor.plot(args.monitor)
         history["suggested_max_norm"] = monitor.suggest_max_norm()
     if args.plot:
-        plot(history, args.plot)
+        plot(history, args.plot, optimizer.param_groups[0]["lr"], args.update_clip)
     return history
 
 
-def plot(history: dict, path: str) -> None:
+def plot(history: dict, path: str, lr: float, update_clip: float | None = None) -> None:
     plt = _common.pyplot()
     if plt is None:
         return
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.5))
+    fig, (ax1, ax2, ax3, ax4) = plt.subplots(1, 4, figsize=(17, 3.5))
     ax1.plot(history["loss"])
     ax1.set(title="training loss", xlabel="step")
     ax2.semilogy(history["grad_norm"], label="before clipping")
@@ -215,7 +215,12 @@ def plot(history: dict, path: str) -> None:
     ax2.set(title="gradient norm", xlabel="step")
     ax2.legend()
     ax3.semilogy(history["update_norm"])
-    ax3.set(title="length of the parameter update", xlabel="step")
+    ax3.set(title="length of the parameter update ‖Δθ‖", xlabel="step")
+    ax4.plot(np.asarray(history["update_rms"]) / lr)
+    if update_clip is not None:
+        ax4.axhline(update_clip, color="k", ls="--", lw=0.8, label=f"update_clip {update_clip}")
+        ax4.legend()
+    ax4.set(title="largest RMS(Δp) / lr of one tensor", xlabel="step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")

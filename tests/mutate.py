@@ -2,6 +2,8 @@
 
     python tests/mutate.py                 # every target module, 2 workers, report in .mutation/
     python tests/mutate.py --jobs 1 minigrad/clip/numpy_backend.py
+    python tests/mutate.py --rerun survived --cap 0   # then: the survivors again, with every test that runs them
+    python tests/mutate.py --sample 300    # a random sample of the mutants not run yet: an estimate of the score
     python tests/mutate.py --report        # reprint the last report without running anything
 
 Not in CI: a full run takes hours on a 2-core machine. Results go to ``.mutation/results.jsonl`` as they come,
@@ -17,9 +19,13 @@ How a mutant is judged:
    the ``mutation`` Hypothesis profile (derandomized, so a kill is reproducible).
 2. A mutant runs only the tests that executed its line (for a line inside a compiled kernel, which coverage cannot
    see, the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
-   subprocesses). Fastest tests first, stopping at the first failure.
+   subprocesses; module-level lines run at import, so any test of the file). Fastest tests first, stopping at the
+   first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is executed
+   by hundreds of tests, and a survivor would run them all (minutes per mutant).
 3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s (reported as a timeout).
    A mutant no test executes survives as ``uncovered``.
+4. Survivors of the capped pass are run again with all their tests: ``--rerun survived --cap 0``. Only what
+   survives that counts as surviving.
 
 Mutation operators (each is one edit, chosen to be a plausible slip, never a syntax error):
 arithmetic ``+ -``, ``* /``, ``// /``, ``** *``, ``& |``; augmented assignment op swaps and ``x op= y -> x = y``;
@@ -38,6 +44,7 @@ import ast
 import copy
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -361,7 +368,9 @@ def coverage_map(base):
     return out
 
 
-def tests_for(m, cov, func_lines):
+def tests_for(m, cov, func_lines, cap):
+    """The tests that execute the mutant's line, fastest first; with `cap`, only as many as fit in `cap`
+    seconds of their clean run time (and whether that left some out)."""
     lines = cov["lines"].get(m["file"], {})
     picked = set()
     for ln in range(m["line"], m["end_line"] + 1):
@@ -369,12 +378,21 @@ def tests_for(m, cov, func_lines):
     if not picked or m["compiled"]:
         for ln in func_lines.get((m["file"], m["scope"]), []):
             picked.update(lines.get(str(ln), []))
-    if not picked and m["compiled"]:
+    if not picked and (m["compiled"] or m["scope"] == "<module>"):  # module level runs at import, before any test
         for v in lines.values():
             picked.update(v)
     for extra in EXTRA_TESTS.get(m["file"], []):
         picked.update(t for t in cov["times"] if t.startswith(extra + "::"))
-    return sorted(picked, key=lambda t: cov["times"].get(t, 1.0))
+    ordered = sorted(picked, key=lambda t: (cov["times"].get(t, 1.0), t))
+    if cap:
+        kept, spent = [], 0.0
+        for t in ordered:
+            spent += cov["times"].get(t, 1.0)
+            if kept and spent > cap:
+                break
+            kept.append(t)
+        return kept, len(kept) < len(ordered)
+    return ordered, False
 
 
 def _function_lines(path, root):
@@ -395,7 +413,7 @@ def _function_lines(path, root):
 
 
 # ----------------------------------------------------------------------------------------------------- running
-def run_one(m, tests, cov, workdir):
+def run_one(m, tests, capped, cov, workdir):
     src = workdir / m["file"]
     original = src.read_bytes()
     stat = src.stat()
@@ -423,7 +441,8 @@ def run_one(m, tests, cov, workdir):
         src.write_bytes(original)
         os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # keep Numba's cache of the clean file valid
     return dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
-                status=status, killer=killer, tests=len(tests), seconds=round(time.perf_counter() - t0, 1))
+                status=status, killer=killer, tests=len(tests), capped=capped and status != "killed",
+                seconds=round(time.perf_counter() - t0, 1))
 
 
 def load_equivalent():
@@ -466,7 +485,8 @@ def report(results, all_keys):
     if survivors:
         print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
-            print(f"  {r['file']}:{r['line']} [{r['status']}] {r['key']}")
+            tag = r["status"] + (", capped" if r.get("capped") else "")
+            print(f"  {r['file']}:{r['line']} [{tag}] {r['key']}")
     stale = set(equivalent) - set(all_keys)
     if stale:
         print(f"\n{len(stale)} entries of tests/mutation_equivalent.txt match no mutant any more:")
@@ -482,6 +502,14 @@ def main(argv=None):
     ap.add_argument("--report", action="store_true", help="print the report of earlier results; run nothing")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--only", default="", help="run only mutants whose key contains this text")
+    ap.add_argument("--cap", type=float, default=60.0,
+                    help="run at most this many seconds (clean run time) of each mutant's tests, fastest first; 0: "
+                         "all of them. A survivor of a capped run says so; rerun survivors with --cap 0 "
+                         "(default: %(default)s)")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run a random sample of this many of the mutants still to run (seeded by --seed), for an "
+                         "estimate of the score when there is no time for all of them")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --sample (default: %(default)s)")
     ap.add_argument("--rerun", choices=["survived", "all"], default=None,
                     help="run earlier survivors (or everything) again, e.g. after adding tests")
     args = ap.parse_args(argv)
@@ -521,8 +549,11 @@ def main(argv=None):
         todo = mutants
     elif args.rerun == "survived":
         todo = [m for m in mutants if m["key"] not in results or results[m["key"]]["status"] != "killed"]
+        todo = [m for m in todo if m["key"] not in load_equivalent()]
     else:
         todo = [m for m in mutants if m["key"] not in results]
+    if args.sample and args.sample < len(todo):
+        todo = random.Random(args.seed).sample(todo, args.sample)
     print(f"{len(mutants)} mutants in {len(files)} files; {len(todo)} to run on {args.jobs} workers", flush=True)
 
     workers = []
@@ -536,15 +567,15 @@ def main(argv=None):
     done = [0]
 
     def job(m):
-        tests = tests_for(m, cov, func_lines)
+        tests, capped = tests_for(m, cov, func_lines, args.cap)
         if not tests:
             r = dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
-                     status="uncovered", killer="", tests=0, seconds=0.0)
+                     status="uncovered", killer="", tests=0, capped=False, seconds=0.0)
         else:
             with lock:
                 w = free.pop()
             try:
-                r = run_one(m, tests, cov, w)
+                r = run_one(m, tests, capped, cov, w)
             finally:
                 with lock:
                     free.append(w)

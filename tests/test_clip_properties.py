@@ -282,3 +282,51 @@ def test_error_if_nonfinite_raises_before_modifying(backend):
         assert before.tobytes() == after.tobytes()
 
 
+
+
+ORDERS = [0.0, 0.5, 1.0, 2.0, 3.0, 8.0, 20.0, math.inf, -0.5, -1.0, -2.0, -math.inf, "inf", "-inf"]
+
+
+def _fixed_lists(backend):
+    """Fixed inputs that every order must get right on every backend, beside the drawn ones (a simulated GPU
+    sees few drawn examples): zeros among values, ±inf, NaN, subnormals, huge and tiny, several arrays and
+    dtypes, sizes spanning several chunks, blocks and grid strides."""
+    rng = np.random.default_rng(7)
+    dtypes = (np.float32, np.float64) if backend == "cuda" else (np.float16, np.float32, np.float64)
+    mixed = [rng.standard_normal(n).astype(dtypes[i % len(dtypes)]) for i, n in enumerate((37, 1, 70, 5))]
+    mixed[0][::3] = 0.0
+    cases = {
+        "mixed": mixed,
+        "zeros": [np.zeros(40), np.zeros(3)],
+        "with inf": [np.array([1.0, -np.inf, 0.0, 2.0] * 9)],
+        "with nan": [np.array([1.0, 2.0, 0.0] * 11), np.array([np.nan, 0.0])],
+        "huge fp32": [np.full(50, 1e30, np.float32), np.array([-3e38, 3e38, -3e38], np.float32)],  # Σx⁸ overflows
+        "tiny fp64": [np.full(33, 5e-324), np.array([1e-310, 0.0])],
+        "empty": [np.zeros(0), np.zeros(0, np.float32)],
+    }
+    if backend != "cuda":  # the simulator computes with NumPy scalars, which warn where a GPU rounds to inf
+        cases["overflow fp64"] = [np.full(4, 1.7e308)]  # the norm overflows for p >= 0.5, but not for p < 0
+    return cases
+
+
+@backends
+@pytest.mark.parametrize("p", ORDERS, ids=str)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 when an inf norm clips
+def test_every_order_on_fixed_hard_inputs_matches_the_reference(backend, p):
+    rtol = _rtol(p) if not isinstance(p, str) else 0.0
+    for name, arrays in _fixed_lists(backend).items():
+        want = reference_norm(arrays, p)
+        got = _norm(arrays, p, backend)
+        try:
+            _same(got, want, max(rtol, 1e-6) if arrays[0].dtype == np.float16 else rtol)
+        except AssertionError as err:
+            raise AssertionError(f"{name}: {err}") from None
+        dev = to_backend(arrays, backend)  # clipping scales by the reference coefficient
+        returned = host_value(clip.clip_norm_(dev, 1.0, p, backend=backend), backend)
+        _same(returned, want, rtol)
+        coef = min(1.0 / (returned + 1e-6), 1.0) if not math.isnan(returned) else math.nan  # torch's rule
+        for before, after in zip(arrays, to_host(dev, backend)):
+            work = np.float32 if before.dtype == np.float16 else before.dtype.type  # float16 is scaled in float32
+            with np.errstate(invalid="ignore", over="ignore"):
+                expect = (before.astype(work) * work(coef)).astype(before.dtype) if coef != 1.0 else before
+            np.testing.assert_array_equal(after, expect, err_msg=f"{name}, p={p}")

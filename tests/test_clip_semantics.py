@@ -167,3 +167,104 @@ def test_primitive_argument_checks():
     np.testing.assert_array_equal(a, np.ones(3))
     clip.clamp_([a], -0.5, 0.25)
     np.testing.assert_array_equal(a, np.full(3, 0.25))
+
+
+# ----- argument handling the property tests do not reach (found by tests/mutate.py) ------------------------------
+def test_read_only_arrays_can_be_measured_but_not_clipped():
+    a = np.array([3.0, -4.0, 12.0])
+    a.flags.writeable = False
+    assert float(clip.total_norm([a])) == 13.0
+    np.testing.assert_array_equal(clip.segment_norms(a, [0, 2, 3]), [5.0, 12.0])
+    with pytest.raises(ValueError, match="read-only"):
+        clip.clip_norm_([a], 1.0)
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("call", ["total_norm", "clip_norm_", "clip_value_"])
+def test_ndarray_subclasses_are_host_arrays(call):
+    """A subclass (minigrad's TensorData is one) leaves the three-check fast path and takes the per-array checks:
+    still host arrays, with a NumPy result."""
+    a = np.array([3.0, -4.0]).view(_Sub)
+    plain = np.array([3.0, -4.0])
+    out = getattr(clip, call)([a], *([] if call == "total_norm" else [1.0]))
+    ref = getattr(clip, call)([plain], *([] if call == "total_norm" else [1.0]))
+    np.testing.assert_array_equal(np.asarray(a), plain)
+    if out is not None:
+        assert type(out) is np.ndarray and out.shape == () and float(out) == float(ref) == 5.0
+
+
+@pytest.mark.parametrize("nan", [np.float64("nan"), np.float32("nan"), np.array(np.nan), np.array(np.nan, np.float32)])
+def test_nan_as_a_numpy_number_or_0d_array_is_rejected(nan):
+    a = np.array([3.0, 4.0])
+    for call in (lambda: clip.clip_norm_([a], nan), lambda: clip.clip_value_([a], nan),
+                 lambda: clip.clamp_([a], nan, 1.0)):
+        with pytest.raises(ValueError, match="NaN"):
+            call()
+    np.testing.assert_array_equal(a, [3.0, 4.0])
+
+
+@pytest.mark.parametrize("zero", [0, 0.0, np.float64(0.0), np.float32(0.0), np.int64(0), np.array(0.0)])
+def test_the_minimum_itself_is_accepted_and_just_below_it_is_not(zero):
+    a = np.array([3.0, 4.0])
+    clip.clip_norm_([a], zero)
+    np.testing.assert_array_equal(a, [0.0, 0.0])
+    z = np.asarray(zero)
+    below = np.nextafter(z if z.dtype.kind == "f" else z.astype(np.float64), -np.inf)  # the next number down
+    with pytest.raises(ValueError, match="max_norm must be >= 0"):
+        clip.clip_norm_([a], below)
+
+
+@pytest.mark.parametrize("spelled,expect", [("inf", 4.0), ("+inf", 4.0), ("Infinity", 4.0), (" INF ", 4.0),
+                                            ("-inf", 0.5), ("-infinity", 0.5)])
+def test_infinite_orders_may_be_spelled(spelled, expect):
+    a = np.array([0.5, -4.0, 1.0])
+    assert float(clip.total_norm([a], spelled)) == expect
+
+
+def test_a_clamp_to_a_single_value_is_allowed():
+    a = np.array([-3.0, 0.1, np.nan])
+    clip.clamp_([a], 0.5, 0.5)
+    np.testing.assert_array_equal(a, [0.5, 0.5, np.nan])
+
+
+@pytest.mark.parametrize("offsets", [[[0, 2], [2, 4]], [0.0, 4.0], [], [1, 4], [0, 3], [0, 3, 2, 4], [0, 5],
+                                     np.array([0, 4], dtype=object), "04"])
+@pytest.mark.parametrize("call", ["segment_norms", "scale_segments_", "adaptive_clip_"])
+def test_bad_offsets_are_rejected_and_change_nothing(offsets, call):
+    g, w = np.array([3.0, -4.0, 1.0, 2.0]), np.ones(4)
+    args = {"segment_norms": (g, offsets), "scale_segments_": (g, offsets, [2.0]),
+            "adaptive_clip_": (g, w, offsets)}[call]
+    with pytest.raises(ValueError, match="offsets"):
+        getattr(clip, call)(*args)
+    np.testing.assert_array_equal(g, [3.0, -4.0, 1.0, 2.0])
+
+
+def test_offsets_with_no_segments_and_with_empty_segments():
+    assert clip.segment_norms(np.empty(0), [0]).shape == (0,)
+    np.testing.assert_array_equal(clip.segment_norms(np.array([3.0, 4.0]), [0, 0, 2, 2]), [0.0, 5.0, 0.0])
+    np.testing.assert_array_equal(clip.segment_norms(np.array([3.0, 4.0]), np.array([0, 2], np.uint8)), [5.0])
+
+
+@pytest.mark.parametrize("p", [0, 0.0, -1.0, -math.inf, "-inf"])
+def test_segment_norms_need_a_positive_order(p):
+    g = np.array([3.0, 4.0])
+    for call in (lambda: clip.segment_norms(g, [0, 2], p), lambda: clip.adaptive_clip_(g, np.ones(2), [0, 2],
+                                                                                          norm_type=p)):
+        with pytest.raises(ValueError, match="norm_type > 0"):
+            call()
+    np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
+class _FakeDeviceArray:
+    """Says it is a CUDA array (the interface CuPy and torch.cuda use) but has an integer dtype."""
+    dtype = np.dtype(np.int32)
+    shape = (2,)
+    __cuda_array_interface__ = {"shape": (2,), "typestr": "<i4", "data": (0, False), "version": 3}
+
+
+def test_anything_with_the_cuda_array_interface_is_taken_for_a_device_array():
+    with pytest.raises(TypeError, match="the CUDA backend supports float32 and float64"):
+        clip.total_norm([_FakeDeviceArray()])

@@ -42,8 +42,7 @@ def _backend_module(name: str) -> Any:
 
 
 def _is_cuda(a: Any) -> bool:
-    if isinstance(a, np.ndarray):
-        return False
+    """Whether `a` (not a NumPy array: callers test for those first) is a CUDA device array."""
     if hasattr(a, "__cuda_array_interface__"):
         return True
     # the simulator's arrays carry no interface; recognising them needs the backend (and numba.cuda) loaded

@@ -39,9 +39,10 @@ def unscaled_ok(power_sum: float) -> bool:
 
 
 def root(power_sum: float, p: float) -> float:
-    """power_sum^(1/p) for power_sum ≥ 0, inf where that overflows float64 (never an OverflowError)."""
-    if power_sum == 0.0 or power_sum != power_sum or power_sum == math.inf:
-        return power_sum ** (1.0 / p) if power_sum != 0.0 or p > 0 else math.inf
+    """power_sum^(1/p), inf where that overflows float64 (never an OverflowError).
+
+    `power_sum` is NaN or in [TINY_SUM, inf): an unscaled sum is used only there (`unscaled_ok`), and a sum scaled by
+    the largest |x| (the smallest for p < 0) lies in [1, n]. A NaN passes through (log(NaN) compares false)."""
     if math.log(power_sum) / p > _LOG_MAX:
         return math.inf
     return power_sum ** (1.0 / p)

@@ -32,7 +32,7 @@ SMALL = 1 << 16
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # what a chunk sum adds up: x², |x|, |x|^p, or (|x|/scale)^p
-_SQUARES, _ABS, _POW, _SCALED = 0, 1, 2, 3
+_SQUARES, _ABS, _POW, _SCALED, _MAX = 0, 1, 2, 3, -1
 
 
 @njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
@@ -99,21 +99,27 @@ def _clamp_chunk(x, lo, hi):  # pragma: no cover - compiled
         x[i] = hi if v > hi else v
 
 
+@njit(cache=True, error_model="numpy")
+def _reduce(seg, p, scale, mode):  # pragma: no cover - compiled
+    """One chunk's partial: Σx², Σ|x|, Σ|x|^p, Σ|x/scale|^p, or max |x| (NaN if any), by `mode`."""
+    if mode == _SQUARES:
+        return _sum_squares(seg)
+    if mode == _ABS:
+        return _sum_abs(seg)
+    if mode == _POW:
+        return _sum_pow(seg, p)
+    if mode == _SCALED:
+        return _sum_scaled(seg, p, scale)
+    return _chunk_max_abs(seg)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _power_sum(x, p, scale, mode, chunk):  # pragma: no cover - compiled
     n = x.size
     nchunks = (n + chunk - 1) // chunk
     partials = np.empty(nchunks)
     for c in prange(nchunks):
-        seg = x[c * chunk:min((c + 1) * chunk, n)]
-        if mode == _SQUARES:
-            partials[c] = _sum_squares(seg)
-        elif mode == _ABS:
-            partials[c] = _sum_abs(seg)
-        elif mode == _POW:
-            partials[c] = _sum_pow(seg, p)
-        else:
-            partials[c] = _sum_scaled(seg, p, scale)
+        partials[c] = _reduce(x[c * chunk:min((c + 1) * chunk, n)], p, scale, mode)
     total = 0.0
     for c in range(nchunks):  # in index order, on one thread: the same bits for any thread count
         total += partials[c]
@@ -151,18 +157,10 @@ def _clamp(x, lo, hi, chunk):  # pragma: no cover - compiled
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _segment_partials(x, items, p, mode):  # pragma: no cover - compiled
-    """One partial per work item (segment, lo, hi): its power sum (mode as _power_sum) or, mode -1, max |x|."""
+    """One partial per work item (segment, lo, hi): its power sum or, mode _MAX, max |x|."""
     partials = np.empty(items.shape[0])
     for w in prange(items.shape[0]):
-        seg = x[items[w, 1]:items[w, 2]]
-        if mode == _SQUARES:
-            partials[w] = _sum_squares(seg)
-        elif mode == _ABS:
-            partials[w] = _sum_abs(seg)
-        elif mode == _POW:
-            partials[w] = _sum_pow(seg, p)
-        else:
-            partials[w] = _chunk_max_abs(seg)
+        partials[w] = _reduce(x[items[w, 1]:items[w, 2]], p, 1.0, mode)
     return partials
 
 
@@ -187,7 +185,7 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
     if not _kernel_ready(x) or x.size < SMALL:
         return ref.segment_norms(x, offsets, p)
     items = _items(offsets)
-    mode = -1 if p == math.inf else _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW
+    mode = _MAX if p == math.inf else _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW
     partials = _segment_partials(x, items, p, mode)
     out = np.zeros(len(offsets) - 1)
     if p == math.inf:
