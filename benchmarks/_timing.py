@@ -79,3 +79,12 @@ def cpu_info() -> str:
     target = numba.config.CPU_NAME or llvm.get_host_cpu_name()
     return (f"CPU {model}, {os.cpu_count()} cores, SIMD {simd}, Numba target {target}"
             f"{' (NUMBA_CPU_NAME)' if numba.config.CPU_NAME else ''}, numba threads {numba.get_num_threads()}")
+
+
+def save_json(path: str | None, results: object) -> None:
+    """Write a benchmark's results to `path` (its --json option); nothing when no path was given."""
+    if path:
+        import json
+
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)

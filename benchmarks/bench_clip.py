@@ -11,7 +11,6 @@ With --cuda (needs a GPU, CuPy and torch with CUDA) it times 1e8 float32 on the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, cpu_info, fmt_time, table  # noqa: E402
+from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad import clip, nn  # noqa: E402
@@ -260,9 +259,7 @@ def main() -> None:
         threshold_scan(args)
         compile_time()
     simd_report()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    save_json(args.json, results)
 
 
 if __name__ == "__main__":

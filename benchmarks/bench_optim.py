@@ -11,7 +11,6 @@ fused with the clip folded in: the step applies the coefficient while reading g 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, cpu_info, fmt_time, table  # noqa: E402
+from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad import nn, optim  # noqa: E402
@@ -90,9 +89,7 @@ def main() -> None:
     print(f"\nclip_grad_norm_ + step, {args.size / 1e6:.0f}M float32 in 9 tensors, best of {args.repeat}"
           + (f", torch threads {torch.get_num_threads()}" if torch else ""))
     print(table(["optimizer", "minigrad / torch", "time", "GB/s", "torch / this"], rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    save_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -373,14 +373,17 @@ def tests_for(m, cov, func_lines, cap):
     seconds of their clean run time (and whether that left some out)."""
     lines = cov["lines"].get(m["file"], {})
     picked = set()
-    for ln in range(m["line"], m["end_line"] + 1):
-        picked.update(lines.get(str(ln), []))
-    if not picked or m["compiled"]:
-        for ln in func_lines.get((m["file"], m["scope"]), []):
-            picked.update(lines.get(str(ln), []))
-    if not picked and (m["compiled"] or m["scope"] == "<module>"):  # module level runs at import, before any test
+    if m["compiled"] or m["scope"] == "<module>":
+        # Coverage cannot see inside a kernel, and a kernel's def line (like the module's level) runs once, at
+        # import, inside whichever test imported the file first: the tests of any line of the file it is.
         for v in lines.values():
             picked.update(v)
+    else:
+        for ln in range(m["line"], m["end_line"] + 1):
+            picked.update(lines.get(str(ln), []))
+        if not picked:
+            for ln in func_lines.get((m["file"], m["scope"]), []):
+                picked.update(lines.get(str(ln), []))
     for extra in EXTRA_TESTS.get(m["file"], []):
         picked.update(t for t in cov["times"] if t.startswith(extra + "::"))
     ordered = sorted(picked, key=lambda t: (cov["times"].get(t, 1.0), t))
@@ -511,7 +514,8 @@ def main(argv=None):
                          "estimate of the score when there is no time for all of them")
     ap.add_argument("--seed", type=int, default=0, help="seed of --sample (default: %(default)s)")
     ap.add_argument("--rerun", choices=["survived", "all"], default=None,
-                    help="run earlier survivors (or everything) again, e.g. after adding tests")
+                    help="run earlier survivors (or everything) again, e.g. after adding tests; mutants never run are "
+                         "left for a plain run")
     args = ap.parse_args(argv)
 
     base = Path(tempfile.mkdtemp(prefix="minigrad-mutation-base-"))
@@ -548,7 +552,7 @@ def main(argv=None):
     if args.rerun == "all":
         todo = mutants
     elif args.rerun == "survived":
-        todo = [m for m in mutants if m["key"] not in results or results[m["key"]]["status"] != "killed"]
+        todo = [m for m in mutants if m["key"] in results and results[m["key"]]["status"] != "killed"]
         todo = [m for m in todo if m["key"] not in load_equivalent()]
     else:
         todo = [m for m in mutants if m["key"] not in results]

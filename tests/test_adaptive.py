@@ -67,6 +67,19 @@ def test_segment_norms_equal_the_norm_of_each_slice(backend):
     check()
 
 
+@backends
+def test_scale_segments_multiplies_each_segment_by_its_factor_in_the_array_dtype(backend):
+    rng = np.random.default_rng(6)
+    offsets = np.array([0, 3, 3, 40, 41, 70])
+    factors = np.array([0.5, 7.0, -1.0, 0.0, 2.0])
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(70).astype(dtype)
+        want = x * np.repeat(factors, np.diff(offsets)).astype(dtype)
+        dev = to_backend([x.copy()], backend)
+        clip.scale_segments_(dev[0], offsets, factors, backend=backend)
+        np.testing.assert_array_equal(to_host(dev, backend)[0], want)
+
+
 def _agc_reference(g, w, clip_factor, eps):
     """timm's adaptive_clip_grad on one parameter, in NumPy (float64)."""
     if g.ndim <= 1:
@@ -97,28 +110,42 @@ def test_agc_clips_each_unit_to_its_limit_and_leaves_the_others_bit_identical(ba
     @examples(backend)
     @given(case=agc_case())
     def check(case):
-        g, w, clip_factor, eps = case
-        p = nn.Parameter(w.copy())
-        p.grad = g.copy()
-        expect, gn, limit = _agc_reference(g, w, clip_factor, eps)
-        if backend == "cuda":
-            dev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
-            unit = g.size if g.ndim <= 1 else g.size // g.shape[0]
-            offsets = np.arange(0, g.size + 1, max(unit, 1)) if g.size else np.zeros(1, np.int64)
-            clip.adaptive_clip_(dev[0], dev[1], offsets, clip_factor, eps, backend="cuda")
-            got = to_host(dev[:1], backend)[0].reshape(g.shape)
-        else:
-            with clip_backend(backend):
-                nn.utils.adaptive_clip_grad_([p], clip_factor=clip_factor, eps=eps)
-            got = p.grad.numpy()
-        tol = 1e-5 if g.dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * 1e-3)
-        below = np.broadcast_to(gn < limit, g.shape)
-        assert np.array_equal(got[below], g[below])
-        _, after, _ = _agc_reference(got, w, clip_factor, eps)
-        assert np.all(after <= limit * (1 + 4 * tol) + 1e-30)
+        _check_agc(backend, *case)
 
     check()
+
+
+@backends
+def test_agc_on_fixed_units_with_gradient_norms_below_one(backend):
+    """Beside the drawn cases: units clipped from norms below 1 (where the 1e-6 floor of ‖G‖ must not act), a
+    zero unit, a unit under its limit, a zero weight row (the eps floor), in float32 and float64."""
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal((4, 5)) * np.array([[0.2], [0.0], [1e-4], [3.0]])
+    w = rng.standard_normal((4, 5)) * np.array([[1.0], [1.0], [1.0], [0.0]])
+    for dtype in (np.float32, np.float64):
+        _check_agc(backend, g.astype(dtype), w.astype(dtype), 0.05, 1e-3)
+
+
+def _check_agc(backend, g, w, clip_factor, eps):
+    p = nn.Parameter(w.copy())
+    p.grad = g.copy()
+    expect, gn, limit = _agc_reference(g, w, clip_factor, eps)
+    if backend == "cuda":
+        dev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
+        unit = g.size if g.ndim <= 1 else g.size // g.shape[0]
+        offsets = np.arange(0, g.size + 1, max(unit, 1)) if g.size else np.zeros(1, np.int64)
+        clip.adaptive_clip_(dev[0], dev[1], offsets, clip_factor, eps, backend="cuda")
+        got = to_host(dev[:1], backend)[0].reshape(g.shape)
+    else:
+        with clip_backend(backend):
+            nn.utils.adaptive_clip_grad_([p], clip_factor=clip_factor, eps=eps)
+        got = p.grad.numpy()
+    tol = 1e-5 if g.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * 1e-3)
+    below = np.broadcast_to(gn < limit, g.shape)
+    assert np.array_equal(got[below], g[below])
+    _, after, _ = _agc_reference(got, w, clip_factor, eps)
+    assert np.all(after <= limit * (1 + 4 * tol) + 1e-30)
 
 
 class clip_backend:
@@ -287,6 +314,12 @@ def test_update_clip_none_is_plain_adam_bit_for_bit_and_bad_values_are_rejected(
         runs.append(p.data.tobytes())
         rng = np.random.default_rng(1)
     assert runs[0] == runs[1]
+    p = nn.Parameter(np.ones(5))  # a bound no step reaches changes nothing either (to round-off)
+    opt = optim.Adam([p], lr=0.1, update_clip=1e6)
+    for _ in range(5):
+        p.grad = rng.standard_normal(5)
+        opt.step()
+    np.testing.assert_allclose(p.data, np.frombuffer(runs[0]), rtol=1e-15)
     for bad in (0.0, -1.0, math.nan, "1"):
         with pytest.raises(ValueError, match="update_clip"):
             optim.Adam([nn.Parameter(np.ones(2))], update_clip=bad)
@@ -318,6 +351,24 @@ def test_monitor_per_parameter_norms_combine_to_the_total(buffered, p):
     twin = nn.utils.GradNormMonitor(model, norm_type=p)
     twin.load_state_dict(state)
     np.testing.assert_array_equal(twin.total, monitor.total)
+
+
+def test_monitor_quantiles_summary_one_parameter_buffer_and_restored_norm_type():
+    """Edges beside the combining test: quantile 0 is the smallest norm (and 1 the largest); the summary has a line
+    per parameter with its median; a GradBuffer of one parameter; load_state_dict restores the saved norm order."""
+    p = nn.Parameter(np.zeros(4))
+    nn.utils.GradBuffer([p])
+    monitor = nn.utils.GradNormMonitor([("w", p)], norm_type=1.0)
+    seen = []
+    for k in range(1, 6):
+        p.grad = np.full(4, float(k))
+        seen.append(monitor.record())
+    assert seen == [4.0 * k for k in range(1, 6)]
+    assert monitor.quantiles([0.0, 1.0]) == {0.0: 4.0, 1.0: 20.0}
+    assert monitor.summary().splitlines()[1].split() == ["w", "median", "12", "max", "20"]
+    twin = nn.utils.GradNormMonitor([("w", p)], norm_type=2.0)
+    twin.load_state_dict(monitor.state_dict())
+    assert twin.norm_type == 1.0 and twin.record() == 20.0
 
 
 def test_monitor_plot_writes_a_figure(tmp_path):
@@ -356,3 +407,41 @@ def test_nonfinite_steps_are_skipped_and_counted_leaving_everything_bit_identica
     assert guard.skipped == 4 and guard.taken == 1
     with pytest.raises(RuntimeError, match="diverged"):
         guard.step(mg.tensor(np.nan))
+
+
+@backends
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, 8.0, math.inf], ids=str)
+def test_segment_norms_of_every_order_on_fixed_hard_segments(backend, p):
+    """Beside the drawn cases (few under the simulator): fixed segments for each order's own code path —
+    empty, all-zero, one element, huge float64 (scaled), subnormal, NaN, inf, and one spanning several chunks."""
+    rng = np.random.default_rng(3)
+    parts = [np.zeros(0), np.zeros(5), np.array([-2.5]), np.full(3, 1e200), np.full(4, 5e-324),
+             np.array([1.0, np.nan]), np.array([np.inf, 1.0]), rng.standard_normal(50)]
+    x = np.concatenate(parts)
+    offsets = np.cumsum([0] + [a.size for a in parts])
+    got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, p, backend=backend), backend)
+    np.testing.assert_allclose(got, _reference_segment_norms(x, offsets, p), rtol=1e-12 * max(1, 1 / p))
+    x32 = rng.standard_normal(70).astype(np.float32) * 1e30  # float32 powers overflow unless summed in float64
+    off32 = np.array([0, 7, 7, 70])
+    got = _host(clip.segment_norms(to_backend([x32], backend)[0], off32, p, backend=backend), backend)
+    np.testing.assert_allclose(got, _reference_segment_norms(x32, off32, p), rtol=1e-6)
+
+
+def test_agc_checks_every_gradient_before_clipping_the_first():
+    """A read-only gradient anywhere in the list is refused before any gradient is scaled (transaction)."""
+    a, b = nn.Parameter(np.ones((2, 3))), nn.Parameter(np.ones((2, 3)))
+    a.grad, b.grad = np.full((2, 3), 5.0), np.full((2, 3), 5.0)
+    b.grad.numpy().flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        nn.utils.adaptive_clip_grad_([a, b])
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((2, 3), 5.0))
+
+
+def test_total_norm_defaults_and_hidden_grad_norms_before_any_backward():
+    g = [mg.tensor([3.0, 0.0]), mg.tensor([4.0])]
+    assert float(nn.utils.get_total_norm(g)) == 5.0  # norm_type 2 by default
+    rnn = nn.RNN(2, 3)
+    assert rnn.hidden_grad_norms is None
+    rnn.track_hidden_grads = True
+    rnn(mg.randn(4, 1, 2))
+    assert rnn.hidden_grad_norms is None  # recorded by backward, not by the forward pass

@@ -268,3 +268,51 @@ class _FakeDeviceArray:
 def test_anything_with_the_cuda_array_interface_is_taken_for_a_device_array():
     with pytest.raises(TypeError, match="the CUDA backend supports float32 and float64"):
         clip.total_norm([_FakeDeviceArray()])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_segment_functions_on_a_strided_array_act_on_its_elements_in_c_order(backend, monkeypatch):
+    """A non-contiguous host array is read (and written back) in C order, as its contiguous copy would be; the
+    elements between its strides are never touched."""
+    monkeypatch.setattr(numba_backend, "SMALL", 4)
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((6, 8))
+    offsets = np.array([0, 4, 4, 12, 24])
+    view, twin = base.copy()[:, ::2], np.ascontiguousarray(base[:, ::2])
+    np.testing.assert_array_equal(clip.segment_norms(view, offsets, backend=backend),
+                                  clip.segment_norms(twin, offsets, backend=backend))
+    for call, args in (("scale_segments_", (offsets, [0.5, 1.0, 2.0, 0.0])),
+                       ("adaptive_clip_", (0.1 * np.ones(24).reshape(6, 4), offsets, 0.05))):
+        whole = base.copy()
+        view, twin = whole[:, ::2], np.ascontiguousarray(base[:, ::2])
+        if call == "adaptive_clip_":
+            getattr(clip, call)(view, args[0], *args[1:], backend=backend)
+            getattr(clip, call)(twin, args[0], *args[1:], backend=backend)
+        else:
+            getattr(clip, call)(view, *args, backend=backend)
+            getattr(clip, call)(twin, *args, backend=backend)
+        assert not np.array_equal(twin, base[:, ::2]), call  # the case changes something
+        np.testing.assert_array_equal(view, twin, err_msg=call)
+        np.testing.assert_array_equal(whole[:, 1::2], base[:, 1::2], err_msg=call)
+
+
+def test_scale_and_adaptive_clip_refuse_read_only_arrays_and_bad_factors_before_writing():
+    g, w = np.array([3.0, -4.0, 1.0, 2.0]), np.ones(4)
+    frozen = g.copy()
+    frozen.flags.writeable = False
+    for call in (lambda: clip.scale_([g.copy(), frozen], 0.5), lambda: clip.scale_segments_(frozen, [0, 4], [0.5]),
+                 lambda: clip.adaptive_clip_(frozen, w, [0, 2, 4])):
+        with pytest.raises(ValueError, match="read-only"):
+            call()
+    for bad in (0.0, -0.01):
+        with pytest.raises(ValueError, match="clip_factor"):
+            clip.adaptive_clip_(g, w, [0, 2, 4], clip_factor=bad)
+    np.testing.assert_array_equal(g, frozen)
+
+
+def test_adaptive_clip_defaults_are_agcs_clip_factor_and_eps():
+    """clip_factor 0.01 and eps 1e-3 by default: a zero weight row has the limit 1e-5, a unit row 0.01·‖W‖."""
+    w = np.array([[0.0, 0.0], [3.0, 4.0]])
+    g = np.array([[1.0, 0.0], [0.0, 1.0]])
+    clip.adaptive_clip_(g, w, [0, 2, 4])
+    np.testing.assert_allclose(g, [[1e-5, 0.0], [0.0, 0.05]], rtol=1e-12)

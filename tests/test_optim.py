@@ -17,7 +17,7 @@ CONFIGS = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1)),
     ("Adagrad", dict(lr=0.1)),
     ("RMSprop", dict(lr=0.01)),
-    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=1.0)),  # 1: not a special value
 ]
 
 
