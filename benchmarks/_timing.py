@@ -77,8 +77,11 @@ def cpu_info() -> str:
     import llvmlite.binding as llvm
 
     target = numba.config.CPU_NAME or llvm.get_host_cpu_name()
-    return (f"CPU {model}, {os.cpu_count()} cores, SIMD {simd}, Numba target {target}"
-            f"{' (NUMBA_CPU_NAME)' if numba.config.CPU_NAME else ''}, numba threads {numba.get_num_threads()}")
+    if numba.config.CPU_NAME:  # without NUMBA_CPU_FEATURES Numba keeps the host's features (AVX-512 stays on)
+        target += (" (NUMBA_CPU_NAME, with NUMBA_CPU_FEATURES)" if numba.config.CPU_FEATURES else
+                   " (NUMBA_CPU_NAME only: the host's SIMD features are still used; set NUMBA_CPU_FEATURES too)")
+    return (f"CPU {model}, {os.cpu_count()} cores, SIMD {simd}, Numba target {target}, "
+            f"numba threads {numba.get_num_threads()}")
 
 
 def save_json(path: str | None, results: object) -> None:

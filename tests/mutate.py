@@ -465,26 +465,29 @@ def report(results, all_keys):
     for r in results.values():
         if r["key"] not in all_keys:
             continue
-        s = "equivalent" if r["status"] != "killed" and r["key"] in equivalent else r["status"]
+        s = r["status"]
+        if s != "killed" and r["key"] in equivalent:  # "needs X": not equivalent, but unreachable without X
+            s = "untestable" if equivalent[r["key"]].startswith("needs ") else "equivalent"
         by_file[r["file"]][s] += 1
         if s in ("survived", "uncovered"):
             survivors.append(r)
     tot = defaultdict(int)
-    print(f"{'file':44s} {'mutants':>8s} {'killed':>7s} {'equiv':>6s} {'survived':>9s} {'score':>7s}")
+    print(f"{'file':44s} {'mutants':>8s} {'killed':>7s} {'equiv':>6s} {'n/a':>4s} {'survived':>9s} {'score':>7s}")
     for f in sorted(by_file):
         c = by_file[f]
         n = sum(c.values())
         for k, v in c.items():
             tot[k] += v
-        live = n - c["equivalent"]
-        print(f"{f:44s} {n:8d} {c['killed']:7d} {c['equivalent']:6d} {c['survived'] + c['uncovered']:9d} "
-              f"{100 * c['killed'] / max(live, 1):6.1f}%")
+        live = n - c["equivalent"] - c["untestable"]
+        print(f"{f:44s} {n:8d} {c['killed']:7d} {c['equivalent']:6d} {c['untestable']:4d} "
+              f"{c['survived'] + c['uncovered']:9d} {100 * c['killed'] / max(live, 1):6.1f}%")
     n = sum(tot.values())
-    live = n - tot["equivalent"]
-    print(f"{'total':44s} {n:8d} {tot['killed']:7d} {tot['equivalent']:6d} {tot['survived'] + tot['uncovered']:9d} "
-          f"{100 * tot['killed'] / max(live, 1):6.1f}%")
+    live = n - tot["equivalent"] - tot["untestable"]
+    print(f"{'total':44s} {n:8d} {tot['killed']:7d} {tot['equivalent']:6d} {tot['untestable']:4d} "
+          f"{tot['survived'] + tot['uncovered']:9d} {100 * tot['killed'] / max(live, 1):6.1f}%")
     print(f"\nmutation score {tot['killed']}/{live} = {100 * tot['killed'] / max(live, 1):.1f}% of non-equivalent "
-          f"mutants killed ({tot['equivalent']} equivalent left out, {len(all_keys) - len(results)} not run yet)")
+          f"mutants killed ({tot['equivalent']} equivalent and {tot['untestable']} reachable only with hardware or "
+          f"packages this machine lacks (n/a) left out; {len(all_keys) - len(results)} not run yet)")
     if survivors:
         print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):

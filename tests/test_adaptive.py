@@ -71,7 +71,7 @@ def test_segment_norms_equal_the_norm_of_each_slice(backend):
 def test_scale_segments_multiplies_each_segment_by_its_factor_in_the_array_dtype(backend):
     rng = np.random.default_rng(6)
     offsets = np.array([0, 3, 3, 40, 41, 70])
-    factors = np.array([0.5, 7.0, -1.0, 0.0, 2.0])
+    factors = np.array([0.5, 7.0, -1.0, 0.0, 0.1])  # 0.1: a float64 factor, not rounded to float32 first
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(70).astype(dtype)
         want = x * np.repeat(factors, np.diff(offsets)).astype(dtype)
@@ -395,7 +395,9 @@ def test_nonfinite_steps_are_skipped_and_counted_leaving_everything_bit_identica
     guard = optim.SkipNonFinite(opt, max_consecutive=5)
     for p in params:
         p.grad = rng.standard_normal(p.shape)
+    before = [p.data.copy() for p in params]
     assert guard.step(nn.utils.clip_grad_norm_(params, 1.0))
+    assert all(not np.array_equal(p.data, b) for p, b in zip(params, before))  # a finite norm steps
     snapshot = pickle.dumps((opt.state_dict(), [p.data.tobytes() for p in params]))
     for bad in (np.inf, np.nan):
         for p in params:
@@ -445,3 +447,17 @@ def test_total_norm_defaults_and_hidden_grad_norms_before_any_backward():
     rnn.track_hidden_grads = True
     rnn(mg.randn(4, 1, 2))
     assert rnn.hidden_grad_norms is None  # recorded by backward, not by the forward pass
+
+
+def test_skip_nonfinite_state_round_trips_and_refuses_bad_counts():
+    params, _ = _params(0)
+    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1))
+    guard.skipped, guard.consecutive = 3, 1
+    twin = optim.SkipNonFinite(optim.SGD(params, lr=0.1))
+    twin.load_state_dict(guard.state_dict())
+    assert (twin.skipped, twin.consecutive) == (3, 1)
+    for bad in (-1, 1.5, True, "2"):
+        state = {**guard.state_dict(), "skipped": bad}
+        with pytest.raises(ValueError):
+            twin.load_state_dict(state)
+        assert (twin.skipped, twin.consecutive) == (3, 1)

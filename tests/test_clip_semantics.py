@@ -302,11 +302,14 @@ def test_scale_and_adaptive_clip_refuse_read_only_arrays_and_bad_factors_before_
     frozen.flags.writeable = False
     for call in (lambda: clip.scale_([g.copy(), frozen], 0.5), lambda: clip.scale_segments_(frozen, [0, 4], [0.5]),
                  lambda: clip.adaptive_clip_(frozen, w, [0, 2, 4])):
-        with pytest.raises(ValueError, match="read-only"):
+        with pytest.raises(ValueError, match="read-only; nothing was modified"):
             call()
     for bad in (0.0, -0.01):
         with pytest.raises(ValueError, match="clip_factor"):
             clip.adaptive_clip_(g, w, [0, 2, 4], clip_factor=bad)
+    for factors in ([2.0], [2.0, 2.0, 2.0], [[2.0, 2.0]]):
+        with pytest.raises(ValueError, match="one number per segment"):
+            clip.scale_segments_(g, [0, 2, 4], factors)
     np.testing.assert_array_equal(g, frozen)
 
 

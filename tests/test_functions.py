@@ -156,3 +156,32 @@ def test_values_and_grads_match_torch(torch, k, rng):
     np.testing.assert_allclose(out_m.data, out_t.detach().numpy(), rtol=1e-12)
     for m, t in zip(ours, theirs):
         np.testing.assert_allclose(m.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_max_of_all_elements_splits_the_gradient_evenly_between_ties():
+    """torch's rule for a full max(): tied maxima share the gradient evenly (torch 2.13: x = [1, 3, 3] gives
+    [0, 0.5, 0.5])."""
+    x = mg.tensor([1.0, 3.0, 3.0, -2.0], requires_grad=True)
+    (x.max() * 4.0).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 2.0, 0.0])
+
+
+def test_a_python_float_meeting_an_integer_tensor_gives_the_default_float_dtype_on_either_side():
+    t = mg.tensor([1, 2])
+    for out in (2.5 - t, t - 2.5, 2.5 * t, t * 2.5, 2.5 + t):
+        assert out.dtype == mg.float32, out
+    np.testing.assert_array_equal((2.5 - t).numpy(), np.array([1.5, 0.5], np.float32))
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_shapes_that_do_not_broadcast_raise_a_runtime_error_naming_the_op(op):
+    names = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+    with pytest.raises(RuntimeError, match=names[op]):
+        eval(f"a {op} b", {"a": mg.ones(2, 3), "b": mg.ones(4, 3)})
+
+
+def test_integer_tensor_to_negative_integer_tensor_powers_as_torch():
+    """torch 2.13 gives [1, -1, 1, 0, 0]: only ±1 survive a negative integer power, with the sign of (-1)^b."""
+    out = mg.tensor([-1, -1, 1, 2, -2]) ** mg.tensor([-2, -3, -5, -1, -2])
+    assert out.dtype == mg.int64
+    np.testing.assert_array_equal(out.numpy(), [1, -1, 1, 0, 0])

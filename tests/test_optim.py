@@ -1,4 +1,6 @@
 """Optimizers: 20-step float64 trajectories equal to torch's, state_dict, and all-or-nothing steps."""
+import math
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ CONFIGS = [
     ("Adam", dict(lr=0.02, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.02, betas=(0.8, 0.95), weight_decay=0.3, amsgrad=True, maximize=True)),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=1.0, initial_accumulator_value=0.1)),  # 1: not special
     ("Adagrad", dict(lr=0.1)),
     ("RMSprop", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=1.0)),  # 1: not a special value
@@ -151,7 +153,7 @@ def test_state_dict_round_trip_continues_the_same_trajectory(tmp_path, rng):
 
 
 # ----- fused=True: one kernel per flat buffer, equal to the unfused step ------------------------------------------
-def _train(name, kwargs, dtype, fused, steps=15, clip=0.5, buffer=False):
+def _train(name, kwargs, dtype, fused, steps=15, clip=0.15, buffer=False):  # clip: most steps clip
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((16, 5)).astype(dtype), rng.standard_normal((16, 3)).astype(dtype)
     mg.manual_seed(0)
@@ -277,3 +279,49 @@ def test_fused_steps_have_the_same_bits_for_one_two_and_four_threads():
         assert res.returncode == 0, res.stderr
         results.append(json.loads(res.stdout))
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("name,kwargs", FUSED_CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUSED_CONFIGS)])
+def test_fused_step_reaches_a_last_chunk_of_one_element(name, kwargs):
+    """2·CHUNK + 1 elements: the kernels' chunk count must round up (the unfused step is the reference)."""
+    from minigrad.optim._fused import CHUNK
+
+    rng = np.random.default_rng(8)
+    runs = []
+    for fused in (None, True):
+        p = nn.Parameter(np.ones(2 * CHUNK + 1, np.float32))
+        opt = getattr(optim, name)([p], fused=fused, **kwargs)
+        for _ in range(3):
+            p.grad = rng.standard_normal(p.shape).astype(np.float32)
+            opt.step()
+        runs.append(p.data.copy())
+        rng = np.random.default_rng(8)
+    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-5, atol=1e-6)
+    assert runs[1][-1] != 1.0  # the last element moved
+
+
+def test_load_state_dict_refuses_a_different_number_of_groups():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))
+    two = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    one = optim.SGD([a, b], lr=0.1)
+    with pytest.raises(ValueError, match="group"):
+        one.load_state_dict(two.state_dict())
+    assert len(one.param_groups) == 1
+
+
+def test_schedulers_resume_from_last_epoch_and_count_epochs():
+    """Resuming needs `initial_lr` in every group (torch's KeyError); a resumed cosine schedule starts at its
+    closed form; ReduceLROnPlateau counts epochs and wants an optimizer."""
+    p = nn.Parameter(np.ones(2))
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(KeyError, match="initial_lr"):
+        optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, last_epoch=3)
+    opt.param_groups[0]["initial_lr"] = 0.1
+    optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.01, last_epoch=3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 + 0.09 * (1 + math.cos(4 * math.pi / 10)) / 2, rel=1e-12)
+    plateau = optim.lr_scheduler.ReduceLROnPlateau(optim.SGD([p], lr=0.1))
+    for m in (1.0, 0.5, 0.7):
+        plateau.step(m)
+    assert plateau.last_epoch == 3
+    with pytest.raises(TypeError, match="not an Optimizer"):
+        optim.lr_scheduler.ReduceLROnPlateau([p])

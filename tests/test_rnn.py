@@ -140,6 +140,26 @@ def test_tbptt_with_k2_at_least_T_equals_full_bptt():
         np.testing.assert_allclose(p.grad, full[n], rtol=1e-12, err_msg=n)
 
 
+def test_tbptt_of_a_batch_first_rnn_cuts_along_time():
+    """batch_first: the windows are taken along dim 1, giving the time-major run's outputs and gradients."""
+    fused, twin = _pair(input_size=2, hidden_size=3)
+    mg.manual_seed(0)
+    bf = nn.RNN(2, 3, batch_first=True).double()
+    bf.load_state_dict(fused.state_dict())
+    x = np.random.default_rng(0).standard_normal((9, 2, 2))
+    grads = []
+    for rnn, data in ((fused, x), (bf, x.transpose(1, 0, 2))):
+        outs = []
+        for steps, output, _ in truncated_bptt(rnn, mg.tensor(data.copy()), k1=4, k2=5):
+            new = output[-(steps.stop - steps.start):] if rnn is fused else output[:, -(steps.stop - steps.start):]
+            (new * new).sum().backward()
+            outs.append(new.detach().numpy() if rnn is fused else new.detach().numpy().transpose(1, 0, 2))
+        grads.append(({n: p.grad.numpy() for n, p in rnn.named_parameters()}, np.concatenate(outs)))
+    np.testing.assert_allclose(grads[1][1], grads[0][1], rtol=1e-12)
+    for n in grads[0][0]:
+        np.testing.assert_allclose(grads[1][0][n], grads[0][0][n], rtol=1e-12, err_msg=n)
+
+
 def test_tbptt_truncates_and_carries_the_state():
     fused, _ = _pair(input_size=2, hidden_size=3)
     x = mg.tensor(np.random.default_rng(0).standard_normal((9, 1, 2)))
