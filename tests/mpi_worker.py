@@ -115,7 +115,16 @@ def mismatch(out):
         dist.all_reduce_grads_([p])
     except ValueError as err:
         print(f"rank {dist.get_rank()}: {err}")
-        return {"untouched": p.grad}
+    else:
+        raise AssertionError("no error")
+    dtype = np.float32 if dist.get_rank() == 0 else np.float64  # a dtype that differs; a parameter without grad
+    q, none = nn.Parameter(np.zeros(2, dtype)), nn.Parameter(np.zeros(2))
+    q.grad = np.ones(2, dtype)
+    try:
+        dist.all_reduce_grads_([none, q])
+    except ValueError as err:
+        print(f"rank {dist.get_rank()}: {err}")
+        return {"untouched": p.grad, "q": q.grad}
     raise AssertionError("no error")
 
 
@@ -130,7 +139,10 @@ def rejected(out):
         except ValueError:
             continue
         raise AssertionError("accepted")
-    return {"grad": p.grad}
+    module = nn.Module()  # a transposed (non-contiguous) parameter is broadcast through a copy and written back
+    module.w = nn.Parameter(np.arange(6.0).reshape(2, 3).T * (dist.get_rank() + 1))
+    dist.broadcast_parameters_(module, root=1)
+    return {"grad": p.grad, "w": module.w.data}
 
 
 if __name__ == "__main__":

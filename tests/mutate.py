@@ -22,6 +22,8 @@ How a mutant is judged:
    subprocesses; module-level lines run at import, so any test of the file). Fastest tests first, stopping at the
    first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is executed
    by hundreds of tests, and a survivor would run them all (minutes per mutant).
+   Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
+   the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
 3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s (reported as a timeout).
    A mutant no test executes survives as ``uncovered``.
 4. Survivors of the capped pass are run again with all their tests: ``--rerun survived --cap 0``. Only what

@@ -319,3 +319,13 @@ def test_adaptive_clip_defaults_are_agcs_clip_factor_and_eps():
     g = np.array([[1.0, 0.0], [0.0, 1.0]])
     clip.adaptive_clip_(g, w, [0, 2, 4])
     np.testing.assert_allclose(g, [[1e-5, 0.0], [0.0, 0.05]], rtol=1e-12)
+
+
+def test_scale_accepts_nan_and_inf_coefficients_as_numbers():
+    """scale_ is the multiply of a clip whose norm may be NaN or inf (torch's clip then multiplies by NaN or 0)."""
+    a = np.array([1.0, -2.0, 0.0])
+    clip.scale_([a], math.nan)
+    assert np.isnan(a).all()
+    b = np.array([1.0, -2.0])
+    clip.scale_([b], math.inf)
+    np.testing.assert_array_equal(b, [math.inf, -math.inf])

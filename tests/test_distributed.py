@@ -122,8 +122,10 @@ def test_shape_mismatch_is_a_clear_error_before_any_reduction(tmp_path):
     res, _ = mpirun("mismatch", tmp_path)
     assert res.returncode == 0, res.stderr
     assert "entry 0 differs: rank 1 has shape (4, 3)" in res.stdout and "rank 0 has shape (3, 4)" in res.stdout
+    assert "entry 1 differs: rank 1 has shape (2,) dtype float64, rank 0 has shape (2,) dtype float32" in res.stdout
     for r in ranks(tmp_path):
         np.testing.assert_array_equal(r["untouched"], np.ones(r["untouched"].shape))
+        np.testing.assert_array_equal(r["q"], np.ones(2))
 
 
 def test_rejected_arguments_leave_grads_untouched(tmp_path):
@@ -131,6 +133,7 @@ def test_rejected_arguments_leave_grads_untouched(tmp_path):
     assert res.returncode == 0, res.stderr
     for r in ranks(tmp_path):
         np.testing.assert_array_equal(r["grad"], [3.0, 4.0, 12.0])
+        np.testing.assert_array_equal(r["w"], np.arange(6.0).reshape(2, 3).T * 2)  # root 1's values
 
 
 def test_train_distributed_example_runs_on_two_ranks_and_learns():
