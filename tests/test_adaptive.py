@@ -417,7 +417,7 @@ def test_segment_norms_of_every_order_on_fixed_hard_segments(backend, p):
     """Beside the drawn cases (few under the simulator): fixed segments for each order's own code path —
     empty, all-zero, one element, huge float64 (scaled), subnormal, NaN, inf, and one spanning several chunks."""
     rng = np.random.default_rng(3)
-    parts = [np.zeros(0), np.zeros(5), np.array([-2.5]), np.full(3, 1e200), np.full(4, 5e-324),
+    parts = [np.zeros(0), np.zeros(5), np.array([-2.5]), np.full(3, 1e200), np.array([1e200]), np.full(4, 5e-324),
              np.array([1.0, np.nan]), np.array([np.inf, 1.0]), rng.standard_normal(50)]
     x = np.concatenate(parts)
     offsets = np.cumsum([0] + [a.size for a in parts])
@@ -461,3 +461,38 @@ def test_skip_nonfinite_state_round_trips_and_refuses_bad_counts():
         with pytest.raises(ValueError):
             twin.load_state_dict(state)
         assert (twin.skipped, twin.consecutive) == (3, 1)
+
+
+def test_monitor_refuses_order_zero_and_counts_a_missing_gradient_as_zero():
+    with pytest.raises(ValueError, match="norm_type"):
+        nn.utils.GradNormMonitor(nn.Linear(2, 2), norm_type=0)
+    a, b = nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(2))
+    a.grad = np.array([3.0, 4.0, 0.0])
+    monitor = nn.utils.GradNormMonitor([("a", a), ("b", b)])
+    assert monitor.record() == 5.0
+    assert monitor.norms["b"].tolist() == [0.0]
+
+
+def test_a_fresh_autoclips_state_round_trips():
+    params, _ = _params(0)
+    fresh = nn.utils.AutoClip(params, percentile=20)
+    twin = nn.utils.AutoClip(params)
+    twin.load_state_dict(fresh.state_dict())
+    assert twin.threshold is None and twin.percentile == 20.0
+
+
+@pytest.mark.parametrize("backend", ["cuda"])
+def test_cuda_segment_norms_of_more_segments_than_one_block_has_threads(backend):
+    """20 segments: the combine kernel needs several blocks (8 threads each under the simulator)."""
+    x = np.arange(1.0, 41.0)
+    offsets = np.arange(0, 41, 2)
+    got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, 2.0, backend=backend), backend)
+    np.testing.assert_allclose(got, np.hypot(x[0::2], x[1::2]), rtol=1e-14)
+
+
+def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
+    """The max pass must not read the scale a previous scaled pass left behind (0 after all zeros)."""
+    dev = to_backend([np.zeros(5)], "cuda")
+    assert float(to_host([clip.total_norm(dev, 3.0, backend="cuda")], "cuda")[0]) == 0.0
+    dev = to_backend([np.array([1.0, -2.0])], "cuda")
+    assert float(to_host([clip.total_norm(dev, math.inf, backend="cuda")], "cuda")[0]) == 2.0

@@ -185,3 +185,10 @@ def test_integer_tensor_to_negative_integer_tensor_powers_as_torch():
     out = mg.tensor([-1, -1, 1, 2, -2]) ** mg.tensor([-2, -3, -5, -1, -2])
     assert out.dtype == mg.int64
     np.testing.assert_array_equal(out.numpy(), [1, -1, 1, 0, 0])
+
+
+def test_log_softmax_of_large_logits_is_finite_and_matmul_of_a_scalar_is_refused():
+    x = mg.tensor([[1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(x.log_softmax(1).numpy(), [[0.0, -1000.0, -2000.0]])
+    with pytest.raises(RuntimeError, match="matmul"):
+        mg.tensor(2.0) @ mg.ones(3)

@@ -171,8 +171,8 @@ def _train(name, kwargs, dtype, fused, steps=15, clip=0.15, buffer=False):  # cl
     return model, opt
 
 
-FUSED_CONFIGS = CONFIGS + [("Adam", dict(lr=0.02, update_clip=0.3)), ("AdamW", dict(lr=0.02, update_clip=0.1,
-                                                                                        amsgrad=True))]
+FUSED_CONFIGS = CONFIGS + [("Adam", dict(lr=0.02, update_clip=0.3, weight_decay=0.1)),
+                           ("AdamW", dict(lr=0.02, update_clip=0.1, amsgrad=True))]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -325,3 +325,44 @@ def test_schedulers_resume_from_last_epoch_and_count_epochs():
     assert plateau.last_epoch == 3
     with pytest.raises(TypeError, match="not an Optimizer"):
         optim.lr_scheduler.ReduceLROnPlateau([p])
+
+
+def test_add_param_group_validates_like_the_constructor():
+    opt = optim.SGD([nn.Parameter(np.ones(2))], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        opt.add_param_group({"params": [nn.Parameter(np.ones(2))], "lr": -1.0})
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("second", ["norm", "value"])
+def test_two_clips_before_a_fused_step_act_as_unfused(second):
+    """With a GradBuffer the fused step applies a pending clip coefficient; a second clip (norm or value) must
+    act on the already clipped gradients (it once measured and clamped the unscaled ones)."""
+    results = []
+    for fused in (None, True):
+        mg.manual_seed(0)
+        model = nn.Linear(4, 3)
+        nn.utils.GradBuffer(model.parameters())
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=fused)
+        for step in range(3):
+            opt.zero_grad()
+            model(mg.ones(2, 4) * (step + 1)).sum().backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if second == "norm":
+                nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            else:
+                nn.utils.clip_grad_value_(model.parameters(), 0.05)
+            opt.step()
+        results.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=2e-6)
+
+
+def test_reduce_lr_on_plateau_refuses_factor_one_and_takes_a_nan_metric_as_no_improvement():
+    opt = optim.SGD([nn.Parameter(np.ones(1))], lr=0.1)
+    with pytest.raises(ValueError, match="Factor"):
+        optim.lr_scheduler.ReduceLROnPlateau(opt, factor=1.0)
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+    sched.step(1.0)
+    sched.step(float("nan"))  # torch: NaN is never better, so a bad epoch
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)

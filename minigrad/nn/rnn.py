@@ -272,7 +272,7 @@ class RNN(Module):
         self.bidirectional = bidirectional
         self.hidden_grad_clip = None if hidden_grad_clip is None else _check_clip(hidden_grad_clip)
         self.track_hidden_grads = False
-        self.hidden_grad_norms: np.ndarray | None = None
+        self._norms: list | None = None  # per layer, filled by the last backward with track_hidden_grads
         directions = 2 if bidirectional else 1
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * directions
@@ -373,10 +373,6 @@ class RNN(Module):
         if norms is None or any(n is None for n in norms):
             return None
         return np.stack([np.asarray(n, dtype=np.float64) for n in norms])
-
-    @hidden_grad_norms.setter
-    def hidden_grad_norms(self, value: Any) -> None:
-        object.__setattr__(self, "_norms", value)
 
     def _time_major(self, input: Tensor) -> Tensor:
         if not isinstance(input, Tensor):

@@ -128,8 +128,9 @@ def grad_arrays(parameters: Any) -> list:
 def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
     """The gradient arrays of `parameters` (a Tensor or an iterable), skipping None, in order; when they are
     exactly one GradBuffer's parameters (each once), its flat arrays instead (one kernel instead of many), and
-    that buffer as the second item (None otherwise). Pending clip coefficients are applied first, except when
-    the buffer's flat arrays are returned (the caller decides: `clip_grad_norm_` may leave its own pending).
+    that buffer as the second item (None otherwise). A pending clip coefficient is applied first in both cases:
+    a second clip, or a value clip after a norm clip, must act on the clipped gradients (a clip then leaves its
+    own coefficient pending for the fused step).
 
     This runs on every clip: for 1000 parameters each Python operation per parameter costs ~25 us, so the
     buffer case is one tight loop of identity checks and a set of ids.
@@ -140,6 +141,7 @@ def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
         parameters = list(parameters)
     buf = getattr(parameters[0], "_grad_buffer", None) if parameters else None
     if buf is not None and len(parameters) == buf.n_views and _exactly_members(parameters, buf):
+        buf.settle()  # a coefficient an earlier clip left pending: this caller must see the clipped values
         return list(buf.flats.values()), buf
     grads = []
     for i, p in enumerate(parameters):
