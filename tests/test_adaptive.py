@@ -494,5 +494,6 @@ def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
     """The max pass must not read the scale a previous scaled pass left behind (0 after all zeros)."""
     dev = to_backend([np.zeros(5)], "cuda")
     assert float(to_host([clip.total_norm(dev, 3.0, backend="cuda")], "cuda")[0]) == 0.0
-    dev = to_backend([np.array([1.0, -2.0])], "cuda")
+    dev = to_backend([np.array([1.0, -2.0, 0.0])], "cuda")
     assert float(to_host([clip.total_norm(dev, math.inf, backend="cuda")], "cuda")[0]) == 2.0
+    assert float(to_host([clip.total_norm(dev, 0.0, backend="cuda")], "cuda")[0]) == 2.0  # non-zeros counted

@@ -329,3 +329,12 @@ def test_scale_accepts_nan_and_inf_coefficients_as_numbers():
     b = np.array([1.0, -2.0])
     clip.scale_([b], math.inf)
     np.testing.assert_array_equal(b, [math.inf, -math.inf])
+
+
+def test_a_non_tensor_among_a_grad_buffers_parameters_is_named():
+    from minigrad import nn
+
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))
+    nn.utils.GradBuffer([a, b])
+    with pytest.raises(TypeError, match=r"parameters\[1\]"):
+        nn.utils.clip_grad_norm_([a, "b"], 1.0)

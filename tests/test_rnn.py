@@ -472,3 +472,10 @@ def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
     for b, s in enumerate(seqs):
         np.testing.assert_array_equal(by_seq[b, :len(s)], s)
         assert (by_seq[b, len(s):] == padding_value).all()
+
+
+def test_rnncell_names_a_wrong_input_width():
+    with pytest.raises(RuntimeError, match="RNNCell: input must be"):
+        nn.RNNCell(3, 4)(mg.ones(2, 5))
+    with pytest.raises(RuntimeError, match="trailing dims differ"):
+        rnn_utils.pad_sequence([mg.tensor(1.0), mg.tensor(2.0)])
