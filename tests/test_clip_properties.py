@@ -65,14 +65,22 @@ def test_norm_equals_the_reference_formula(backend):
 
 @backends
 def test_after_clip_the_norm_is_at_most_max_norm(backend):
-    """Domain: finite values (any dtype, layout, magnitude), orders p > 0 and inf, max_norm 1e-3..1e3."""
+    """Domain: finite values (any dtype, layout, magnitude), orders p > 0 and inf, max_norm 1e-3..1e3.
+
+    The bound allows the rounding of the norm: a few ulps of each array's dtype, amplified by 1/p, and for
+    orders other than 1, 2 and inf the error of pow itself, which is relative to |p·ln|x|| (x^p is
+    exp(p·ln x)): found by Hypothesis with x = 5.1e39, p = 0.375, clipped to 1 + 5e-15."""
     @examples(backend)
     @given(arrays=lists_for(backend), max_norm=max_norms, p=positive_orders)
     def check(arrays, max_norm, p):
         dev = to_backend(arrays, backend)
         clip.clip_norm_(dev, max_norm, p, backend=backend)
         worst = max([EPS[a.dtype] for a in arrays if a.size] + [0.0])
-        assert reference_norm(to_host(dev, backend), p) <= max_norm * (1 + 8 * worst / min(1.0, abs(p)))
+        rel = 8 * worst / min(1.0, abs(p))
+        big = max([float(np.max(np.abs(a.astype(np.float64)))) for a in arrays if a.size] + [0.0])
+        if p not in (1.0, 2.0, math.inf) and big > 0:
+            rel += 8 * EPS[np.dtype(np.float64)] * abs(math.log(big))
+        assert reference_norm(to_host(dev, backend), p) <= max_norm * (1 + rel)
 
     check()
 
