@@ -48,6 +48,35 @@ def _scaled_root(s, p, scale):  # pragma: no cover - compiled
     return scale * s ** (1.0 / p)
 
 
+@cuda.jit(device=True)
+def _block_total(shared, tid, kind, acc):  # pragma: no cover - compiled
+    """Every thread's `acc` merged by a shared-memory tree; the block's total (read it in thread 0)."""
+    shared[tid] = acc
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if tid < step:
+            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
+        cuda.syncthreads()  # outside the branch: every thread of the block must reach it
+        step //= 2
+    return shared[0]
+
+
+@cuda.jit(device=True)
+def _finish_sum(acc, p, scale, scaled):  # pragma: no cover - compiled
+    """scale · acc^(1/p) for a power sum; a special scale (0: all zeros or a zero for p < 0, inf, NaN) alone
+    decides the norm."""
+    if scaled and not (0.0 < scale < math.inf):
+        return scale
+    if p == 1.0:
+        return scale * acc
+    if p == 2.0:
+        return scale * math.sqrt(acc)
+    if acc != 0.0:
+        return _scaled_root(acc, p, scale)
+    return acc
+
+
 @cuda.jit
 def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
     """One partial per block: Σ (|x|/scale)^p (kind _SUM) or max |x| (kind _MAX), accumulated in float64."""
@@ -70,16 +99,9 @@ def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: n
                 v = v / scale
             acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
         i += cuda.gridsize(1)
-    shared[tid] = acc
-    cuda.syncthreads()
-    step = THREADS // 2
-    while step > 0:
-        if tid < step:
-            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
-        cuda.syncthreads()  # outside the branch: every thread of the block must reach it
-        step //= 2
+    total = _block_total(shared, tid, kind, acc)
     if tid == 0:
-        partials[offset + cuda.blockIdx.x] = shared[0]
+        partials[offset + cuda.blockIdx.x] = total
 
 
 @cuda.jit
@@ -90,15 +112,7 @@ def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no co
     for j in range(count):
         acc = _merge(kind, acc, partials[j])
     if kind == _SUM:
-        scale = scale_buf[0] if scaled else 1.0
-        if scaled and not (0.0 < scale < math.inf):
-            acc = scale  # all zeros (a zero for p < 0), an inf, or a NaN: the scale alone is the norm
-        elif p == 1.0:
-            acc = scale * acc
-        elif p == 2.0:
-            acc = scale * math.sqrt(acc)
-        elif acc != 0.0:
-            acc = _scaled_root(acc, p, scale)
+        acc = _finish_sum(acc, p, scale_buf[0] if scaled else 1.0, scaled)
     out[0] = acc
 
 
@@ -153,16 +167,9 @@ def _segment_block(x, items, kind, p, scales, scaled, partials):  # pragma: no c
                 v = v / scale
             acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
         i += THREADS
-    shared[tid] = acc
-    cuda.syncthreads()
-    step = THREADS // 2
-    while step > 0:
-        if tid < step:
-            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
-        cuda.syncthreads()  # outside the branch
-        step //= 2
+    total = _block_total(shared, tid, kind, acc)
     if tid == 0:
-        partials[w] = shared[0]
+        partials[w] = total
 
 
 @cuda.jit
@@ -175,15 +182,7 @@ def _segment_combine(partials, item_start, kind, p, scales, scaled, out):  # pra
     for j in range(item_start[k], item_start[k + 1]):
         acc = _merge(kind, acc, partials[j])
     if kind == _SUM:
-        scale = scales[k] if scaled else 1.0
-        if scaled and not (0.0 < scale < math.inf):
-            acc = scale  # an empty or all-zero segment (0), an inf, or a NaN
-        elif p == 1.0:
-            acc = scale * acc
-        elif p == 2.0:
-            acc = scale * math.sqrt(acc)
-        elif acc != 0.0:
-            acc = _scaled_root(acc, p, scale)
+        acc = _finish_sum(acc, p, scales[k] if scaled else 1.0, scaled)
     out[k] = acc
 
 
