@@ -11,10 +11,12 @@ compiled with `fastmath={"reassoc"}` only, which lets LLVM keep SIMD partial sum
 order is fixed at compile time, so the bits do not depend on the thread count (tested with 1, 2 and 4).
 
 Per-call overhead: launching a parallel region costs microseconds, and a Python list of arrays passed to
-@njit is a slow "reflected list". So arrays below SMALL elements never go to a kernel one by one: for a norm
-they are concatenated (per dtype) into one temporary that one kernel reads; for scale/clamp NumPy's in-place
-ufuncs do the same arithmetic in the same dtype. Arrays that are not C-contiguous float32/float64 take the
-reference path. `SMALL` and `_plan.CHUNK` are read at call time, so tests can shrink them.
+@njit is a slow "reflected list" (a tuple of 1000 arrays took 29 s to compile). So an array below SMALL
+elements never goes to a parallel kernel: it gets the serial chunk kernel, called from Python, ~0.27 us per
+call on 1000 float32 (a NumPy in-place ufunc: ~0.6 us; concatenating 1000 small arrays for one parallel sum
+took ~0.46 ms, longer than their sums). Scale and clamp do the same arithmetic in the same dtype as the
+reference, so their bits equal its bits. Arrays that are not C-contiguous float32/float64 take the reference
+path. `SMALL` and `_plan.CHUNK` are read at call time, so tests can shrink them.
 """
 from __future__ import annotations
 
@@ -218,71 +220,78 @@ def _kernel_ready(a: np.ndarray) -> bool:
     return a.dtype in _KERNEL_DTYPES and a.flags.c_contiguous
 
 
-def _norm_units(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The 1-d arrays a norm is reduced over: large arrays as flat views, small ones concatenated per dtype."""
-    units, small = [], {}
+def _partial(a: np.ndarray, p: float, scale: float, mode: int) -> float:
+    """One array's power sum (or, mode _MAX, its max |x|, NaN if any): chunked in parallel when it is large, one
+    serial kernel call when it is small (a parallel launch costs microseconds; no copy, unlike concatenating the
+    small arrays, which took longer than their sums), the reference when no kernel takes its dtype or layout."""
+    if not _kernel_ready(a):
+        return ref.max_abs([a]) if mode == _MAX else ref.power_sum(a, p, scale)
+    x = a if a.ndim == 1 else a.reshape(-1)
+    if a.size < SMALL:
+        return _reduce(x, p, scale, mode)
+    return _max_abs(x, _plan.CHUNK) if mode == _MAX else _power_sum(x, p, scale, mode, _plan.CHUNK)
+
+
+def _max_abs_all(arrays: Sequence[np.ndarray]) -> float:
+    """max |x| over all arrays, NaN if any is NaN; 0.0 without elements."""
+    m = 0.0
     for a in arrays:
-        if a.size == 0:
-            continue
-        if a.size >= SMALL or not _kernel_ready(a):
-            units.append(a.reshape(-1))
-        else:  # concatenate flattens: a reshape per array would cost as much as the copy
-            small.setdefault(a.dtype, []).append(a)
-    for group in small.values():
-        units.append(group[0].reshape(-1) if len(group) == 1 else np.concatenate(group, axis=None))
-    return units
-
-
-def _max_abs_all(units: list[np.ndarray]) -> float:
-    """max |x| over all units, NaN if any is NaN (the reference combines the per-unit maxima)."""
-    return ref.max_abs([np.asarray(float(_max_abs(u, _plan.CHUNK)) if _kernel_ready(u) else ref.max_abs([u]))
-                        for u in units])
+        if a.size:
+            v = _partial(a, 0.0, 1.0, _MAX)
+            if v != v:
+                return math.nan
+            m = max(m, v)
+    return m
 
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
-    units = _norm_units(arrays)
-    if p == math.inf and units:
-        return np.asarray(_max_abs_all(units))
-    special = ref.special_order(units, p)  # no elements, -inf and 0: the reference (rare, never hot)
+    if p == math.inf:
+        return np.asarray(_max_abs_all(arrays))
+    special = ref.special_order(arrays, p)  # no elements, -inf and 0: the reference (rare, never hot)
     if special is not None:
         return np.asarray(special)
     if p > 0:
-        s = _sum(units, p, 1.0, _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW)
+        s = _sum(arrays, p, 1.0, _SQUARES if p == 2.0 else _ABS if p == 1.0 else _POW)
         if s != s or unscaled_ok(s):  # one pass: the usual case
             return np.asarray(finish(s, p))
-    scale = _max_abs_all(units) if p > 0 else ref.min_abs(units)
+    scale = _max_abs_all(arrays) if p > 0 else ref.min_abs(arrays)
     if special_scale(scale):
         return np.asarray(scale)
-    return np.asarray(finish(_sum(units, p, scale, _SCALED), p, scale))
+    return np.asarray(finish(_sum(arrays, p, scale, _SCALED), p, scale))
 
 
-def _sum(units: list[np.ndarray], p: float, scale: float, mode: int) -> float:
+def _sum(arrays: Sequence[np.ndarray], p: float, scale: float, mode: int) -> float:
+    """Σ of the arrays' power sums, added in order (each array's own sum is thread-independent)."""
     total = 0.0
-    for u in units:
-        total += _power_sum(u, p, scale, mode, _plan.CHUNK) if _kernel_ready(u) else ref.power_sum(u, p, scale)
+    for a in arrays:
+        if a.size:
+            total += _partial(a, p, scale, mode)
     return total
 
 
-def _split(arrays: Sequence[np.ndarray]) -> tuple[list, list]:
-    """(arrays for the kernels, arrays for NumPy's in-place ufuncs)."""
-    big, small = [], []
+def _elementwise(arrays: Sequence[np.ndarray], values: tuple, parallel_kernel, serial_kernel, reference) -> None:
+    """An in-place elementwise op with scalar `values` (rounded to each array's dtype): the parallel chunked
+    kernel on a large array, the serial kernel on a small one, the reference on what no kernel takes. One pass
+    with one dtype lookup per array: the per-array Python work is most of the cost for many small arrays."""
+    typed = {d: tuple(d.type(v) for v in values) for d in _KERNEL_DTYPES}
+    other = []
     for a in arrays:
-        (big if a.size >= SMALL and _kernel_ready(a) else small).append(a)
-    return big, small
+        args = typed.get(a.dtype)
+        if args is None or not a.flags.c_contiguous:
+            other.append(a)
+        elif a.size >= SMALL:
+            parallel_kernel(a.reshape(-1), *args, _plan.CHUNK)
+        else:
+            serial_kernel(a if a.ndim == 1 else a.reshape(-1), *args)
+    reference(other, *values)
 
 
 def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
-    big, small = _split(arrays)
-    for a in big:
-        _scale(a.reshape(-1), a.dtype.type(coef), _plan.CHUNK)
-    ref.scale_(small, coef)
+    _elementwise(arrays, (coef,), _scale, _scale_chunk, ref.scale_)
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
-    big, small = _split(arrays)
-    for a in big:
-        _clamp(a.reshape(-1), a.dtype.type(lo), a.dtype.type(hi), _plan.CHUNK)
-    ref.clamp_(small, lo, hi)
+    _elementwise(arrays, (lo, hi), _clamp, _clamp_chunk, ref.clamp_)
 
 
 def warm_up() -> float:

@@ -8,6 +8,7 @@ overflows to inf; the returned norm is then rounded to the gradients' dtype, as 
 from __future__ import annotations
 
 import math
+import operator
 import types
 import warnings
 from typing import Any
@@ -28,9 +29,8 @@ def _norm_tensor(norm: Any, arrays: list) -> Tensor:
     if not arrays:
         dtype = np.dtype(np.float32)
     else:
-        dtype = arrays[0].dtype
-        if any(a.dtype != dtype for a in arrays):
-            dtype = np.result_type(*[a.dtype for a in arrays])
+        dtypes = set(map(operator.attrgetter("dtype"), arrays))
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
     return Tensor._wrap(norm.astype(dtype))
 
 
