@@ -192,3 +192,47 @@ def test_log_softmax_of_large_logits_is_finite_and_matmul_of_a_scalar_is_refused
     np.testing.assert_allclose(x.log_softmax(1).numpy(), [[0.0, -1000.0, -2000.0]])
     with pytest.raises(RuntimeError, match="matmul"):
         mg.tensor(2.0) @ mg.ones(3)
+
+
+@pytest.mark.parametrize("lo, hi", [(-0.5, 0.5), (None, 0.5), (-0.5, None), (0.5, -0.5)])
+def test_clamp_values_and_gradient_match_torch_at_and_between_the_bounds(torch, lo, hi):
+    """torch's rule: the gradient passes where lo <= x <= hi (the bounds themselves included); lo > hi gives hi
+    everywhere. Inputs sit exactly on the bounds, inside and outside, in float32 (the dtype is kept)."""
+    x = np.array([-1.0, -0.5, -0.25, 0.0, 0.5, 2.0], np.float32)
+    ours, theirs = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out_m, out_t = ours.clamp(lo, hi), theirs.clamp(lo, hi)
+    assert out_m.dtype == mg.float32
+    np.testing.assert_array_equal(out_m.detach().numpy(), out_t.detach().numpy())
+    weights = np.arange(1.0, 7.0, dtype=np.float32)
+    (out_m * mg.tensor(weights)).sum().backward()
+    (out_t * torch.tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_relu_and_abs_have_zero_gradient_at_zero():
+    """torch's subgradient choice at the kink: relu'(0) = 0 and |x|'(0) = sign(0) = 0."""
+    x = mg.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    (x.relu() * 5.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 5.0])
+    y = mg.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    (y.abs() * 5.0).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), [-5.0, 0.0, 5.0])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_and_cat_of_three_pass_gradcheck_along_every_dim(dim, rng):
+    """On a non-square input, so that a reduction over the wrong axis cannot broadcast back by accident; cat of
+    three pieces of different widths, so that every split point of the backward is exercised."""
+    a, b, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    assert gradcheck(lambda x: x.softmax(dim) * mg.tensor(np.arange(6.0).reshape(2, 3)), [leaf(a)])
+    assert gradcheck(lambda x, y, z: mg.cat([x, y[:1] if dim == 0 else y[:, :1], z], dim=dim) * 1.5,
+                     [leaf(a), leaf(b), leaf(c)])
+
+
+def test_module_to_an_unknown_device_raises_and_moves_nothing():
+    layer = mg.nn.Linear(3, 2)
+    before = [p.detach().numpy().copy() for p in layer.parameters()]
+    with pytest.raises(ValueError, match="'tpu'"):
+        layer.to("tpu")
+    for p, b in zip(layer.parameters(), before):
+        assert type(p.data.numpy()) is np.ndarray and p.detach().numpy().tobytes() == b.tobytes()
