@@ -304,6 +304,10 @@ def test_rnncell_matches_torch(torch):
     x = np.random.default_rng(0).standard_normal((2, 3))
     np.testing.assert_allclose(ours(mg.tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(ours(mg.tensor(x[0])).data, theirs(torch.tensor(x[0])).detach().numpy(), rtol=1e-12)
+    h = np.random.default_rng(1).standard_normal((2, 4))
+    for xi, hi in ((x, h), (x[0], h[0])):  # batched and unbatched, with a given state
+        np.testing.assert_allclose(ours(mg.tensor(xi), mg.tensor(hi)).data,
+                                   theirs(torch.tensor(xi), torch.tensor(hi)).detach().numpy(), rtol=1e-12)
 
 
 # ----- masks, clipping inside BPTT, truncation: against independent references ----------------------------------
@@ -475,7 +479,13 @@ def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
 
 
 def test_rnncell_names_a_wrong_input_width():
-    with pytest.raises(RuntimeError, match="RNNCell: input must be"):
-        nn.RNNCell(3, 4)(mg.ones(2, 5))
+    for bad in (mg.ones(2, 5), mg.ones(5), mg.ones(2, 2, 3), mg.ones(())):  # a wrong width or a wrong ndim
+        with pytest.raises(RuntimeError, match="RNNCell: input must be"):
+            nn.RNNCell(3, 4)(bad)
+    with pytest.raises(RuntimeError, match="input has dtype float64"):
+        nn.RNNCell(3, 4)(mg.zeros(2, 3, dtype=np.float64))
+    for bad in (dict(hidden_size=0), dict(input_size=2.0), dict(nonlinearity="gelu")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            nn.RNNCell(**{"input_size": 3, "hidden_size": 4, **bad})
     with pytest.raises(RuntimeError, match="trailing dims differ"):
         rnn_utils.pad_sequence([mg.tensor(1.0), mg.tensor(2.0)])
