@@ -1,5 +1,6 @@
 """nn.RNN: torch parity, fused == composed, packed sequences, TBPTT, diagnostics, long sequences, errors."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -489,3 +490,40 @@ def test_rnncell_names_a_wrong_input_width():
             nn.RNNCell(**{"input_size": 3, "hidden_size": 4, **bad})
     with pytest.raises(RuntimeError, match="trailing dims differ"):
         rnn_utils.pad_sequence([mg.tensor(1.0), mg.tensor(2.0)])
+
+
+def test_parameters_start_uniform_in_plus_minus_one_over_sqrt_hidden():
+    """torch's init: every weight and bias from U(-1/√H, 1/√H); with 64·(8 + 64 + 2) draws the extremes come
+    within 10% of both ends (the chance that they do not is below 1e-100)."""
+    rnn = nn.RNN(8, 64)
+    k = 1 / np.sqrt(64)
+    for name, p in rnn.named_parameters():
+        w = p.detach().numpy()
+        assert np.abs(w).max() <= k, name
+        assert w.max() > 0.9 * k and w.min() < -0.9 * k, name
+
+
+def test_dropout_warning_only_for_a_single_layer_with_dropout():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        nn.RNN(3, 4, dropout=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.RNN(3, 4)
+        nn.RNN(3, 4, num_layers=2, dropout=0.5)
+
+
+def test_hidden_grads_are_recorded_only_when_asked():
+    rnn = nn.RNN(3, 4)
+    assert rnn.track_hidden_grads is False
+    rnn(mg.ones(5, 2, 3))[0].sum().backward()
+    assert rnn.hidden_grad_norms is None
+    rnn.track_hidden_grads = True
+    rnn(mg.ones(5, 2, 3))[0].sum().backward()
+    assert rnn.hidden_grad_norms.shape == (1, 5)
+
+
+def test_repr_names_the_options_that_differ_from_their_defaults():
+    plain = repr(nn.RNN(3, 4))
+    assert "RNN(3, 4, num_layers=1" in plain and "dropout" not in plain and "bidirectional" not in plain
+    rich = repr(nn.RNN(3, 4, num_layers=2, dropout=0.25, bidirectional=True))
+    assert "dropout=0.25" in rich and "bidirectional=True" in rich
