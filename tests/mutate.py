@@ -77,9 +77,14 @@ COMPILERS = {"njit", "jit", "vectorize", "guvectorize", "stencil"}
 
 # ----------------------------------------------------------------------------------------------------- mutants
 def _source_files(paths, root):
+    """The .py files of `paths` in the order given, each once (a file named and inside a named folder too)."""
+    seen = set()
     for p in paths:
         p = root / p
-        yield from sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            if f not in seen:
+                seen.add(f)
+                yield f
 
 
 def _is_compiled(func):

@@ -172,6 +172,8 @@ def _train(name, kwargs, dtype, fused, steps=15, clip=0.15, buffer=False):  # cl
 
 
 FUSED_CONFIGS = CONFIGS + [("SGD", dict(lr=0.05, weight_decay=1.0)),  # 1: not a special value
+                           ("Adam", dict(lr=0.02, weight_decay=1.0)),
+                           ("Adam", dict(lr=0.02, update_clip=0.3, weight_decay=1.0)),
                            ("Adam", dict(lr=0.02, update_clip=0.3, weight_decay=0.1)),
                            ("AdamW", dict(lr=0.02, update_clip=0.1, amsgrad=True))]
 
