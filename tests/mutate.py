@@ -105,6 +105,19 @@ class _Collector(ast.NodeVisitor):
         self.found = []
         self.scope = []        # enclosing def/class names
         self.compiled = False  # inside a Numba/CUDA kernel
+        self.stmt = (0, 0)     # the lines of the enclosing statement (a compound statement's header)
+        self.at_import = False  # a default value: evaluated when the def runs
+
+    def visit(self, node):
+        if not isinstance(node, ast.stmt) or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return super().visit(node)
+        body = getattr(node, "body", None)
+        end = max(node.lineno, body[0].lineno - 1) if isinstance(body, list) and body else node.end_lineno
+        outer, self.stmt = self.stmt, (node.lineno, end)
+        try:
+            return super().visit(node)
+        finally:
+            self.stmt = outer
 
     # -- bookkeeping
     def _add(self, node, new_text, what):
@@ -114,7 +127,7 @@ class _Collector(ast.NodeVisitor):
         old = ast.get_source_segment(self.text, node)
         self.found.append(dict(line=line, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset,
                                old=old, new=new_text, what=what, scope=".".join(self.scope) or "<module>",
-                               compiled=self.compiled))
+                               compiled=self.compiled, stmt=self.stmt, at_import=self.at_import))
 
     def _expr(self, node, new, what):
         self._add(node, "(" + ast.unparse(new) + ")", what)
@@ -125,8 +138,11 @@ class _Collector(ast.NodeVisitor):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.compiled = was or _is_compiled(node)
             # decorators, annotations and defaults' annotations are not mutated; defaults and the body are
+            # defaults are evaluated once, when the def runs (at import): chosen tests as for module-level lines
+            self.at_import = True
             for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
                 self.visit(d)
+            self.at_import = False
             for stmt in node.body:
                 self.visit(stmt)
         else:
@@ -380,13 +396,16 @@ def tests_for(m, cov, func_lines, cap):
     seconds of their clean run time (and whether that left some out)."""
     lines = cov["lines"].get(m["file"], {})
     picked = set()
-    if m["compiled"] or m["scope"] == "<module>":
+    if m["compiled"] or m["scope"] == "<module>" or m.get("at_import"):
         # Coverage cannot see inside a kernel, and a kernel's def line (like the module's level) runs once, at
         # import, inside whichever test imported the file first: the tests of any line of the file it is.
         for v in lines.values():
             picked.update(v)
     else:
-        for ln in range(m["line"], m["end_line"] + 1):
+        # the lines of the whole statement: coverage may credit a statement spread over several lines to its
+        # first line only, so a mutant on a continuation line would otherwise find no tests or too few
+        lo, hi = m.get("stmt") or (m["line"], m["end_line"])
+        for ln in range(min(lo or m["line"], m["line"]), max(hi, m["end_line"]) + 1):
             picked.update(lines.get(str(ln), []))
         if not picked:
             for ln in func_lines.get((m["file"], m["scope"]), []):
