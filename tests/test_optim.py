@@ -422,3 +422,158 @@ def test_schedulers_take_positive_int_periods_only():
     for bad in (0, -2, True, 2.0, "3"):
         with pytest.raises(ValueError, match="step_size must be a positive int"):
             optim.lr_scheduler.StepLR(opt, step_size=bad)
+
+
+def _two_group_optimizers(lib):
+    a, b = lib.zeros(2, requires_grad=True), lib.zeros(3, requires_grad=True)
+    return lib.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+
+
+SCHEDULERS = {
+    "StepLR": lambda s, o: s.StepLR(o, step_size=3),  # torch's default gamma 0.1
+    "MultiStepLR": lambda s, o: s.MultiStepLR(o, milestones=[2, 5, 5, 9]),
+    "ExponentialLR": lambda s, o: s.ExponentialLR(o, gamma=0.7),
+    "CosineAnnealingLR": lambda s, o: s.CosineAnnealingLR(o, T_max=4, eta_min=0.01),  # past T_max: back up
+    "LambdaLR": lambda s, o: s.LambdaLR(o, [lambda e: 0.9 ** e, lambda e: 1.0 / (e + 1)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
+    """Two groups with different rates; 20 epochs (Cosine: five periods of T_max = 4), rates compared after
+    every step; then a fresh scheduler resumed at last_epoch=7 (Cosine's closed form) against torch's."""
+    import warnings
+
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    sm, st = SCHEDULERS[name](optim.lr_scheduler, ours), SCHEDULERS[name](torch.optim.lr_scheduler, theirs)
+    for epoch in range(20):
+        ours.step(), theirs.step()
+        sm.step(), st.step()
+        np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
+                                   rtol=1e-12, err_msg=f"{name} epoch {epoch}")
+        assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
+    if name == "CosineAnnealingLR":
+        ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+        for o in (ours, theirs):
+            for g in o.param_groups:
+                g["initial_lr"] = g["lr"]
+        sm = optim.lr_scheduler.CosineAnnealingLR(ours, T_max=4, eta_min=0.01, last_epoch=7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the closed form
+            st = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=4, eta_min=0.01, last_epoch=7)
+        np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
+                                   rtol=1e-12)
+
+
+PLATEAU = [dict(), dict(mode="max", patience=1), dict(threshold_mode="abs", threshold=0.05, patience=0),
+           dict(mode="max", threshold_mode="abs", threshold=0.05, patience=0, cooldown=2),
+           dict(patience=1, factor=0.5, min_lr=[0.02, 0.3]), dict(patience=0, factor=0.5, eps=0.03)]
+
+
+@pytest.mark.parametrize("kwargs", PLATEAU, ids=range(len(PLATEAU)))
+def test_reduce_lr_on_plateau_follows_torch(torch, kwargs):
+    """A metric that improves, stalls, wobbles within the threshold and improves again, 40 epochs; both
+    groups' rates after every step equal torch's (modes, threshold modes, cooldown, per-group min_lr, eps)."""
+    metrics = [1.0, 0.9, 0.85, 0.85, 0.86, 0.849, 0.8, 0.8, 0.8, 0.79, 0.7, 0.7, 0.71, 0.72, 0.69]
+    metrics = metrics + metrics[::-1] + [0.5] * 10
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    sm = optim.lr_scheduler.ReduceLROnPlateau(ours, **kwargs)
+    st = torch.optim.lr_scheduler.ReduceLROnPlateau(theirs, **kwargs)
+    for epoch, m in enumerate(metrics):
+        sm.step(m), st.step(m)
+        np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
+                                   rtol=1e-12, err_msg=f"epoch {epoch}")
+        assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
+        assert sm.num_bad_epochs == st.num_bad_epochs and sm.cooldown_counter == st.cooldown_counter
+
+
+def test_schedulers_reject_what_is_not_an_optimizer_and_a_wrong_number_of_lambdas():
+    opt = _two_group_optimizers(mg)
+    with pytest.raises(TypeError, match="is not an Optimizer"):
+        optim.lr_scheduler.LambdaLR([mg.zeros(2)], lambda e: 1.0)
+    with pytest.raises(ValueError, match="lr_lambda must be a function or a list of 2"):
+        optim.lr_scheduler.LambdaLR(opt, [lambda e: 1.0])
+    with pytest.raises(ValueError, match="lr_lambda must be a function or a list of 2"):
+        optim.lr_scheduler.LambdaLR(opt, [lambda e: 1.0, 2.0])
+    with pytest.raises(ValueError, match="patience must be a non-negative int"):
+        optim.lr_scheduler.ReduceLROnPlateau(opt, patience=True)
+    with pytest.raises(ValueError, match="expected 2 min_lrs"):
+        optim.lr_scheduler.ReduceLROnPlateau(opt, min_lr=[0.1])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop"])
+def test_flags_must_be_booleans_in_the_constructor_and_in_added_groups(name):
+    p, q = mg.zeros(2, requires_grad=True), mg.zeros(2, requires_grad=True)
+    for flag, bad in (("maximize", "yes"), ("maximize", None), ("foreach", 1), ("fused", "no")):
+        with pytest.raises(ValueError, match=f"Invalid {flag} value"):
+            getattr(optim, name)([p], **{flag: bad})
+        opt = getattr(optim, name)([p])
+        with pytest.raises(ValueError, match=f"Invalid {flag} value"):
+            opt.add_param_group({"params": [q], flag: bad})
+        assert len(opt.param_groups) == 1
+
+
+def test_betas_take_zero_and_are_stored_as_a_tuple_of_floats(torch):
+    p = mg.zeros(2, requires_grad=True)
+    opt = optim.Adam([p], betas=[np.float32(0.0), 0.5])
+    assert opt.param_groups[0]["betas"] == (0.0, 0.5) and type(opt.param_groups[0]["betas"]) is tuple
+    torch.optim.Adam([torch.zeros(2, requires_grad=True)], betas=(0.0, 0.5))  # torch takes 0 as well
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 1"):
+        optim.Adam([p], betas=(0.5, 1.0))
+
+
+def test_a_parameter_twice_in_one_group_is_rejected():
+    p = mg.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([p, p], lr=0.1)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_fused_step_on_parameters_at_different_steps_equals_the_unfused_one(maximize):
+    """A group whose parameters have taken different numbers of steps (one had no gradient at first) falls back
+    to the unfused formula inside the fused step: the same result as an unfused optimizer, maximize too; and a
+    fused step that skips a parameter without gradient leaves it alone, as the unfused step does."""
+    runs = {}
+    for fused in (None, True):
+        rng = np.random.default_rng(0)
+        a, b = mg.tensor(rng.standard_normal(3), requires_grad=True), mg.tensor(rng.standard_normal(4),
+                                                                                requires_grad=True)
+        opt = optim.Adam([a, b], lr=0.1, fused=fused, maximize=maximize)
+        a.grad = rng.standard_normal(3)
+        opt.step()  # b has no gradient: it stays at step 0, untouched
+        np.testing.assert_array_equal(b.detach().numpy(), np.random.default_rng(0).standard_normal(7)[3:])
+        for _ in range(2):
+            a.grad, b.grad = rng.standard_normal(3), rng.standard_normal(4)
+            versions = a._version, b._version
+            opt.step()
+            assert a._version > versions[0] and b._version > versions[1]  # an in-place change, for autograd
+        runs[fused] = (a.detach().numpy().copy(), b.detach().numpy().copy(), [opt.state[t]["step"] for t in (a, b)])
+    for x, y in zip(runs[None][:2], runs[True][:2]):
+        np.testing.assert_allclose(y, x, rtol=1e-12)
+    assert runs[None][2] == runs[True][2] == [3, 2]
+
+
+def test_load_state_dict_takes_string_indices_and_rejects_others():
+    p = mg.zeros(2, requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(2, np.float32)
+    opt.step()
+    saved = opt.state_dict()
+    as_strings = {"state": {str(k): v for k, v in saved["state"].items()}, "param_groups": saved["param_groups"]}
+    fresh = optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    fresh.load_state_dict(as_strings)  # as a JSON round trip would give them
+    np.testing.assert_array_equal(next(iter(fresh.state.values()))["momentum_buffer"], [1.0, 1.0])
+    for key in ("x", "-1", 1.5):
+        with pytest.raises(ValueError, match="unknown parameter index"):
+            fresh.load_state_dict({"state": {key: saved["state"][0]}, "param_groups": saved["param_groups"]})
+    with pytest.raises(ValueError, match="do not match"):
+        fresh.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})
+    no_momentum = {"state": {0: {"momentum_buffer": None}}, "param_groups": saved["param_groups"]}
+    fresh.load_state_dict(no_momentum)  # torch saves None for a buffer it has not made
+    assert "momentum_buffer" not in fresh.state[next(iter(fresh.state))]
+    adam = optim.Adam([mg.zeros(2, requires_grad=True)])
+    at_zero = {"step": 0, "exp_avg": np.zeros(2, np.float32), "exp_avg_sq": np.zeros(2, np.float32)}
+    adam.load_state_dict({"state": {0: at_zero}, "param_groups": adam.state_dict()["param_groups"]})
+    assert next(iter(adam.state.values()))["step"] == 0
+    with pytest.raises(ValueError, match="step"):
+        adam.load_state_dict({"state": {0: {**at_zero, "step": -1}}, "param_groups": adam.state_dict()["param_groups"]})
