@@ -176,3 +176,47 @@ def test_gradbuffer_stays_in_use_without_a_reference_to_it(rng):
 
     gc.collect()
     assert len(grad_arrays(params)) == 1
+
+
+def test_fuse_buffer_views_fuses_only_complete_sets_and_norms_stay_exact(rng):
+    """A complete set of one GradBuffer's views, each once, is read as the flat array (one kernel); a subset,
+    a view twice or a foreign array keeps the arrays as given, and every norm equals NumPy's over exactly the
+    arrays handed in."""
+    from minigrad.nn.utils.grad_buffer import fuse_buffer_views
+
+    params = [nn.Parameter(rng.standard_normal(s)) for s in [(3, 4), (5,), (2, 2)]]
+    buf = utils.GradBuffer(params)
+    for p in params:
+        p.grad.data[...] = rng.standard_normal(p.shape)
+    views = [p.grad.numpy() for p in params]
+    flat = buf.flats[np.dtype(np.float64)]
+    assert len(fuse_buffer_views(views)) == 1 and fuse_buffer_views(views)[0] is flat
+    other = rng.standard_normal(6)
+    mixed = fuse_buffer_views([other] + views[::-1])
+    assert len(mixed) == 2 and mixed[0] is flat and mixed[1] is other
+    for arrays in (views[:2], views + [views[0]], [views[1], other], views[::-1], [other]):
+        assert all(x is y for x, y in zip(sorted(fuse_buffer_views(arrays), key=id), sorted(arrays, key=id))) \
+            or fuse_buffer_views(arrays)[0] is flat
+        want = float(np.linalg.norm(np.concatenate([a.ravel() for a in arrays])))
+        np.testing.assert_allclose(float(utils.get_total_norm(arrays)), want, rtol=1e-12)
+
+
+def test_gradbuffer_zero_grad_forgets_a_pending_coefficient_and_rebinds_replaced_grads(rng):
+    params = [nn.Parameter(rng.standard_normal(4)) for _ in range(2)]
+    buf = utils.GradBuffer(params)
+    opt = mg.optim.SGD(params, lr=0.1, fused=True)
+    for p in params:
+        p.grad.data[...] = 10.0
+    opt.step()  # the fused step makes the optimizer the buffer's consumer
+    for p in params:
+        p.grad.data[...] = 10.0
+    utils.clip_grad_norm_(params, 1.0)
+    assert buf.pending != 1.0
+    buf.zero_grad()
+    assert buf.pending == 1.0
+    params[1].grad = np.ones(4)  # a member's .grad replaced by a foreign array
+    buf.zero_grad()
+    for p in params:
+        assert np.shares_memory(p.grad.numpy(), buf.flats[np.dtype(np.float64)]) and not p.grad.numpy().any()
+    params[0].grad.data[...] = 3.0
+    np.testing.assert_array_equal(params[0].grad.numpy(), 3.0)  # no stale coefficient applied on reading

@@ -527,3 +527,13 @@ def test_repr_names_the_options_that_differ_from_their_defaults():
     assert "RNN(3, 4, num_layers=1" in plain and "dropout" not in plain and "bidirectional" not in plain
     rich = repr(nn.RNN(3, 4, num_layers=2, dropout=0.25, bidirectional=True))
     assert "dropout=0.25" in rich and "bidirectional=True" in rich
+
+
+def test_truncated_bptt_sends_no_gradient_into_a_given_initial_state():
+    """Every window starts from a detached state, h0 included: h0 gets no gradient (as the explicit
+    "detach between chunks" loop would give it none after the first chunk, and TBPTT's windows all cut)."""
+    rnn = nn.RNN(2, 3).double()
+    h0 = mg.tensor(np.ones((1, 2, 3)), requires_grad=True)
+    for _, output, _ in truncated_bptt(rnn, mg.tensor(np.ones((6, 2, 2))), k1=2, k2=3, h0=h0):
+        output.sum().backward()
+    assert h0.grad is None and rnn.weight_hh_l0.grad is not None
