@@ -461,7 +461,7 @@ def test_truncated_bptt_gradients_equal_an_explicitly_truncated_reference(k1, k2
 
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("total_length", [None, 7, 9])
-@pytest.mark.parametrize("padding_value", [0.0, -1.5])
+@pytest.mark.parametrize("padding_value", [0.0, 1.0, -1.5])
 def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
     rng = np.random.default_rng(0)
     lengths = [3, 7, 5]
@@ -537,3 +537,56 @@ def test_truncated_bptt_sends_no_gradient_into_a_given_initial_state():
     for _, output, _ in truncated_bptt(rnn, mg.tensor(np.ones((6, 2, 2))), k1=2, k2=3, h0=h0):
         output.sum().backward()
     assert h0.grad is None and rnn.weight_hh_l0.grad is not None
+
+
+def test_packing_helpers_take_edge_inputs_and_name_bad_ones():
+    with pytest.raises(RuntimeError, match="Cannot pack empty tensors"):
+        pack_padded_sequence(mg.zeros(0), [1])
+    with pytest.raises(RuntimeError, match="at least 2-D"):
+        pack_padded_sequence(mg.zeros(3), [1])
+    one_step = pack_padded_sequence(mg.ones(1, 2, 3), [1, 1])  # T = 1 is not empty
+    assert list(np.asarray(one_step.batch_sizes)) == [2]
+    whole = pack_padded_sequence(mg.ones(3, 2, 1), np.array([3.0, 2.0]))  # whole floats are lengths
+    assert list(np.asarray(whole.batch_sizes)) == [2, 2, 1]
+    with pytest.raises(RuntimeError, match="whole numbers"):
+        pack_padded_sequence(mg.ones(3, 2, 1), np.array([2.5, 1.0]))
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        pack_padded_sequence(mg.ones(3, 2, 1), [2, 3])
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        rnn_utils.pack_sequence([mg.ones(2, 1), mg.ones(3, 1)])  # enforce_sorted by default, as torch
+    with pytest.raises(RuntimeError, match="trailing dims differ"):
+        rnn_utils.pad_sequence([mg.ones(3, 2), mg.ones(2, 3)])
+    assert rnn_utils.pad_sequence([mg.ones(2, 3)]).shape == (2, 1, 3)  # one sequence
+    seqs = [mg.tensor(np.arange(8.0).reshape(4, 2)), mg.tensor(np.arange(2.0).reshape(1, 2))]
+    back = rnn_utils.unpad_sequence(rnn_utils.pad_sequence(seqs), [4, 1])  # time-major by default
+    assert [b.shape for b in back] == [(4, 2), (1, 2)]
+    for a, b in zip(seqs, back):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pad_sequence_of_two_d_sequences_matches_torch(torch, side, batch_first):
+    """Sequences (L_i, 3) with lengths 1, 4 and 2 (so that no length equals the feature width)."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((n, 3)) for n in (1, 4, 2)]
+    ours = rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first, padding_value=-7.0,
+                                  padding_side=side)
+    theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first=batch_first,
+                                             padding_value=-7.0, padding_side=side)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_truncated_bptt_checks_its_periods_and_works_for_any_callable():
+    rnn = nn.RNN(2, 3).double()
+    x = mg.tensor(np.ones((5, 1, 2)))
+    assert len(list(truncated_bptt(rnn, x, k1=1, k2=1))) == 5
+    for k1, k2 in ((True, 2), (0, 2), (2, 1), (2, 2.0)):
+        with pytest.raises(ValueError):
+            list(truncated_bptt(rnn, x, k1=k1, k2=k2))
+
+    class Plain:  # no batch_first attribute: time is axis 0
+        def __call__(self, inp, h):
+            return rnn(inp, h)
+
+    assert [s for s, _, _ in truncated_bptt(Plain(), x, k1=2, k2=2)] == [slice(0, 2), slice(2, 4), slice(4, 5)]
