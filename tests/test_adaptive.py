@@ -497,3 +497,68 @@ def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
     dev = to_backend([np.array([1.0, -2.0, 0.0])], "cuda")
     assert float(to_host([clip.total_norm(dev, math.inf, backend="cuda")], "cuda")[0]) == 2.0
     assert float(to_host([clip.total_norm(dev, 0.0, backend="cuda")], "cuda")[0]) == 2.0  # non-zeros counted
+
+
+def _agc_rows(g, w, clip_factor, eps):
+    """timm's AGC by hand, float64: each row (a 0-d/1-d parameter: the whole) scaled to max(‖w‖, eps)·factor."""
+    g2, w2 = g.reshape(g.shape[0], -1) if g.ndim > 1 else g.reshape(1, -1), w.reshape(w.shape[0], -1) if \
+        w.ndim > 1 else w.reshape(1, -1)
+    out = g2.copy()
+    for r in range(g2.shape[0]):
+        limit = max(np.linalg.norm(w2[r]), eps) * clip_factor
+        n = np.linalg.norm(g2[r])
+        if n >= limit:
+            out[r] = g2[r] * (limit / max(n, 1e-6))
+    return out.reshape(g.shape)
+
+
+def test_agc_defaults_are_timms_and_units_are_rows_even_of_width_one():
+    rng = np.random.default_rng(0)
+    shapes = [(4, 1), (1, 6), (3, 5), (6,), ()]
+    params = [nn.Parameter(rng.standard_normal(s)) for s in shapes]
+    grads = [rng.standard_normal(s) * 3 for s in shapes]
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    nn.utils.adaptive_clip_grad_(params)  # clip_factor 0.01, eps 1e-3, as timm
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.grad.numpy(), _agc_rows(g, p.detach().numpy(), 0.01, 1e-3), rtol=1e-12)
+
+
+def test_agc_rejects_bad_arguments_and_a_read_only_gradient_before_changing_anything():
+    p, q = nn.Parameter(np.ones(3)), nn.Parameter(np.ones(3))
+    p.grad, q.grad = np.full(3, 5.0), np.full(3, 5.0)
+    for kwargs in (dict(clip_factor=0.0), dict(norm_type=0.0), dict(clip_factor=-1.0)):
+        with pytest.raises(ValueError):
+            nn.utils.adaptive_clip_grad_([p, q], **kwargs)
+    nn.utils.adaptive_clip_grad_([nn.Parameter(np.ones(2))], norm_type=1.0)  # order 1 is fine
+    q.grad.numpy().flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        nn.utils.adaptive_clip_grad_([p, q])
+    np.testing.assert_array_equal(p.grad.numpy(), 5.0)  # p came first and is untouched
+
+
+def test_autoclip_clips_to_the_percentile_of_the_norms_seen():
+    """Defaults: the 10th percentile of every norm so far. Norms 1 then 10: threshold 1.9, the second
+    gradient is scaled to norm 1.9 / (10 + 1e-6) · 10."""
+    p = nn.Parameter(np.zeros(2))
+    auto = nn.utils.AutoClip([p])
+    assert auto.percentile == 10.0 and auto.window is None
+    p.grad = np.array([0.6, 0.8])
+    auto()
+    p.grad = np.array([6.0, 8.0])
+    norm = auto()
+    assert float(norm) == 10.0 and auto.threshold == pytest.approx(1.9)
+    np.testing.assert_allclose(p.grad.numpy(), np.array([6.0, 8.0]) * 1.9 / (10 + 1e-6), rtol=1e-12)
+    assert nn.utils.AutoClip([p], percentile=100.0, norm_type=1.0).percentile == 100.0
+
+
+def test_autoclip_load_state_dict_checks_the_history_and_restores_the_threshold():
+    p = nn.Parameter(np.zeros(2))
+    auto = nn.utils.AutoClip([p], percentile=50.0)
+    good = {"percentile": 50.0, "window": None, "norm_type": 2.0, "history": np.array([0.0, 2.0]), "threshold": 1.0}
+    auto.load_state_dict(good)  # a norm of exactly 0 is a norm
+    assert auto.threshold == 1.0 and list(auto.history) == [0.0, 2.0]
+    for bad in (np.array([[1.0, 2.0]]), np.array([1.0, np.nan]), np.array([1.0, -0.5])):
+        with pytest.raises(ValueError, match="history must be"):
+            auto.load_state_dict({**good, "history": bad})
+    assert list(auto.history) == [0.0, 2.0]

@@ -220,3 +220,25 @@ def test_gradbuffer_zero_grad_forgets_a_pending_coefficient_and_rebinds_replaced
         assert np.shares_memory(p.grad.numpy(), buf.flats[np.dtype(np.float64)]) and not p.grad.numpy().any()
     params[0].grad.data[...] = 3.0
     np.testing.assert_array_equal(params[0].grad.numpy(), 3.0)  # no stale coefficient applied on reading
+
+
+def test_norm_dtype_with_mixed_gradients_and_edge_values_of_the_functional_api(rng):
+    """The returned norm takes the promoted dtype of mixed float32/float64 gradients; get_total_norm returns
+    inf without error_if_nonfinite; clip_grads_with_norm_ takes max_norm and total_norm below 1 and a NaN
+    total_norm (as torch: the gradients become NaN), and max_norm=inf changes nothing even for an inf norm."""
+    a, b = nn.Parameter(np.zeros(3, np.float32)), nn.Parameter(np.zeros(2))
+    a.grad, b.grad = np.full(3, 2.0, np.float32), np.full(2, 2.0)
+    assert utils.clip_grad_norm_([a, b], 100.0).dtype == mg.float64
+    assert utils.clip_grad_norm_([b, a], 100.0).dtype == mg.float64
+    assert math.isinf(float(utils.get_total_norm([np.array([1.0, np.inf])])))
+    p = nn.Parameter(np.zeros(2))
+    p.grad = np.array([3.0, 4.0])
+    utils.clip_grads_with_norm_([p], 0.5, 0.25)  # coefficient min(0.5 / 0.25..., 1) = 1: unchanged
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 4.0])
+    utils.clip_grads_with_norm_([p], 0.5, 5.0)
+    np.testing.assert_allclose(p.grad.numpy(), np.array([3.0, 4.0]) * 0.5 / (5.0 + 1e-6), rtol=1e-12)
+    before = p.grad.numpy().copy()
+    utils.clip_grads_with_norm_([p], math.inf, math.inf)
+    np.testing.assert_array_equal(p.grad.numpy(), before)
+    utils.clip_grads_with_norm_([p], 1.0, math.nan)
+    assert np.isnan(p.grad.numpy()).all()
