@@ -338,3 +338,12 @@ def test_a_non_tensor_among_a_grad_buffers_parameters_is_named():
     nn.utils.GradBuffer([a, b])
     with pytest.raises(TypeError, match=r"parameters\[1\]"):
         nn.utils.clip_grad_norm_([a, "b"], 1.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_large_order_is_computed_scaled_by_the_largest_element_even_when_it_is_two(backend):
+    """|2|^1100 overflows float64: the sum is taken of (|x| / 2)^p, and 2 * 2^(1/1100) comes back exactly (up
+    to the root's rounding). The largest element being exactly 2 (or 1) must not skip the division."""
+    got = float(clip.total_norm([np.array([-2.0, 2.0])], 1100.0, backend=backend))
+    np.testing.assert_allclose(got, 2.0 * 2.0 ** (1 / 1100), rtol=1e-14)
+    assert float(clip.total_norm([np.array([1.0, 0.5])], 1100.0, backend=backend)) == 1.0
