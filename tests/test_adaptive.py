@@ -562,3 +562,37 @@ def test_autoclip_load_state_dict_checks_the_history_and_restores_the_threshold(
         with pytest.raises(ValueError, match="history must be"):
             auto.load_state_dict({**good, "history": bad})
     assert list(auto.history) == [0.0, 2.0]
+
+
+def test_monitor_keeps_float64_norms_through_state_dict_and_checks_what_it_loads():
+    w = nn.Parameter(np.zeros(1))
+    monitor = nn.utils.GradNormMonitor([("w", w)])
+    w.grad = np.array([1.0 + 1e-12])
+    assert monitor.record() == 1.0 + 1e-12 and monitor.total[0] == 1.0 + 1e-12  # not rounded to float32
+    assert monitor.quantiles([0.5]) == {0.5: 1.0 + 1e-12}  # one finite norm is enough
+    with pytest.raises(ValueError, match="quantiles must lie in"):
+        monitor.quantiles([1.5])
+    twin = nn.utils.GradNormMonitor([("w", w)])
+    twin.load_state_dict(monitor.state_dict())
+    assert twin.total[0] == 1.0 + 1e-12 and twin.norms["w"][0] == 1.0 + 1e-12
+    bad = {**monitor.state_dict(), "total": np.ones((1, 1))}
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        twin.load_state_dict(bad)
+
+
+def test_monitor_sees_a_gradient_clipped_by_a_deferred_clip():
+    """With a GradBuffer whose fused optimizer defers the clip, the per-parameter norms are those of the
+    clipped gradients (the buffer settles its pending coefficient before they are read)."""
+    params = [nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(4))]
+    nn.utils.GradBuffer(params)
+    opt = optim.SGD(params, lr=0.1, fused=True)
+    for p in params:
+        p.grad.data[...] = 1.0
+    opt.step()  # the optimizer becomes the buffer's consumer
+    for p in params:
+        p.grad.data[...] = 3.0
+    nn.utils.clip_grad_norm_(params, 1.0)
+    monitor = nn.utils.GradNormMonitor([("a", params[0]), ("b", params[1])])
+    total = monitor.record()
+    np.testing.assert_allclose(total, 1.0 / (1 + 1e-6 / math.sqrt(63)), rtol=1e-9)
+    np.testing.assert_allclose(monitor.norms["a"][0], math.sqrt(3 / 7) * total, rtol=1e-9)
