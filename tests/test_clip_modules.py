@@ -242,3 +242,15 @@ def test_norm_dtype_with_mixed_gradients_and_edge_values_of_the_functional_api(r
     np.testing.assert_array_equal(p.grad.numpy(), before)
     utils.clip_grads_with_norm_([p], 1.0, math.nan)
     assert np.isnan(p.grad.numpy()).all()
+
+
+def test_clip_takes_any_iterable_of_parameters(rng):
+    """A dict's values, a set, a generator and a tuple clip the same gradients (as torch accepts any iterable)."""
+    p, q = nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(2))
+    for make in (lambda: {"p": p, "q": q}.values(), lambda: (p, q), lambda: (t for t in (p, q)), lambda: {p, q}):
+        p.grad, q.grad = np.full(3, 4.0), np.full(2, 4.0)
+        norm = utils.clip_grad_norm_(make(), 1.0)
+        assert float(norm) == pytest.approx(math.sqrt(5 * 16))
+        np.testing.assert_allclose(np.linalg.norm(np.r_[p.grad.numpy(), q.grad.numpy()]), 1.0, rtol=1e-5)
+        utils.clip_grad_value_(make(), 0.1)
+        assert np.abs(np.r_[p.grad.numpy(), q.grad.numpy()]).max() <= 0.1
