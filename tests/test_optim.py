@@ -435,6 +435,8 @@ SCHEDULERS = {
     "ExponentialLR": lambda s, o: s.ExponentialLR(o, gamma=0.7),
     "CosineAnnealingLR": lambda s, o: s.CosineAnnealingLR(o, T_max=4, eta_min=0.01),  # past T_max: back up
     "LambdaLR": lambda s, o: s.LambdaLR(o, [lambda e: 0.9 ** e, lambda e: 1.0 / (e + 1)]),
+    "LambdaLR-one": lambda s, o: s.LambdaLR(o, lambda e: 0.5 ** e),  # one function for every group
+    "CosineAnnealingLR-default": lambda s, o: s.CosineAnnealingLR(o, T_max=3),  # eta_min 0
 }
 
 
@@ -446,6 +448,8 @@ def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
 
     ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
     sm, st = SCHEDULERS[name](optim.lr_scheduler, ours), SCHEDULERS[name](torch.optim.lr_scheduler, theirs)
+    np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
+                               rtol=1e-12, err_msg=f"{name} at construction")
     for epoch in range(20):
         ours.step(), theirs.step()
         sm.step(), st.step()
