@@ -17,9 +17,10 @@ recompiled with the bug in them (the file's other kernels come from Numba's cach
 How a mutant is judged:
 1. Coverage first (once per source tree): the whole suite runs under ``coverage`` with one context per test, under
    the ``mutation`` Hypothesis profile (derandomized, so a kill is reproducible).
-2. A mutant runs only the tests that executed its line (for a line inside a compiled kernel, which coverage cannot
-   see, the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
-   subprocesses; module-level lines run at import, so any test of the file). Fastest tests first, stopping at the
+2. A mutant runs only the tests that executed its statement (all of its lines: coverage may credit a statement
+   spread over several lines to its first one; for a line inside a compiled kernel, which coverage cannot see,
+   the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
+   subprocesses; module-level lines and default values run at import, so any test of the file). Fastest tests first, stopping at the
    first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is executed
    by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
