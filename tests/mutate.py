@@ -20,9 +20,9 @@ How a mutant is judged:
 2. A mutant runs only the tests that executed its statement (all of its lines: coverage may credit a statement
    spread over several lines to its first one; for a line inside a compiled kernel, which coverage cannot see,
    the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
-   subprocesses; module-level lines and default values run at import, so any test of the file). Fastest tests first, stopping at the
-   first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is executed
-   by hundreds of tests, and a survivor would run them all (minutes per mutant).
+   subprocesses; module-level lines and default values run at import, so any test of the file). Fastest tests
+   first, stopping at the first failure, and at most ``--cap`` seconds of them (their clean run time): a widely
+   used line is executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
 3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s (reported as a timeout).
