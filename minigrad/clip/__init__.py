@@ -32,9 +32,10 @@ import numpy as np
 
 from minigrad.clip._plan import clip_coef
 
-# Below this many elements NumPy is faster than a parallel kernel: bench_clip.py measured numba 0.8x at 2^14
-# elements and 3.7x at 2^16 (one float32 array, 2-core box, 2026-11-25).
-NUMBA_MIN_ELEMENTS = 1 << 10  # bench_clip.py's threshold scan: below, either backend takes ~5-9 us a call
+# Small arrays take Numba's serial kernel, so Numba's norm is faster at every size (bench_clip.py's threshold
+# scan, 2026-11-26: 1.2x at 2^4, 2.4x at 2^22); a value clip of one array of a few hundred elements is ~0.7 us
+# faster with NumPy. Below 2^10 elements either backend takes ~5-9 us a call.
+NUMBA_MIN_ELEMENTS = 1 << 10
 _DTYPE = operator.attrgetter("dtype")
 _WRITEABLE = operator.attrgetter("flags.writeable")
 BACKENDS = ("numpy", "numba", "cuda")
