@@ -257,6 +257,21 @@ def run_cuda(args) -> None:
                      f"{100 * factor * nbytes / best[f'torch {op}'] / bw:.0f}%", "-"])
     print(f"clip on {torch.cuda.get_device_name()}, 1e8 float32 in 4 tensors, best of {args.repeat}")
     print(table(["what", "time", "GB/s", "% copy", "torch/minigrad"], rows))
+    rows = []
+    for count, size in ((1, 1024), (1000, 10_000)):  # fixed costs: numba launches from Python, torch's foreach
+        small = [cupy.random.standard_normal(size, dtype=cupy.float32) for _ in range(count)]
+        tsmall = []
+        for a in small:
+            t = torch.nn.Parameter(torch.zeros(size, device="cuda"))
+            t.grad = torch.as_tensor(a.copy(), device="cuda")
+            tsmall.append(t)
+        best = best_of_interleaved({"minigrad": sync(lambda s=small: clip.clip_norm_(s, 1.0)),
+                                    "torch": sync(lambda s=tsmall: torch.nn.utils.clip_grad_norm_(s, 1.0))},
+                                   args.repeat)
+        rows.append([f"{count} x {size}", fmt_time(best["minigrad"]), fmt_time(best["torch"]),
+                     f"{best['torch'] / best['minigrad']:.2f}x"])
+    print("\nnorm clip of many small arrays (launch costs)")
+    print(table(["arrays", "minigrad", "torch", "torch/minigrad"], rows))
 
 
 def main() -> None:

@@ -270,6 +270,31 @@ def test_anything_with_the_cuda_array_interface_is_taken_for_a_device_array():
         clip.total_norm([_FakeDeviceArray()])
 
 
+def test_a_strided_array_with_the_cuda_array_interface_is_refused_by_its_layout():
+    """The layout is read from the interface itself (no view is made): a transposed float32 array is refused."""
+    fake = _FakeDeviceArray()
+    fake.dtype, fake.shape = np.dtype(np.float32), (3, 2)
+    fake.__cuda_array_interface__ = {"shape": (3, 2), "typestr": "<f4", "data": (0, False), "version": 3,
+                                     "strides": (4, 12)}
+    with pytest.raises(ValueError, match=r"arrays\[0\] is a CUDA array that is not C-contiguous"):
+        clip.clip_norm_([fake], 1.0, backend="cuda")
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (5,), (1, 4), (4, 1), (3, 4), (2, 3, 4), (2, 0, 3)])
+def test_c_contiguity_from_shape_and_strides_agrees_with_numpy(shape):
+    """Every view by slicing, transposing and reversing of small arrays: the CUDA backend's test of C order from
+    (shape, strides) equals NumPy's flag."""
+    cuda_backend = pytest.importorskip("minigrad.clip.cuda_backend")
+    base = np.zeros(shape, np.float32)
+    views = [base, base.reshape(-1)]
+    if shape:
+        views += [base.T, base[::-1], base[..., ::2], base[..., ::-1], base[:1]]
+    for v in views:
+        assert cuda_backend._c_contiguous(v.shape, v.strides, v.itemsize) == v.flags.c_contiguous, (v.shape,
+                                                                                                    v.strides)
+        assert cuda_backend._c_contiguous(v.shape, None, v.itemsize)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_segment_functions_on_a_strided_array_act_on_its_elements_in_c_order(backend, monkeypatch):
     """A non-contiguous host array is read (and written back) in C order, as its contiguous copy would be; the
@@ -347,3 +372,30 @@ def test_a_large_order_is_computed_scaled_by_the_largest_element_even_when_it_is
     got = float(clip.total_norm([np.array([-2.0, 2.0])], 1100.0, backend=backend))
     np.testing.assert_allclose(got, 2.0 * 2.0 ** (1 / 1100), rtol=1e-14)
     assert float(clip.total_norm([np.array([1.0, 0.5])], 1100.0, backend=backend)) == 1.0
+
+
+@pytest.mark.parametrize("p", [1 / 128, 0.3, 3.0, 20.0, -0.5, -7.0])
+@pytest.mark.parametrize("power_sum", [1.0, 3.0, 1000.0])
+def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum, p):
+    """scale · power_sum^(1/p) against the same formula in 60-digit decimal arithmetic, for norms from 1e-300 to
+    1e310 (through the float64 overflow): a finite result to 1e-12 relative, inf exactly where the true value
+    exceeds the float64 maximum (to that tolerance), never an OverflowError. For p = 1/128 and 1000 terms,
+    power_sum^(1/p) ≈ 1e384 alone overflows, while the norm, scaled back by a small scale, need not."""
+    from decimal import Decimal, localcontext
+
+    from minigrad.clip._plan import finish
+
+    biggest = Decimal(np.finfo(np.float64).max)
+    for log10_norm in (-300.0, 0.0, 300.0, 307.9, 308.2, 308.25, 310.0):
+        log10_scale = log10_norm - math.log10(power_sum) / p
+        if not -307.0 < log10_scale < 308.0:
+            continue
+        scale = 10.0 ** log10_scale
+        with localcontext() as ctx:
+            ctx.prec = 60
+            exact = Decimal(scale) * Decimal(power_sum) ** (Decimal(1) / Decimal(p))
+        got = finish(power_sum, p, scale)
+        if exact > biggest * Decimal(1 + 1e-12):
+            assert got == math.inf, (log10_norm, got)
+        elif exact < biggest * Decimal(1 - 1e-12):
+            assert math.isfinite(got) and abs(Decimal(got) / exact - 1) < Decimal(1e-12), (log10_norm, got, exact)

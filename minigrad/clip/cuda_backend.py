@@ -21,13 +21,12 @@ from typing import Any, Sequence
 import numpy as np
 from numba import config, cuda, float64
 
-from minigrad.clip._plan import needs_scaling
+from minigrad.clip._plan import needs_scaling, scaled_root
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
 THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays ~20 ms per syncthreads
 MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride over the rest
 _SUM, _MAX, _MIN, _COUNT = 0, 1, 2, 3
-_LOG_MAX = math.log(np.finfo(np.float64).max)
 
 
 @cuda.jit(device=True)
@@ -40,12 +39,7 @@ def _merge(kind, a, b):  # pragma: no cover - compiled
     return b if (b < a or b != b) else a
 
 
-@cuda.jit(device=True)
-def _scaled_root(s, p, scale):  # pragma: no cover - compiled
-    """scale · s^(1/p) for s > 0, inf where that overflows float64 (the simulator's NumPy scalars would warn)."""
-    if math.log(s) / p + math.log(scale) > _LOG_MAX:
-        return math.inf
-    return scale * s ** (1.0 / p)
+_scaled_root = cuda.jit(device=True)(scaled_root)  # scale · s^(1/p), inf only where that overflows
 
 
 @cuda.jit(device=True)
@@ -77,28 +71,51 @@ def _finish_sum(acc, p, scale, scaled):  # pragma: no cover - compiled
     return acc
 
 
+@cuda.jit(device=True)
+def _add(kind, p, scaled, scale, acc, x):  # pragma: no cover - compiled
+    """acc with one element x merged in: |x| for a max / min, 1 for a non-zero (count), (|x|/scale)^p."""
+    v = abs(float64(x))
+    if kind == _MAX or kind == _MIN:
+        return _merge(kind, acc, v)
+    if kind == _COUNT:
+        return acc + (0.0 if x == 0 else 1.0)
+    if p < 0.0:  # scaled by the min: (|x|/m)^p = (m/|x|)^-p, which cannot overflow (|x| = inf gives 0)
+        return acc + (scale / v) ** -p
+    if scaled:
+        v = v / scale
+    return acc + (v * v if p == 2.0 else (v if p == 1.0 else v ** p))
+
+
 @cuda.jit
 def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
-    """One partial per block: Σ (|x|/scale)^p (kind _SUM) or max |x| (kind _MAX), accumulated in float64."""
+    """One partial per block: Σ (|x|/scale)^p (kind _SUM), max / min |x| or a count, accumulated in float64.
+
+    Each thread takes x[i], x[i+g], x[i+2g], ... (g: the grid's size) in that order; the loop body loads eight
+    of them before adding any, so that eight loads per thread are in flight (the order of the additions, and so
+    the bits, are those of the plain one-at-a-time loop). On an H100, 1e8 float32: one load at a time 0.45 ms,
+    four 0.23 ms, a pure read (CuPy's sum) 0.15 ms."""
     shared = cuda.shared.array(THREADS, float64)
     tid = cuda.threadIdx.x
     scale = scale_buf[0] if scaled else 1.0
     skip = scaled and not (0.0 < scale < math.inf)  # the scale alone decides the norm: no NaN from 0/0
     acc = math.inf if kind == _MIN else 0.0
-    i = cuda.grid(1)
-    while i < x.size and not skip:
-        v = abs(float64(x[i]))
-        if kind == _MAX or kind == _MIN:
-            acc = _merge(kind, acc, v)
-        elif kind == _COUNT:
-            acc += 0.0 if x[i] == 0 else 1.0
-        elif p < 0.0:  # scaled by the min: (|x|/m)^p = (m/|x|)^-p, which cannot overflow (|x| = inf gives 0)
-            acc += (scale / v) ** -p
-        else:
-            if scaled:
-                v = v / scale
-            acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
-        i += cuda.gridsize(1)
+    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+    if not skip:
+        while i + 7 * g < n:
+            a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
+            e, f, h, k = x[i + 4 * g], x[i + 5 * g], x[i + 6 * g], x[i + 7 * g]
+            acc = _add(kind, p, scaled, scale, acc, a)
+            acc = _add(kind, p, scaled, scale, acc, b)
+            acc = _add(kind, p, scaled, scale, acc, c)
+            acc = _add(kind, p, scaled, scale, acc, d)
+            acc = _add(kind, p, scaled, scale, acc, e)
+            acc = _add(kind, p, scaled, scale, acc, f)
+            acc = _add(kind, p, scaled, scale, acc, h)
+            acc = _add(kind, p, scaled, scale, acc, k)
+            i += 8 * g
+        while i < n:
+            acc = _add(kind, p, scaled, scale, acc, x[i])
+            i += g
     total = _block_total(shared, tid, kind, acc)
     if tid == 0:
         partials[offset + cuda.blockIdx.x] = total
@@ -126,26 +143,41 @@ def _coefficients(norm, max_norm, coef32, coef64):  # pragma: no cover - compile
         coef64[0] = c
 
 
+@cuda.jit(device=True)
+def _clamped(v, lo, hi):  # pragma: no cover - compiled
+    if v < lo:
+        v = lo
+    if v > hi:
+        v = hi
+    return v
+
+
 @cuda.jit
 def _scale(x, coef):  # pragma: no cover - compiled
+    """x *= coef[0], four loads per thread in flight before the stores (as in _block_reduce)."""
     c = coef[0]
-    i = cuda.grid(1)
-    while i < x.size:
+    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+    while i + 3 * g < n:
+        a, b, d, e = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
+        x[i], x[i + g], x[i + 2 * g], x[i + 3 * g] = a * c, b * c, d * c, e * c
+        i += 4 * g
+    while i < n:
         x[i] = x[i] * c
-        i += cuda.gridsize(1)
+        i += g
 
 
 @cuda.jit
 def _clamp(x, lo, hi):  # pragma: no cover - compiled
-    i = cuda.grid(1)
-    while i < x.size:
-        v = x[i]
-        if v < lo:
-            v = lo
-        if v > hi:
-            v = hi
-        x[i] = v
-        i += cuda.gridsize(1)
+    """x = min(max(x, lo), hi) (NaN stays NaN), four loads per thread in flight before the stores."""
+    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+    while i + 3 * g < n:
+        a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
+        x[i], x[i + g] = _clamped(a, lo, hi), _clamped(b, lo, hi)
+        x[i + 2 * g], x[i + 3 * g] = _clamped(c, lo, hi), _clamped(d, lo, hi)
+        i += 4 * g
+    while i < n:
+        x[i] = _clamped(x[i], lo, hi)
+        i += g
 
 
 @cuda.jit
@@ -214,22 +246,79 @@ def is_cuda_array(a: Any) -> bool:
     return SIMULATED and type(a).__name__ == "FakeCUDAArray"
 
 
+_ORDERED_STREAMS = (None, 1)  # the interface's "stream": none given, or the legacy default stream
+_VIEWS: dict = {}  # (pointer, shape, strides, typestr) of an exported CUDA array -> its flat numba view
+_MAX_VIEWS = 4096
+
+
+def _is_numba(a: Any) -> bool:
+    """numba's own device array (or the simulator's): used as it is."""
+    return bool(getattr(a, "__cuda_ndarray__", False)) or (SIMULATED and type(a).__name__ == "FakeCUDAArray")
+
+
+def _interface(a: Any) -> dict:
+    """a.__cuda_array_interface__, once the array's stream has been waited for where CUDA does not order it.
+
+    Our kernels go to numba's default stream. Work queued on the legacy default stream (stream 1 in the
+    interface: CuPy's and torch's default) or with no stream named is ordered before them by CUDA itself, so
+    no wait is needed; an array exported on another stream (a torch or CuPy side stream, maybe non-blocking) is
+    waited for, as the interface asks. `cuda.as_cuda_array` would synchronise the host for every array: on an
+    H100 that made a 4 × 25M float32 norm clip take 1.5 ms against 0.6 ms of kernels."""
+    iface = a.__cuda_array_interface__
+    stream = iface.get("stream")
+    if stream not in _ORDERED_STREAMS:
+        cuda.external_stream(stream).synchronize()
+    return iface
+
+
 def _device_array(a: Any) -> Any:
-    return a if (SIMULATED and type(a).__name__ == "FakeCUDAArray") else cuda.as_cuda_array(a)
+    """A numba view of a CUDA array, sharing its memory."""
+    return a if _is_numba(a) else cuda.from_cuda_array_interface(_interface(a), owner=a, sync=False)
+
+
+def _flat(a: Any) -> Any:
+    """A 1-d numba view of a contiguous CUDA array, sharing its memory.
+
+    Views of exported arrays (CuPy, torch) are cached by (pointer, shape, strides, dtype) and hold no reference
+    to their owner: making one costs ~20 µs of host time (H100), paid two or three times per array and call
+    otherwise. A view is only used during a call that holds its array; memory freed and handed to another array
+    of the same layout is viewed correctly by the same view, so a cached view is never stale."""
+    if _is_numba(a):
+        return a.reshape(a.size)
+    iface = _interface(a)
+    key = (iface["data"][0], tuple(iface["shape"]), iface.get("strides"), iface["typestr"])
+    view = _VIEWS.get(key)
+    if view is None:
+        if len(_VIEWS) >= _MAX_VIEWS:
+            _VIEWS.clear()
+        d = cuda.from_cuda_array_interface(iface, owner=None, sync=False)
+        view = _VIEWS[key] = d.reshape(d.size)
+    return view
+
+
+def _c_contiguous(shape: tuple, strides: tuple | None, itemsize: int) -> bool:
+    """C order: no strides given, or strides that step like C's over every axis longer than 1."""
+    if strides is None or 0 in shape:
+        return True
+    step = itemsize
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n > 1 and s != step:
+            return False
+        step *= n
+    return True
 
 
 def check_layout(a: Any, index: int) -> None:
     """The kernels read a flat view: a CUDA array must be C-contiguous (checked before any launch)."""
-    d = _device_array(a)
-    if d.size and not d.is_c_contiguous():
-        raise ValueError(f"arrays[{index}] is a CUDA array that is not C-contiguous (shape {d.shape}, strides "
-                         f"{d.strides}); nothing was modified")
-
-
-def _flat(a: Any) -> Any:
-    """A 1-d numba view of a contiguous CUDA array, sharing its memory."""
-    d = _device_array(a)
-    return d.reshape(d.size)
+    if _is_numba(a):
+        shape, strides, ok = a.shape, a.strides, a.size == 0 or a.is_c_contiguous()
+    else:
+        iface = a.__cuda_array_interface__
+        shape, strides = tuple(iface["shape"]), iface.get("strides")
+        ok = _c_contiguous(shape, strides, np.dtype(iface["typestr"]).itemsize)
+    if not ok:
+        raise ValueError(f"arrays[{index}] is a CUDA array that is not C-contiguous (shape {shape}, strides "
+                         f"{strides}); nothing was modified")
 
 
 def _blocks(n: int) -> int:
@@ -282,10 +371,22 @@ def _wrap_like(first: Any, d: Any) -> Any:
     return d
 
 
+def _output(first: Any) -> tuple[Any, Any]:
+    """A float64 device scalar for a norm, as (numba view, what the caller gets): CuPy's memory pool for CuPy
+    input (~µs; numba's `device_array` takes ~40 µs of host time), else a numba array."""
+    if type(first).__module__.startswith("cupy"):
+        import cupy
+
+        c = cupy.empty(1, cupy.float64)
+        return _flat(c), c
+    d = cuda.device_array(1, np.float64)
+    return d, d
+
+
 def total_norm(arrays: Sequence[Any], p: float) -> Any:
     """The p-norm of all elements as a 0-d device array (no host synchronisation)."""
     flats = [f for f in (_flat(a) for a in arrays) if f.size]
-    out = cuda.device_array(1, np.float64)
+    out, result = _output(arrays[0] if arrays else None)
     if not flats:
         out.copy_to_device(np.zeros(1))
     elif p == math.inf or p == -math.inf:
@@ -297,13 +398,13 @@ def total_norm(arrays: Sequence[Any], p: float) -> Any:
         if scaled:
             _reduce(flats, _MAX if p > 0 else _MIN, p, False, _buffers().max_buf)
         _reduce(flats, _SUM, p, scaled, out)
-    return _wrap_like(arrays[0] if arrays else None, out.reshape(()))
+    return result.reshape(())
 
 
 def coefficient(norm: Any, max_norm: float) -> dict:
     """min(max_norm / (norm + 1e-6), 1) on the device, per dtype; `norm` stays on the device."""
     scratch = _buffers()
-    norm_dev = norm if not type(norm).__module__.startswith("cupy") else cuda.as_cuda_array(norm)
+    norm_dev = _device_array(norm)
     _coefficients[1, 1](norm_dev.reshape(1), float(max_norm), scratch.coef[np.dtype(np.float32)],
                         scratch.coef[np.dtype(np.float64)])
     return scratch.coef
@@ -387,8 +488,7 @@ def scale_segments_(x: Any, offsets: np.ndarray, factors: Any) -> None:
 def agc_(g: Any, w: Any, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
     """Unit norms of W and G, the factors and the scaling, all on the device (no host round trip)."""
     wn, gn = segment_norms(w, offsets, p), segment_norms(g, offsets, p)
-    wn = wn if not type(wn).__module__.startswith("cupy") else cuda.as_cuda_array(wn)
-    gn = gn if not type(gn).__module__.startswith("cupy") else cuda.as_cuda_array(gn)
+    wn, gn = _device_array(wn), _device_array(gn)
     n_seg = len(offsets) - 1
     if n_seg == 0:
         return
