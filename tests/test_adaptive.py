@@ -596,3 +596,51 @@ def test_monitor_sees_a_gradient_clipped_by_a_deferred_clip():
     total = monitor.record()
     np.testing.assert_allclose(total, 1.0 / (1 + 1e-6 / math.sqrt(63)), rtol=1e-9)
     np.testing.assert_allclose(monitor.norms["a"][0], math.sqrt(3 / 7) * total, rtol=1e-9)
+
+
+def test_skip_nonfinite_checks_its_arguments_counts_steps_and_resets_the_run():
+    """max_consecutive: a positive int (1 allowed: the first skip raises) or None; `taken` counts every step,
+    and a finite step ends a run of skips, so skips that are not consecutive never raise."""
+    params, rng = _params(1)
+    with pytest.raises(TypeError, match="wraps an Optimizer"):
+        optim.SkipNonFinite(params)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="max_consecutive"):
+            optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=bad)
+    with pytest.raises(RuntimeError, match="1 optimizer steps in a row"):
+        optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=1).step(np.inf)
+    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=2)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape)
+    assert guard.step(1.0) and guard.step(1.0)
+    assert not guard.step(np.nan)
+    assert guard.step(1.0) and guard.consecutive == 0
+    assert not guard.step(np.inf)  # the second skip, but not in a row: no error
+    assert (guard.taken, guard.skipped, guard.consecutive) == (3, 2, 1)
+
+
+def test_skip_nonfinite_zero_grad_and_state_reach_the_wrapped_optimizer():
+    """zero_grad forwards set_to_none (None by default, as torch); load_state_dict restores the optimizer's own
+    state (momentum buffers), not only the counts."""
+    params, rng = _params(2)
+    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1, momentum=0.9))
+    for p in params:
+        p.grad = rng.standard_normal(p.shape)
+    guard.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.numpy().any() for p in params)
+    guard.zero_grad()
+    assert all(p.grad is None for p in params)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape)
+    guard.step(1.0)
+    saved = guard.state_dict()
+    twin_params = [nn.Parameter(p.data.copy()) for p in params]
+    twin = optim.SkipNonFinite(optim.SGD(twin_params, lr=0.1, momentum=0.9))
+    twin.load_state_dict(saved)
+    for p, q in zip(params, twin_params):
+        p.grad = q.grad = np.ones(p.shape)
+    guard.step(1.0)
+    twin.step(1.0)
+    for p, q in zip(params, twin_params):
+        np.testing.assert_array_equal(p.data, q.data)  # the momentum buffers came along
+    assert twin.taken == 2

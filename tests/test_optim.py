@@ -176,7 +176,9 @@ FUSED_CONFIGS = CONFIGS + [("SGD", dict(lr=0.05, weight_decay=1.0)),  # 1: not a
                            ("Adam", dict(lr=0.02, update_clip=0.3, weight_decay=1.0)),
                            ("Adagrad", dict(lr=0.1, maximize=True)),
                            ("Adam", dict(lr=0.02, update_clip=0.3, weight_decay=0.1)),
-                           ("AdamW", dict(lr=0.02, update_clip=0.1, amsgrad=True))]
+                           ("AdamW", dict(lr=0.02, update_clip=0.1, amsgrad=True)),
+                           ("RMSprop", dict(lr=0.01, momentum=0.3, maximize=True)),
+                           ("SGD", dict(lr=0.02, momentum=1.0))]  # 1: not a special value
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -195,6 +197,7 @@ def test_fused_step_equals_the_unfused_step(name, kwargs, dtype):
         tol = dict(rtol=2e-5, atol=1e-5 * scale) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(q.data, p.data, **tol)
         np.testing.assert_allclose(q.grad.data, p.grad.data, **tol)  # the clipped gradient, written back
+        assert set(opt.state.get(q, {})) == set(ref_opt.state.get(p, {}))  # no state the unfused step lacks
         for key, value in ref_opt.state[p].items():
             if hasattr(value, "shape"):
                 np.testing.assert_allclose(opt.state[q][key], value, **tol, err_msg=key)
@@ -467,11 +470,51 @@ def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
             st = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=4, eta_min=0.01, last_epoch=7)
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
                                    rtol=1e-12)
+        for epoch in range(6):  # then the chainable form, which follows a rate changed from outside (epoch 2)
+            if epoch == 2:
+                ours.param_groups[0]["lr"] *= 0.5
+                theirs.param_groups[0]["lr"] *= 0.5
+            sm.step(), st.step()
+            np.testing.assert_allclose([g["lr"] for g in ours.param_groups],
+                                       [g["lr"] for g in theirs.param_groups], rtol=1e-12, err_msg=f"{epoch}")
+
+
+def _halving_scheduler(lib):
+    """A user's own schedule on the base class, written the same way for both libraries."""
+    class Halving(lib.optim.lr_scheduler.LRScheduler):
+        def get_lr(self):
+            return [g["lr"] * (0.5 if self.last_epoch > 0 else 1.0) for g in self.optimizer.param_groups]
+    return Halving
+
+
+def test_the_scheduler_base_class_checks_its_arguments_and_steps_as_torchs(torch):
+    """Subclassing LRScheduler with only get_lr: the default last_epoch, the step counter and the rates follow
+    torch's; last_epoch must be an int >= -1, and resuming (last_epoch >= 0, including 0) needs initial_lr."""
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    sm, st = _halving_scheduler(mg)(ours), _halving_scheduler(torch)(theirs)
+    for _ in range(4):
+        assert (sm.last_epoch, sm._step_count, sm.get_last_lr()) == (st.last_epoch, st._step_count,
+                                                                      st.get_last_lr())
+        sm.step(), st.step()
+    with pytest.raises(TypeError, match="is not an Optimizer"):
+        _halving_scheduler(mg)([mg.zeros(2)])
+    fresh = _two_group_optimizers(mg)
+    for bad in (-2, True, 1.5):
+        with pytest.raises(ValueError, match="last_epoch must be an int >= -1"):
+            _halving_scheduler(mg)(fresh, last_epoch=bad)
+    with pytest.raises(KeyError, match="initial_lr"):
+        _halving_scheduler(mg)(fresh, last_epoch=0)
+    for group in fresh.param_groups:
+        group["initial_lr"] = group["lr"]
+    assert _halving_scheduler(mg)(fresh, last_epoch=0).last_epoch == 1
 
 
 PLATEAU = [dict(), dict(mode="max", patience=1), dict(threshold_mode="abs", threshold=0.05, patience=0),
            dict(mode="max", threshold_mode="abs", threshold=0.05, patience=0, cooldown=2),
-           dict(patience=1, factor=0.5, min_lr=[0.02, 0.3]), dict(patience=0, factor=0.5, eps=0.03)]
+           dict(patience=1, factor=0.5, min_lr=[0.02, 0.3]), dict(patience=0, factor=0.5, eps=0.03),
+           dict(mode="max", threshold=0.1, patience=0),  # a rise of 13% is better, one of 4% is not
+           dict(mode="max", threshold_mode="abs", threshold=0.0, patience=0),  # equal to the best is not better
+           dict(patience=0, factor=0.5, eps=0.05)]  # 0.1 -> 0.05 changes the rate by exactly eps: no change
 
 
 @pytest.mark.parametrize("kwargs", PLATEAU, ids=range(len(PLATEAU)))
@@ -480,15 +523,20 @@ def test_reduce_lr_on_plateau_follows_torch(torch, kwargs):
     groups' rates after every step equal torch's (modes, threshold modes, cooldown, per-group min_lr, eps)."""
     metrics = [1.0, 0.9, 0.85, 0.85, 0.86, 0.849, 0.8, 0.8, 0.8, 0.79, 0.7, 0.7, 0.71, 0.72, 0.69]
     metrics = metrics + metrics[::-1] + [0.5] * 10
+    if kwargs.get("mode") == "max":  # mirrored, so that "max" meets the same rises, stalls and repeats
+        metrics = [1.0 - m for m in metrics]
     ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
     sm = optim.lr_scheduler.ReduceLROnPlateau(ours, **kwargs)
     st = torch.optim.lr_scheduler.ReduceLROnPlateau(theirs, **kwargs)
-    for epoch, m in enumerate(metrics):
-        sm.step(m), st.step(m)
+    assert sm.get_last_lr() == st.get_last_lr()
+    for epoch, m in enumerate([None] + metrics):
+        if m is not None:
+            sm.step(m), st.step(m)
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
                                    rtol=1e-12, err_msg=f"epoch {epoch}")
         assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
-        assert sm.num_bad_epochs == st.num_bad_epochs and sm.cooldown_counter == st.cooldown_counter
+        assert (sm.num_bad_epochs, sm.cooldown_counter, sm.last_epoch) == (st.num_bad_epochs, st.cooldown_counter,
+                                                                           st.last_epoch)
 
 
 def test_schedulers_reject_what_is_not_an_optimizer_and_a_wrong_number_of_lambdas():
@@ -581,3 +629,13 @@ def test_load_state_dict_takes_string_indices_and_rejects_others():
     assert next(iter(adam.state.values()))["step"] == 0
     with pytest.raises(ValueError, match="step"):
         adam.load_state_dict({"state": {0: {**at_zero, "step": -1}}, "param_groups": adam.state_dict()["param_groups"]})
+
+
+def test_sgd_checks_dampening_and_nesterov_like_its_other_options():
+    """dampening: any real number (torch allows negative); nesterov: a bool. A bad value names the option."""
+    p = mg.zeros(2, requires_grad=True)
+    for kwargs, name in ((dict(dampening="0.1"), "dampening"), (dict(dampening=math.nan), "dampening"),
+                         (dict(nesterov="yes"), "nesterov"), (dict(nesterov=1), "nesterov")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            optim.SGD([p], lr=0.1, momentum=0.9, **kwargs)
+    optim.SGD([p], lr=0.1, momentum=0.9, dampening=-0.5)  # negative dampening is allowed, as in torch
