@@ -399,3 +399,31 @@ def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum,
             assert got == math.inf, (log10_norm, got)
         elif exact < biggest * Decimal(1 - 1e-12):
             assert math.isfinite(got) and abs(Decimal(got) / exact - 1) < Decimal(1e-12), (log10_norm, got, exact)
+
+
+@pytest.mark.parametrize("n", [63, 64, 65, 131])
+def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
+    """Under the simulator a grid has 16 threads: from 64 elements on, each thread's first elements go through
+    the loop that loads four at a time and the rest through the one-at-a-time tail. Norms of every kind, the
+    scale and the clamp equal NumPy's on both sides of that boundary, and a NaN wins wherever it sits."""
+    from backends import CUDA_UNAVAILABLE, host_value, reference_norm
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    x = np.random.default_rng(n).standard_normal(n) * 10
+    x[5] = 0.0
+    for p in (2.0, 1.0, 3.0, -1.5, math.inf, -math.inf, 0.0):
+        got = host_value(clip.total_norm([cuda.to_device(x)], p), "cuda")
+        assert got == pytest.approx(reference_norm([x], p), rel=1e-12), p
+    for where in (0, n - 1):
+        y = x.copy()
+        y[where] = np.nan
+        assert math.isnan(host_value(clip.total_norm([cuda.to_device(y)], math.inf), "cuda"))
+    d = cuda.to_device(x)
+    norm = host_value(clip.clip_norm_([d], 1.0), "cuda")
+    np.testing.assert_array_equal(d.copy_to_host(), x * (1.0 / (norm + 1e-6)))
+    d = cuda.to_device(x)
+    clip.clip_value_([d], 5.0)
+    np.testing.assert_array_equal(d.copy_to_host(), np.clip(x, -5.0, 5.0))
