@@ -371,17 +371,47 @@ def test_monitor_quantiles_summary_one_parameter_buffer_and_restored_norm_type()
     assert twin.norm_type == 1.0 and twin.record() == 20.0
 
 
-def test_monitor_plot_writes_a_figure(tmp_path):
+def test_monitor_plot_draws_the_recorded_norms_and_the_suggestion(tmp_path):
+    """The figure read back: the total and per-parameter norms as recorded (a zero norm as a gap), a histogram of
+    every finite positive total, a dotted line at each positive quantile, the suggestion in red, the legend only
+    up to 12 parameters; pyplot's figure list is not touched, and a file is written."""
     pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
-    model = nn.Linear(3, 2)
-    monitor = nn.utils.GradNormMonitor(model)
-    for _ in range(10):
-        model.zero_grad()
-        model(mg.randn(4, 3)).sum().backward()
+    import matplotlib.pyplot as plt
+
+    params = [nn.Parameter(np.zeros(2)) for _ in range(12)]
+    monitor = nn.utils.GradNormMonitor([(f"p{i}", p) for i, p in enumerate(params)])
+    rng = np.random.default_rng(0)
+    for step in range(9):
+        for k, p in enumerate(params):
+            p.grad = np.zeros(2) if (step < 5 or k == 0) else rng.standard_normal(2) * 10.0 ** (step % 3 - 3)
         monitor.record()
-    monitor.plot(str(tmp_path / "norms.png"))
-    assert (tmp_path / "norms.png").stat().st_size > 10_000
-    assert "suggested max_norm" in monitor.summary()
+    open_before = plt.get_fignums()
+    fig = monitor.plot(str(tmp_path / "norms.png"))
+    assert (tmp_path / "norms.png").stat().st_size > 10_000 and plt.get_fignums() == open_before
+    total_ax, part_ax, hist_ax = fig.axes
+    np.testing.assert_array_equal(total_ax.lines[0].get_ydata(), monitor.total)
+    assert total_ax.get_yscale() == part_ax.get_yscale() == "log"
+    assert [ln.get_label() for ln in part_ax.lines] == [f"p{i}" for i in range(12)]
+    for line, series in zip(part_ax.lines, monitor.norms.values()):
+        np.testing.assert_array_equal(line.get_ydata(), np.where(series > 0, series, np.nan))
+    assert part_ax.get_legend() is not None
+    assert sum(patch.get_height() for patch in hist_ax.patches) == 4  # the five zero totals are left out
+    quantiles = [v for v in monitor.quantiles().values() if v > 0]
+    assert min(monitor.quantiles().values()) == 0.0 and len(quantiles) < 4  # a zero quantile: no line
+    dotted = [ln.get_xdata()[0] for ln in hist_ax.lines if ln.get_linestyle() == ":"]
+    np.testing.assert_allclose(dotted, np.log10(quantiles))
+    red = [ln for ln in hist_ax.lines if ln.get_color() == "red"]
+    assert len(red) == 1 and red[0].get_xdata()[0] == pytest.approx(math.log10(monitor.suggest_max_norm()))
+    assert "suggested max_norm" in hist_ax.get_legend().get_texts()[0].get_text()
+    assert [ax.get_title() for ax in fig.axes] == ["total gradient norm", "per-parameter gradient norm",
+                                                   "log10 total norm"]
+    params.append(nn.Parameter(np.ones(2)))
+    params[-1].grad = np.ones(2)
+    crowded = nn.utils.GradNormMonitor([(f"p{i}", p) for i, p in enumerate(params)])
+    crowded.record()
+    assert crowded.plot(str(tmp_path / "crowded.png")).axes[1].get_legend() is None  # 13 names: no legend
+    empty = nn.utils.GradNormMonitor([("w", nn.Parameter(np.zeros(2)))])
+    assert len(empty.plot(str(tmp_path / "empty.png")).axes[2].patches) == 0  # nothing recorded: no histogram
 
 
 # ----- skipping non-finite steps -----------------------------------------------------------------------------

@@ -130,36 +130,38 @@ class GradNormMonitor:
                 lines.append(f"  {name:30s} median {np.median(finite):.4g}  max {finite.max():.4g}")
         return "\n".join(lines)
 
-    def plot(self, path: str) -> None:
-        """Norm over steps (total and per parameter, log scale) and a histogram of log10 total norms with the
-        quantiles and the suggestion marked. Needs matplotlib."""
-        import matplotlib
+    def plot(self, path: str) -> Any:
+        """Norm over steps (total and per parameter, log scale; a zero norm is a gap) and a histogram of the
+        log10 of the finite positive total norms with the quantiles (dotted) and the suggested max_norm (red)
+        marked; a legend of the parameters when there are at most 12. Saved to `path`; returns the Figure.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        Needs matplotlib. Built with matplotlib's object API (no pyplot): the user's backend and pyplot's list
+        of open figures are left alone."""
+        from matplotlib.figure import Figure
 
-        fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.8))
+        fig = Figure(figsize=(15, 3.8), layout="constrained")
+        a1, a2, a3 = fig.subplots(1, 3)
         steps = np.arange(self.steps)
-        a1.semilogy(steps, self.total, lw=0.8)
+        a1.semilogy(steps, self.total)
         a1.set(title="total gradient norm", xlabel="step")
         for name, series in self.norms.items():
-            a2.semilogy(steps, np.where(series > 0, series, np.nan), lw=0.7, label=name)
+            a2.semilogy(steps, np.where(series > 0, series, np.nan), label=name)
         a2.set(title="per-parameter gradient norm", xlabel="step")
         if len(self.named) <= 12:
-            a2.legend(fontsize=6)
+            a2.legend(fontsize="x-small")
         finite = self.total[np.isfinite(self.total) & (self.total > 0)]
         if finite.size:
-            a3.hist(np.log10(finite), bins=40)
+            a3.hist(np.log10(finite), bins="auto")
             for v in self.quantiles().values():
-                a3.axvline(math.log10(v) if v > 0 else 0, ls=":", color="gray")
+                if v > 0:  # a zero quantile has no place on a log axis
+                    a3.axvline(math.log10(v), ls=":", color="gray")
             suggestion = self.suggest_max_norm()
             if suggestion:
                 a3.axvline(math.log10(suggestion), color="red", label=f"suggested max_norm {suggestion:.3g}")
-                a3.legend(fontsize=7)
+                a3.legend(fontsize="small")
         a3.set(title="log10 total norm", xlabel="log10 ‖g‖")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        fig.savefig(path)
+        return fig
 
     def state_dict(self) -> dict:
         return {"norm_type": self.norm_type, "names": self.names, "total": self.total,
