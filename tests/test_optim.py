@@ -639,3 +639,12 @@ def test_sgd_checks_dampening_and_nesterov_like_its_other_options():
         with pytest.raises((TypeError, ValueError), match=name):
             optim.SGD([p], lr=0.1, momentum=0.9, **kwargs)
     optim.SGD([p], lr=0.1, momentum=0.9, dampening=-0.5)  # negative dampening is allowed, as in torch
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop"])
+def test_a_bad_default_is_refused_even_when_every_group_overrides_it(name, torch):
+    """torch checks the constructor's defaults themselves: lr=-1 raises although the only group sets its own."""
+    with pytest.raises(ValueError):
+        getattr(torch.optim, name)([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1}], lr=-1.0)
+    with pytest.raises(ValueError, match="lr"):
+        getattr(optim, name)([{"params": [mg.zeros(2, requires_grad=True)], "lr": 0.1}], lr=-1.0)
