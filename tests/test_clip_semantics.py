@@ -412,6 +412,9 @@ def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
 
+    from minigrad.clip import cuda_backend
+
+    cuda_backend._scratch = None  # so that this test also builds the scratch buffers (the float64 coefficient's)
     x = np.random.default_rng(n).standard_normal(n) * 10
     x[5] = 0.0
     for p in (2.0, 1.0, 3.0, -1.5, math.inf, -math.inf, 0.0):
@@ -427,3 +430,67 @@ def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
     d = cuda.to_device(x)
     clip.clip_value_([d], 5.0)
     np.testing.assert_array_equal(d.copy_to_host(), np.clip(x, -5.0, 5.0))
+
+
+def _small_kernels(monkeypatch):
+    """Chunks of 16 elements, and the chunked kernels from 4 elements on: multi-chunk paths on small arrays."""
+    from minigrad.clip import _plan
+
+    monkeypatch.setattr(_plan, "CHUNK", 16)
+    monkeypatch.setattr(numba_backend, "SMALL", 4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
+def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, monkeypatch):
+    """clip_value=0 clamps to [-0.0, 0.0]: -0.0 and +0.0 stay as they are, as np.clip and torch.clamp leave them."""
+    from backends import CUDA_UNAVAILABLE, to_backend, to_host
+
+    if backend == "cuda" and CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    _small_kernels(monkeypatch)
+    for n in (5, 50):
+        x = np.resize(np.array([-0.0, 0.0, 1.5, -2.0, np.nan]), n)
+        dev = to_backend([x], backend)
+        clip.clip_value_(dev, 0.0, backend=backend)
+        got = to_host(dev, backend)[0]
+        want = np.clip(x, -0.0, 0.0)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_numba_max_sees_a_last_chunk_of_one_element(monkeypatch):
+    """2·CHUNK + 1 elements with the largest (or a NaN) in the last one: the chunk count rounds up."""
+    _small_kernels(monkeypatch)
+    x = np.zeros(33)
+    x[-1] = -5.0
+    assert float(clip.total_norm([x], math.inf, backend="numba")) == 5.0
+    x[-1] = np.nan
+    assert math.isnan(float(clip.total_norm([x], math.inf, backend="numba")))
+
+
+@pytest.mark.parametrize("p", [0.5, 3.0, 7.0])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, monkeypatch):
+    """float64 values of ±1e200: |x|^p overflows for p = 3 and 7, so the norm comes from the pass scaled by the
+    largest |x| (a negative value must enter it as |x|); equal to the reference in one array and across many
+    chunks."""
+    from backends import reference_norm
+
+    _small_kernels(monkeypatch)
+    rng = np.random.default_rng(int(p))
+    for n in (3, 70):
+        x = rng.standard_normal(n) * 1e200
+        assert float(clip.total_norm([x], p, backend=backend)) == pytest.approx(reference_norm([x], p), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_scale_segments_applies_every_factor_including_two_and_one(backend, monkeypatch):
+    """Factors 2, 1, 0.5 and -3 on segments that span several chunks: each segment times its factor, as NumPy
+    computes it (a factor of 1 leaves its segment bit-identical)."""
+    _small_kernels(monkeypatch)
+    x = np.random.default_rng(2).standard_normal(80)
+    offsets = np.array([0, 20, 40, 41, 80])
+    factors = np.array([2.0, 1.0, 0.5, -3.0])
+    got = x.copy()
+    clip.scale_segments_(got, offsets, factors, backend=backend)
+    np.testing.assert_array_equal(got, x * np.repeat(factors, np.diff(offsets)))
