@@ -401,6 +401,21 @@ def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum,
             assert math.isfinite(got) and abs(Decimal(got) / exact - 1) < Decimal(1e-12), (log10_norm, got, exact)
 
 
+def test_a_root_just_past_the_float64_range_times_a_small_scale():
+    """power_sum^(1/p) = e^710.3 overflows float64 (its log is half a unit past the largest), the norm 1e-10 times
+    that does not: computed through the logs, never by the overflowing power."""
+    from decimal import Decimal, localcontext
+
+    from minigrad.clip._plan import _LOG_MAX, finish
+
+    power_sum = 1000.0
+    p = math.log(power_sum) / (_LOG_MAX + 0.5)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = Decimal(1e-10) * Decimal(power_sum) ** (Decimal(1) / Decimal(p))
+    assert abs(Decimal(finish(power_sum, p, 1e-10)) / exact - 1) < Decimal(1e-12)
+
+
 @pytest.mark.parametrize("n", [63, 64, 65, 131])
 def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
     """Under the simulator a grid has 16 threads: from 64 elements on, each thread's first elements go through

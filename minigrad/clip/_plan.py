@@ -38,7 +38,7 @@ def unscaled_ok(power_sum: float) -> bool:
     return TINY_SUM <= power_sum < math.inf
 
 
-def scaled_root(power_sum: float, p: float, scale: float = 1.0) -> float:
+def scaled_root(power_sum: float, p: float, scale: float) -> float:
     """scale · power_sum^(1/p) for power_sum > 0 (or NaN) and 0 < scale < inf: inf only where the result itself
     overflows float64, never an OverflowError (the CUDA backend compiles this same function for the device).
 
