@@ -648,3 +648,28 @@ def test_a_bad_default_is_refused_even_when_every_group_overrides_it(name, torch
         getattr(torch.optim, name)([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1}], lr=-1.0)
     with pytest.raises(ValueError, match="lr"):
         getattr(optim, name)([{"params": [mg.zeros(2, requires_grad=True)], "lr": 0.1}], lr=-1.0)
+
+
+def test_reduce_lr_on_plateau_state_round_trips_without_the_optimizer(torch):
+    """state_dict holds the counters and the best metric but not the optimizer (as torch's); a scheduler loaded
+    from it continues exactly as the original does."""
+    metrics = [1.0, 0.9, 0.9, 0.95, 0.91, 0.9, 0.7, 0.71, 0.72, 0.73, 0.74]
+    ours = _two_group_optimizers(mg)
+    sched = optim.lr_scheduler.ReduceLROnPlateau(ours, patience=1, cooldown=1, factor=0.5)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(_two_group_optimizers(torch), patience=1, cooldown=1,
+                                                        factor=0.5)
+    for m in metrics[:5]:
+        sched.step(m), theirs.step(m)
+    state = sched.state_dict()
+    assert "optimizer" not in state and set(state) >= {"best", "num_bad_epochs", "cooldown_counter", "last_epoch"}
+    assert {k: state[k] for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")} == {
+        k: theirs.state_dict()[k] for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")}
+    twin_opt = _two_group_optimizers(mg)
+    for g, h in zip(twin_opt.param_groups, ours.param_groups):
+        g["lr"] = h["lr"]
+    twin = optim.lr_scheduler.ReduceLROnPlateau(twin_opt)
+    twin.load_state_dict(state)
+    assert twin.optimizer is twin_opt
+    for m in metrics[5:]:
+        sched.step(m), twin.step(m)
+        assert [g["lr"] for g in twin_opt.param_groups] == [g["lr"] for g in ours.param_groups]
