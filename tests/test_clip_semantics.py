@@ -527,3 +527,25 @@ def test_float16_is_scaled_in_float32_then_rounded(backend):
         got = x.copy()
         clip.scale_segments_(got, offsets, [coef, coef], backend=backend)
         np.testing.assert_array_equal(got, want)
+
+
+def test_numba_warm_up_compiles_every_kernel_for_both_dtypes_and_times_itself():
+    """In a fresh process: after warm_up() the norm, max, scale and clamp kernels hold float32 and float64
+    versions (compiled, or loaded from the cache), and the seconds it returns lie within the call's wall time."""
+    code = textwrap.dedent("""
+        import json, time
+        from minigrad.clip import numba_backend as nb
+        start = time.perf_counter()
+        seconds = nb.warm_up()
+        wall = time.perf_counter() - start
+        kernels = {name: sorted(str(sig[0].dtype) for sig in getattr(nb, name).signatures)
+                   for name in ("_power_sum", "_max_abs", "_scale", "_clamp")}
+        print(json.dumps({"seconds": seconds, "wall": wall, "kernels": kernels}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(),
+                                                                          os.environ.get("PYTHONPATH", "")])})
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0.0 < res["seconds"] <= res["wall"]
+    assert res["kernels"] == {name: ["float32", "float64"] for name in ("_power_sum", "_max_abs", "_scale",
+                                                                        "_clamp")}

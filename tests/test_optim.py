@@ -1,5 +1,6 @@
 """Optimizers: 20-step float64 trajectories equal to torch's, state_dict, and all-or-nothing steps."""
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -673,3 +674,21 @@ def test_reduce_lr_on_plateau_state_round_trips_without_the_optimizer(torch):
     for m in metrics[5:]:
         sched.step(m), twin.step(m)
         assert [g["lr"] for g in twin_opt.param_groups] == [g["lr"] for g in ours.param_groups]
+
+
+def test_lambda_lr_state_leaves_out_the_functions_and_resumes():
+    """LambdaLR's state holds neither the optimizer nor the lambdas (functions do not pickle portably, as in
+    torch); a scheduler given the same lambdas and that state continues with the same rates."""
+    schedule = [lambda e: 0.9 ** e, lambda e: 1.0 / (1 + e)]
+    opt = _two_group_optimizers(mg)
+    sched = optim.lr_scheduler.LambdaLR(opt, schedule)
+    for _ in range(3):
+        sched.step()
+    state = sched.state_dict()
+    assert "lr_lambdas" not in state and "optimizer" not in state
+    twin_opt = _two_group_optimizers(mg)
+    twin = optim.lr_scheduler.LambdaLR(twin_opt, schedule)
+    twin.load_state_dict(pickle.loads(pickle.dumps(state)))
+    for _ in range(3):
+        sched.step(), twin.step()
+        assert [g["lr"] for g in twin_opt.param_groups] == [g["lr"] for g in opt.param_groups]

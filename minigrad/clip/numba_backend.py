@@ -301,7 +301,7 @@ def warm_up() -> float:
     start = time.perf_counter()
     for dtype in _KERNEL_DTYPES:
         x = np.ones(SMALL, dtype)
-        for p in (1.0, 2.0, 3.0, 9.0, -2.0, math.inf):
+        for p in (2.0, math.inf):  # the power-sum kernel (its mode is a run-time argument) and the max kernel
             total_norm([x], p)
         scale_([x], 0.5)
         clamp_([x], -1.0, 1.0)
