@@ -674,3 +674,17 @@ def test_skip_nonfinite_zero_grad_and_state_reach_the_wrapped_optimizer():
     for p, q in zip(params, twin_params):
         np.testing.assert_array_equal(p.data, q.data)  # the momentum buffers came along
     assert twin.taken == 2
+
+
+@pytest.mark.parametrize("backend", ["cuda"])
+def test_cuda_agc_of_one_unit_more_than_a_block_has_threads(backend):
+    """THREADS + 1 units (9 under the simulator, 257 on a GPU): the factor kernel needs a second block for the
+    last unit, which must be clipped like the others (timm's rule, by hand)."""
+    from minigrad.clip.cuda_backend import THREADS
+
+    n = THREADS + 1
+    rng = np.random.default_rng(4)
+    g, w = rng.standard_normal((n, 2)) * 10, rng.standard_normal((n, 2))
+    dev, wdev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
+    clip.adaptive_clip_(dev, wdev, np.arange(0, 2 * n + 1, 2), 0.01, 1e-3, backend=backend)
+    np.testing.assert_allclose(_host(dev, backend).reshape(n, 2), _agc_rows(g, w, 0.01, 1e-3), rtol=1e-12)
