@@ -48,6 +48,10 @@ def sharded(out):
     big = nn.Parameter(np.zeros(3, np.float32))
     big.grad = np.full(3, 1e30, np.float32) if rank == 0 else np.zeros(3, np.float32)
     result["norm_big"] = dist.clip_grad_norm_([big], 1.0).data
+    checked = nn.Parameter(np.zeros(3))  # a finite norm with error_if_nonfinite=True: no error, no clip below it
+    checked.grad = np.full(3, float(rank + 1))
+    result["norm_checked"] = dist.clip_grad_norm_([checked], 10.0, error_if_nonfinite=True).data
+    result["grad_checked"] = checked.grad.numpy()
     return result
 
 
@@ -97,6 +101,12 @@ def all_reduce(out):
                 result[f"{op}_{buffered}_{i}"] = prm.grad.numpy()
             if buffered:
                 assert all(np.shares_memory(prm.grad.numpy(), buf.flats[np.dtype(np.float64)]) for prm in params)
+    two = [nn.Parameter(np.zeros(g.shape)) for g in grads[:2]]  # two arrays of one dtype: concatenated, not in place
+    for prm, g in zip(two, grads):
+        prm.grad = (rank + 1) * g
+    dist.all_reduce_grads_(two, op="sum")
+    for i, prm in enumerate(two):
+        result[f"two_{i}"] = prm.grad.numpy()
     return result
 
 

@@ -549,3 +549,22 @@ def test_numba_warm_up_compiles_every_kernel_for_both_dtypes_and_times_itself():
     assert 0.0 < res["seconds"] <= res["wall"]
     assert res["kernels"] == {name: ["float32", "float64"] for name in ("_power_sum", "_max_abs", "_scale",
                                                                         "_clamp")}
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, -1.0, math.inf, -math.inf, 0.0])
+def test_norms_of_shards_combine_into_the_norm_of_their_union(p):
+    """minigrad.distributed's combination of the ranks' (norm, count), without MPI: the shards' norms (NumPy
+    reference) combine into the reference norm of all elements, for magnitudes from 1e-300 to 1e300 (p = 0.5 over
+    those overflows unless scaled by the largest), with an empty shard that must not take part and a NaN that
+    must win."""
+    from backends import reference_norm
+
+    from minigrad.distributed import _combine_norms
+
+    rng = np.random.default_rng(3)
+    shards = [rng.standard_normal(4) * 1e-300, np.zeros(0), rng.standard_normal(3) * 1e300, rng.standard_normal(5)]
+    local = [(reference_norm([s], p), s.size) for s in shards]
+    assert _combine_norms(local, p) == pytest.approx(reference_norm(shards, p), rel=1e-12)
+    assert _combine_norms(local[2:3], p) == pytest.approx(reference_norm(shards[2:3], p), rel=1e-12)
+    assert _combine_norms([(0.0, 0)], p) == 0.0
+    assert math.isnan(_combine_norms(local + [(math.nan, 2)], p))

@@ -71,6 +71,9 @@ def test_sharded_norm_and_clipped_grads_equal_one_process(tmp_path):
             np.testing.assert_allclose(got, prm.grad, rtol=1e-12)
     np.testing.assert_allclose(r0["norm_big"], 1e30 * math.sqrt(3), rtol=1e-6)
     assert r0["norm_big"].tobytes() == r1["norm_big"].tobytes()
+    for r, rank in ((r0, 0), (r1, 1)):  # error_if_nonfinite=True with a finite norm of sqrt(3·1 + 3·4)
+        np.testing.assert_allclose(r["norm_checked"], math.sqrt(15.0), rtol=1e-15)
+        np.testing.assert_array_equal(r["grad_checked"], np.full(3, float(rank + 1)))
 
 
 def test_sharded_norm_on_three_uneven_ranks_for_every_order(tmp_path):
@@ -109,6 +112,8 @@ def test_all_reduce_sum_and_mean_in_place_with_and_without_a_gradbuffer(tmp_path
             for i, g in enumerate(grads):
                 np.testing.assert_allclose(r[f"sum_{buffered}_{i}"], 6 * g, rtol=1e-12)  # 1 + 2 + 3
                 np.testing.assert_allclose(r[f"mean_{buffered}_{i}"], 2 * g, rtol=1e-12)
+        for i, g in enumerate(grads[:2]):
+            np.testing.assert_allclose(r[f"two_{i}"], 6 * g, rtol=1e-12)
 
 
 def test_one_rank_raising_ends_the_job_quickly_with_its_message(tmp_path):
