@@ -2,6 +2,7 @@
 
 Each rank writes what it computed to OUT_DIR/rank{r}.npz for the test to compare with one process.
 """
+import math
 import os
 import sys
 
@@ -52,6 +53,10 @@ def sharded(out):
     checked.grad = np.full(3, float(rank + 1))
     result["norm_checked"] = dist.clip_grad_norm_([checked], 10.0, error_if_nonfinite=True).data
     result["grad_checked"] = checked.grad.numpy()
+    nan = nn.Parameter(np.zeros(2))  # max_norm=inf changes nothing, even with a NaN norm (no scaling by NaN)
+    nan.grad = np.array([np.nan, 1.0]) if rank == 0 else np.array([2.0, 3.0])
+    result["norm_nan"] = dist.clip_grad_norm_([nan], math.inf).data
+    result["grad_nan"] = nan.grad.numpy()
     return result
 
 

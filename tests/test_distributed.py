@@ -74,6 +74,8 @@ def test_sharded_norm_and_clipped_grads_equal_one_process(tmp_path):
     for r, rank in ((r0, 0), (r1, 1)):  # error_if_nonfinite=True with a finite norm of sqrt(3·1 + 3·4)
         np.testing.assert_allclose(r["norm_checked"], math.sqrt(15.0), rtol=1e-15)
         np.testing.assert_array_equal(r["grad_checked"], np.full(3, float(rank + 1)))
+        assert np.isnan(r["norm_nan"])
+        np.testing.assert_array_equal(r["grad_nan"], [np.nan, 1.0] if rank == 0 else [2.0, 3.0])
 
 
 def test_sharded_norm_on_three_uneven_ranks_for_every_order(tmp_path):
