@@ -236,9 +236,7 @@ def _scale_items(x, items, factors):  # pragma: no cover - compiled
 
 def is_cuda_array(a: Any) -> bool:
     """A CUDA array by the interface, or one of the simulator's arrays (they have no interface)."""
-    if hasattr(a, "__cuda_array_interface__"):
-        return True
-    return SIMULATED and type(a).__name__ == "FakeCUDAArray"
+    return hasattr(a, "__cuda_array_interface__") or _is_numba(a)
 
 
 _ORDERED_STREAMS = (None, 1)  # the interface's "stream": none given, or the legacy default stream
@@ -249,6 +247,10 @@ _MAX_VIEWS = 4096
 def _is_numba(a: Any) -> bool:
     """numba's own device array (or the simulator's): used as it is."""
     return bool(getattr(a, "__cuda_ndarray__", False)) or (SIMULATED and type(a).__name__ == "FakeCUDAArray")
+
+
+def _is_cupy(a: Any) -> bool:
+    return type(a).__module__.startswith("cupy")
 
 
 def _interface(a: Any) -> dict:
@@ -264,11 +266,6 @@ def _interface(a: Any) -> dict:
     if stream not in _ORDERED_STREAMS:
         cuda.external_stream(stream).synchronize()
     return iface
-
-
-def _device_array(a: Any) -> Any:
-    """A numba view of a CUDA array, sharing its memory."""
-    return a if _is_numba(a) else cuda.from_cuda_array_interface(_interface(a), owner=a, sync=False)
 
 
 def _flat(a: Any) -> Any:
@@ -359,7 +356,7 @@ def _reduce(flats: list, kind: int, p: float, scaled: bool, out: Any) -> None:
 
 def _wrap_like(first: Any, d: Any) -> Any:
     """Return CuPy for CuPy inputs (zero copy), otherwise the numba device array."""
-    if type(first).__module__.startswith("cupy"):
+    if _is_cupy(first):
         import cupy
 
         return cupy.asarray(d)
@@ -369,7 +366,7 @@ def _wrap_like(first: Any, d: Any) -> Any:
 def _output(first: Any) -> tuple[Any, Any]:
     """A float64 device scalar for a norm, as (numba view, what the caller gets): CuPy's memory pool for CuPy
     input (~µs; numba's `device_array` takes ~40 µs of host time), else a numba array."""
-    if type(first).__module__.startswith("cupy"):
+    if _is_cupy(first):
         import cupy
 
         c = cupy.empty(1, cupy.float64)
@@ -399,8 +396,7 @@ def total_norm(arrays: Sequence[Any], p: float) -> Any:
 def coefficient(norm: Any, max_norm: float) -> dict:
     """min(max_norm / (norm + 1e-6), 1) on the device, per dtype; `norm` stays on the device."""
     scratch = _buffers()
-    norm_dev = _device_array(norm)
-    _coefficients[1, 1](norm_dev.reshape(1), float(max_norm), scratch.coef[np.dtype(np.float32)],
+    _coefficients[1, 1](_flat(norm), float(max_norm), scratch.coef[np.dtype(np.float32)],
                         scratch.coef[np.dtype(np.float64)])
     return scratch.coef
 
@@ -425,7 +421,7 @@ def clamp_(arrays: Sequence[Any], lo: float, hi: float) -> None:
 
 def to_host(x: Any) -> np.ndarray:
     """The value of a device scalar or array on the host (this synchronises)."""
-    if type(x).__module__.startswith("cupy"):
+    if _is_cupy(x):
         return x.get()
     return x.copy_to_host()
 
@@ -482,11 +478,11 @@ def scale_segments_(x: Any, offsets: np.ndarray, factors: Any) -> None:
 
 def agc_(g: Any, w: Any, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
     """Unit norms of W and G, the factors and the scaling, all on the device (no host round trip)."""
-    wn, gn = segment_norms(w, offsets, p), segment_norms(g, offsets, p)
-    wn, gn = _device_array(wn), _device_array(gn)
+    wn, gn = segment_norms(w, offsets, p), segment_norms(g, offsets, p)  # held here: _flat's views do not own them
     n_seg = len(offsets) - 1
     if n_seg == 0:
         return
     factors = cuda.device_array(n_seg, _flat(g).dtype)
-    _unit_factors[max(1, (n_seg + THREADS - 1) // THREADS), THREADS](wn, gn, float(clip_factor), float(eps), factors)
+    blocks = max(1, (n_seg + THREADS - 1) // THREADS)
+    _unit_factors[blocks, THREADS](_flat(wn), _flat(gn), float(clip_factor), float(eps), factors)
     scale_segments_(g, offsets, factors)
