@@ -14,15 +14,10 @@ from strategies import values
 
 import minigrad as mg
 from minigrad import clip, nn, optim
-from minigrad.clip import _plan, numba_backend
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 
-
-@pytest.fixture(autouse=True)
-def small_kernels(monkeypatch):
-    monkeypatch.setattr(_plan, "CHUNK", 16)
-    monkeypatch.setattr(numba_backend, "SMALL", 8)
+pytestmark = pytest.mark.usefixtures("small_kernels")
 
 
 def _host(x, backend):

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from strategies import DEVICE_DTYPES, array_lists, device_lists, norm_types, positive_orders
 
 from minigrad import clip
-from minigrad.clip import _plan, numba_backend
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 max_norms = st.floats(1e-3, 1e3)
@@ -22,10 +21,8 @@ EPS = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 1.2e-7, np.dtype(np.flo
 
 
 @pytest.fixture(autouse=True)
-def small_kernels(monkeypatch):
+def small_thresholds(small_kernels, monkeypatch):
     """Tiny chunks and thresholds, so that small drawn arrays reach every kernel path."""
-    monkeypatch.setattr(_plan, "CHUNK", 16)
-    monkeypatch.setattr(numba_backend, "SMALL", 8)
     monkeypatch.setattr(clip, "NUMBA_MIN_ELEMENTS", 32)
 
 

@@ -374,6 +374,15 @@ def test_a_large_order_is_computed_scaled_by_the_largest_element_even_when_it_is
     assert float(clip.total_norm([np.array([1.0, 0.5])], 1100.0, backend=backend)) == 1.0
 
 
+def _exact_scaled_root(power_sum, p, scale):
+    """scale · power_sum^(1/p) in 60-digit decimal arithmetic (a Decimal: no overflow)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Decimal(scale) * Decimal(power_sum) ** (Decimal(1) / Decimal(p))
+
+
 @pytest.mark.parametrize("p", [1 / 128, 0.3, 3.0, 20.0, -0.5, -7.0])
 @pytest.mark.parametrize("power_sum", [1.0, 3.0, 1000.0])
 def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum, p):
@@ -381,7 +390,7 @@ def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum,
     1e310 (through the float64 overflow): a finite result to 1e-12 relative, inf exactly where the true value
     exceeds the float64 maximum (to that tolerance), never an OverflowError. For p = 1/128 and 1000 terms,
     power_sum^(1/p) ≈ 1e384 alone overflows, while the norm, scaled back by a small scale, need not."""
-    from decimal import Decimal, localcontext
+    from decimal import Decimal
 
     from minigrad.clip._plan import finish
 
@@ -391,9 +400,7 @@ def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum,
         if not -307.0 < log10_scale < 308.0:
             continue
         scale = 10.0 ** log10_scale
-        with localcontext() as ctx:
-            ctx.prec = 60
-            exact = Decimal(scale) * Decimal(power_sum) ** (Decimal(1) / Decimal(p))
+        exact = _exact_scaled_root(power_sum, p, scale)
         got = finish(power_sum, p, scale)
         if exact > biggest * Decimal(1 + 1e-12):
             assert got == math.inf, (log10_norm, got)
@@ -404,15 +411,13 @@ def test_the_root_of_a_scaled_sum_is_finite_exactly_where_the_norm_is(power_sum,
 def test_a_root_just_past_the_float64_range_times_a_small_scale():
     """power_sum^(1/p) = e^710.3 overflows float64 (its log is half a unit past the largest), the norm 1e-10 times
     that does not: computed through the logs, never by the overflowing power."""
-    from decimal import Decimal, localcontext
+    from decimal import Decimal
 
     from minigrad.clip._plan import _LOG_MAX, finish
 
     power_sum = 1000.0
     p = math.log(power_sum) / (_LOG_MAX + 0.5)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        exact = Decimal(1e-10) * Decimal(power_sum) ** (Decimal(1) / Decimal(p))
+    exact = _exact_scaled_root(power_sum, p, 1e-10)
     assert abs(Decimal(finish(power_sum, p, 1e-10)) / exact - 1) < Decimal(1e-12)
 
 
@@ -447,22 +452,13 @@ def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
     np.testing.assert_array_equal(d.copy_to_host(), np.clip(x, -5.0, 5.0))
 
 
-def _small_kernels(monkeypatch):
-    """Chunks of 16 elements, and the chunked kernels from 4 elements on: multi-chunk paths on small arrays."""
-    from minigrad.clip import _plan
-
-    monkeypatch.setattr(_plan, "CHUNK", 16)
-    monkeypatch.setattr(numba_backend, "SMALL", 4)
-
-
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
-def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, monkeypatch):
+def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, small_kernels):
     """clip_value=0 clamps to [-0.0, 0.0]: -0.0 and +0.0 stay as they are, as np.clip and torch.clamp leave them."""
     from backends import CUDA_UNAVAILABLE, to_backend, to_host
 
     if backend == "cuda" and CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
-    _small_kernels(monkeypatch)
     for n in (5, 50):
         x = np.resize(np.array([-0.0, 0.0, 1.5, -2.0, np.nan]), n)
         dev = to_backend([x], backend)
@@ -473,9 +469,8 @@ def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
-def test_numba_max_sees_a_last_chunk_of_one_element(monkeypatch):
+def test_numba_max_sees_a_last_chunk_of_one_element(small_kernels):
     """2·CHUNK + 1 elements with the largest (or a NaN) in the last one: the chunk count rounds up."""
-    _small_kernels(monkeypatch)
     x = np.zeros(33)
     x[-1] = -5.0
     assert float(clip.total_norm([x], math.inf, backend="numba")) == 5.0
@@ -485,13 +480,12 @@ def test_numba_max_sees_a_last_chunk_of_one_element(monkeypatch):
 
 @pytest.mark.parametrize("p", [0.5, 3.0, 7.0])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, monkeypatch):
+def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, small_kernels):
     """float64 values of ±1e200: |x|^p overflows for p = 3 and 7, so the norm comes from the pass scaled by the
     largest |x| (a negative value must enter it as |x|); equal to the reference in one array and across many
     chunks."""
     from backends import reference_norm
 
-    _small_kernels(monkeypatch)
     rng = np.random.default_rng(int(p))
     for n in (3, 70):
         x = rng.standard_normal(n) * 1e200
@@ -499,10 +493,9 @@ def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, monkeypatch)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_scale_segments_applies_every_factor_including_two_and_one(backend, monkeypatch):
+def test_scale_segments_applies_every_factor_including_two_and_one(backend, small_kernels):
     """Factors 2, 1, 0.5 and -3 on segments that span several chunks: each segment times its factor, as NumPy
     computes it (a factor of 1 leaves its segment bit-identical)."""
-    _small_kernels(monkeypatch)
     x = np.random.default_rng(2).standard_normal(80)
     offsets = np.array([0, 20, 40, 41, 80])
     factors = np.array([2.0, 1.0, 0.5, -3.0])
