@@ -226,12 +226,17 @@ def run_cuda(args) -> None:
 
     n = 100_000_000
     sizes = [n // 4] * 4
+    def torch_params(arrays):
+        """torch parameters whose gradients are copies of `arrays` (the same values for both libraries)."""
+        params = []
+        for a in arrays:
+            t = torch.nn.Parameter(torch.zeros(a.size, device="cuda"))
+            t.grad = torch.as_tensor(a.copy(), device="cuda")
+            params.append(t)
+        return params
+
     arrays = [cupy.random.standard_normal(s, dtype=cupy.float32) for s in sizes]
-    tparams = []
-    for a in arrays:
-        t = torch.nn.Parameter(torch.zeros(a.size, device="cuda"))
-        t.grad = torch.as_tensor(a.copy(), device="cuda")
-        tparams.append(t)
+    tparams = torch_params(arrays)
     dst = cupy.empty_like(arrays[0])
 
     def sync(fn):
@@ -260,11 +265,7 @@ def run_cuda(args) -> None:
     rows = []
     for count, size in ((1, 1024), (1000, 10_000)):  # fixed costs: numba launches from Python, torch's foreach
         small = [cupy.random.standard_normal(size, dtype=cupy.float32) for _ in range(count)]
-        tsmall = []
-        for a in small:
-            t = torch.nn.Parameter(torch.zeros(size, device="cuda"))
-            t.grad = torch.as_tensor(a.copy(), device="cuda")
-            tsmall.append(t)
+        tsmall = torch_params(small)
         best = best_of_interleaved({"minigrad": sync(lambda s=small: clip.clip_norm_(s, 1.0)),
                                     "torch": sync(lambda s=tsmall: torch.nn.utils.clip_grad_norm_(s, 1.0))},
                                    args.repeat)
