@@ -7,6 +7,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import nn, optim
+from minigrad.nn.module import zero_grads_
 
 CONFIGS = [
     ("SGD", dict(lr=0.1)),
@@ -197,7 +198,7 @@ def test_fused_step_equals_the_unfused_step(name, kwargs, dtype):
         scale = float(np.abs(p.data).max())
         tol = dict(rtol=2e-5, atol=1e-5 * scale) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(q.data, p.data, **tol)
-        np.testing.assert_allclose(q.grad.data, p.grad.data, **tol)  # the clipped gradient, written back
+        np.testing.assert_allclose(q.grad.data, p.grad.data, **tol)  # the clipped gradient (the .grad read applies it)
         assert set(opt.state.get(q, {})) == set(ref_opt.state.get(p, {}))  # no state the unfused step lacks
         for key, value in ref_opt.state[p].items():
             if hasattr(value, "shape"):
@@ -224,9 +225,37 @@ def test_fused_step_lays_parameters_out_flat_and_folds_the_clip():
     assert buf.pending == 1.0
     np.testing.assert_allclose(seen, 10.0 / (norm.item() + 1e-6), rtol=1e-6)
     nn.utils.clip_grad_norm_(params, 0.5)
-    opt.step()  # consumes the coefficient and writes the clipped gradients back
+    raw = buf.flats[np.dtype(np.float32)].copy()
+    opt.step()  # applies the coefficient as it reads the gradients, and writes none of them
+    assert buf.pending != 1.0
+    assert np.array_equal(buf.flats[np.dtype(np.float32)], raw)
+    clipped = np.concatenate([p.grad.numpy().ravel() for p in params])  # the read applies it
     assert buf.pending == 1.0
-    np.testing.assert_allclose(np.linalg.norm(buf.flats[np.dtype(np.float32)]), 0.5, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(clipped), 0.5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("everyone", [True, False])
+def test_zero_grad_after_a_fused_step_drops_or_applies_the_pending_coefficient(everyone):
+    """After clip + fused step the coefficient is still pending. A zero_grad of every member drops it (nothing
+    to scale: all become zero); a zero_grad of some members applies it first, so the others read clipped."""
+    model, opt = _train("Adam", dict(lr=0.01), np.float32, fused=True, steps=1)
+    params = list(model.parameters())
+    buf = params[0]._grad_buffer
+    for p in params:
+        p.grad.data[...] = 10.0
+    nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    coef = np.float32(buf.pending)
+    assert coef < 1
+    kept = [] if everyone else params[1:]
+    if everyone:
+        opt.zero_grad()
+    else:
+        zero_grads_(params[:1])
+    assert buf.pending == 1.0
+    assert not params[0].grad.numpy().any()
+    for p in kept:
+        np.testing.assert_array_equal(p._grad._data, np.float32(10.0) * coef)  # applied in the array itself
 
 
 def test_fused_step_survives_relayout_and_state_dict_round_trip(tmp_path):

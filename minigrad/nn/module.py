@@ -23,16 +23,24 @@ class Parameter(Tensor):
 def zero_grads_(params: Any, set_to_none: bool = True) -> None:
     """Clear the gradients of `params`: a GradBuffer view is zeroed in place (never dropped), any other grad
     set to None or, with set_to_none=False, zeroed in place. Every array to be written is checked first, so
-    a read-only gradient raises before any gradient is cleared."""
+    a read-only gradient raises before any gradient is cleared.
+
+    A GradBuffer's pending clip coefficient (see grad_buffer.py) is dropped when all its members are cleared
+    here, and applied first otherwise, so that the members left alone keep their clipped values."""
     params = list(params)
-    for p in params:
-        if p._grad_buffer is not None:
-            p._grad_buffer.settle()  # members of the buffer outside `params` keep their (now applied) clip
     for i, p in enumerate(params):
         target = p._grad_view if p._grad_view is not None else (None if set_to_none or p._grad is None
                                                                  else p._grad._data)
         if isinstance(target, np.ndarray) and not target.flags.writeable:
             raise ValueError(f"zero_grad: the gradient of parameter {i} is read-only; no gradient was cleared")
+    buffers = {id(p._grad_buffer): p._grad_buffer for p in params if p._grad_buffer is not None}
+    if buffers:
+        cleared = {id(p) for p in params}
+        for buf in buffers.values():
+            if all(id(q) in cleared for q in buf.params):
+                buf.pending = 1.0  # every member is zeroed below
+            else:
+                buf.settle()
     for p in params:
         if p._grad_view is not None:
             p._grad_view[...] = 0

@@ -16,15 +16,17 @@ NumPy does for the unfused step), so the result equals the unfused step to round
 `error_model="numpy"`: with Numba's default ("python") every division checks for zero, and that branch stops
 LLVM from vectorising the loop (measured: Adam on 32M float32 went from 54 ms to 15 ms).
 
-The rules' shared first lines (pending scale, write-back, sign, weight decay) are written out in every chunk
-function on purpose: moved into an `@njit` helper -- with `inline="always"` or without -- they stopped LLVM
-vectorising the Adam and RMSprop loops (AVX-512: 254 zmm instructions in `_adam_chunk` became 0).
+The rules' shared first lines (pending scale, sign, weight decay) are written out in every chunk function on
+purpose: moved into an `@njit` helper -- with `inline="always"` or without -- they stopped LLVM vectorising the
+Adam and RMSprop loops (AVX-512: 254 zmm instructions in `_adam_chunk` became 0).
 
 Clipping folded into the step: the layout's GradBuffer names the optimizer its consumer, so `clip_grad_norm_`
 leaves its coefficient pending there; the kernel multiplies each gradient element by it (in the gradient's
-dtype, exactly as the separate scaling pass would) as it reads it, and writes the product back, so `p.grad`
-is the clipped gradient afterwards. Gradient bytes: read by the norm, read and written by the step, and no
-scaling pass in between.
+dtype, exactly as the separate scaling pass would) as it reads it, and does not write the product back: the
+coefficient stays pending on the buffer after the step. Whoever reads `p.grad` next gets the clipped gradient
+(the read applies it, see grad_buffer.py), and `zero_grad` over the whole buffer just drops it. Gradient bytes
+in the usual loop: read once by the norm, once by the step, never written by either (Adam: 32 bytes per float32
+parameter in all, torch's clip + fused Adam 40).
 """
 from __future__ import annotations
 
@@ -43,13 +45,9 @@ CHUNK = 1 << 14  # elements per parallel work item
 # ----- kernels: one function per chunk (vectorisable loop), one parallel driver per rule ------------------------
 @njit(cache=True, error_model="numpy")
 def _sgd_chunk(p, g, buf, gs, sign, lr, momentum, dampening, wd, nesterov, first):  # pragma: no cover
-    write = gs != 1
     one = p.dtype.type(1)
     for i in range(p.size):
-        gi = g[i] * gs
-        if write:
-            g[i] = gi
-        d = sign * gi
+        d = sign * (g[i] * gs)
         if wd != 0.0:
             d += wd * p[i]
         if momentum != 0.0:
@@ -70,13 +68,9 @@ def sgd(p, g, buf, gs, sign, lr, momentum, dampening, wd, nesterov, first):  # p
 
 @njit(cache=True, error_model="numpy")
 def _adam_chunk(p, g, m, v, vmax, gs, sign, lr_bc1, b1, b2, bc2_sqrt, eps, wd, decay, amsgrad):  # pragma: no cover
-    write = gs != 1
     one = p.dtype.type(1)
     for i in range(p.size):
-        gi = g[i] * gs
-        if write:
-            g[i] = gi
-        d = sign * gi
+        d = sign * (g[i] * gs)
         if wd != 0.0:
             d += wd * p[i]
         m[i] = m[i] + (one - b1) * (d - m[i])
@@ -101,14 +95,10 @@ def adam(p, g, m, v, vmax, gs, sign, lr_bc1, b1, b2, bc2_sqrt, eps, wd, decay, a
 @njit(cache=True, error_model="numpy")
 def _adam_moments_chunk(p, g, m, v, vmax, gs, sign, bc1, b1, b2, bc2_sqrt, eps, wd, amsgrad):  # pragma: no cover
     """Adam's moments only, returning Σu² of the update direction u = m̂ / (√v̂ + eps) (for update clipping)."""
-    write = gs != 1
     one = p.dtype.type(1)
     total = 0.0
     for i in range(p.size):
-        gi = g[i] * gs
-        if write:
-            g[i] = gi
-        d = sign * gi
+        d = sign * (g[i] * gs)
         if wd != 0.0:
             d += wd * p[i]
         m[i] = m[i] + (one - b1) * (d - m[i])
@@ -152,12 +142,8 @@ def adam_apply(p, m, v, vmax, items, factors, bc1, bc2_sqrt, eps, decay, amsgrad
 
 @njit(cache=True, error_model="numpy")
 def _adagrad_chunk(p, g, s, gs, sign, clr, eps, wd):  # pragma: no cover
-    write = gs != 1
     for i in range(p.size):
-        gi = g[i] * gs
-        if write:
-            g[i] = gi
-        d = sign * gi
+        d = sign * (g[i] * gs)
         if wd != 0.0:
             d += wd * p[i]
         s[i] = s[i] + d * d
@@ -174,13 +160,9 @@ def adagrad(p, g, s, gs, sign, clr, eps, wd):  # pragma: no cover
 
 @njit(cache=True, error_model="numpy")
 def _rmsprop_chunk(p, g, sq, gavg, buf, gs, sign, lr, alpha, eps, wd, momentum, centered):  # pragma: no cover
-    write = gs != 1
     one = p.dtype.type(1)
     for i in range(p.size):
-        gi = g[i] * gs
-        if write:
-            g[i] = gi
-        d = sign * gi
+        d = sign * (g[i] * gs)
         if wd != 0.0:
             d += wd * p[i]
         sq[i] = alpha * sq[i] + (one - alpha) * d * d
@@ -269,8 +251,7 @@ class FlatLayout:
         return tuple(self.dtype.type(v) for v in values)
 
     def done(self) -> None:
-        self.buffer.pending = 1.0  # the kernel wrote the clipped gradients back
-        for p in self.params:
+        for p in self.params:  # the buffer keeps its pending coefficient: the gradients were only read
             p._versions[0] += 1
 
 

@@ -6,10 +6,14 @@ and an MPI all-reduce is one collective.
 
 Clipping folded into a fused step: when a fused optimizer has laid its parameters out over this buffer (it is
 the buffer's `consumer`), `clip_grad_norm_` computes the norm but does not scale; it leaves the coefficient in
-`pending`, and the optimizer's kernel multiplies each gradient element by it as it reads it and writes the
-product back. The gradient bytes are read twice (norm, step) instead of three times. Anything else that reads
-a gradient first applies a pending coefficient (`settle()`): reading `p.grad`, backward, another clip,
-an unfused optimizer, zero_grad. So whoever reads `p.grad` after the clip sees the clipped gradient.
+`pending`, and the optimizer's kernel multiplies each gradient element by it as it reads it, without writing
+the product back. The coefficient stays pending until something applies it (`settle()`) or drops it: reading
+`p.grad`, backward, another clip, an unfused optimizer apply it; a `zero_grad` that clears every member drops
+it. So whoever reads `p.grad` after the clip sees the clipped gradient, and in the usual loop (zero_grad,
+backward, clip, step) the gradient bytes are read twice (norm, step) and never written by the clip.
+
+One difference from torch follows: an array taken from `p.grad` *before* the clip (`g = p.grad.numpy()`) is
+the raw gradient until the next `p.grad` read applies the coefficient. Read `p.grad` after the clip.
 """
 from __future__ import annotations
 
