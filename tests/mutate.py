@@ -25,7 +25,10 @@ How a mutant is judged:
    used line is executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
-3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s (reported as a timeout).
+3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s, or one test running past
+   ``3 x`` its own clean time + 10 s (both reported as a timeout). The per-test limit is a SIGALRM inside the
+   test process, so it stops a Python loop that never ends (a CUDA kernel under the simulator: otherwise
+   minutes per hanging mutant) but not a compiled Numba loop, which only the overall limit stops.
    A mutant no test executes survives as ``uncovered``.
 4. Survivors of the capped pass are run again with all their tests: ``--rerun survived --cap 0``. Only what
    survives that counts as surviving.
@@ -335,6 +338,26 @@ def pytest_sessionfinish(session):
         json.dump(_times, f)
 '''
 
+GUARD = '''
+import json, os, signal
+import pytest
+_limits = json.load(open(os.environ["MUTATION_LIMITS"]))
+class MutationHang(Exception):
+    pass
+def _hang(signum, frame):
+    raise MutationHang("past 3x its clean time + 10 s: taken as a hang")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    limit = _limits.get(item.nodeid)
+    if limit:
+        signal.signal(signal.SIGALRM, _hang)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+'''
+
 
 def _snapshot(dest):
     """The working tree as git sees it (tracked and untracked, not ignored), so edits made while a run goes on
@@ -449,9 +472,13 @@ def run_one(m, tests, capped, cov, workdir):
     stat = src.stat()
     src.write_text(apply(original.decode(), m))
     budget = 3 * sum(cov["times"].get(t, 1.0) for t in tests) + 60
+    (workdir / "mutation_guard.py").write_text(GUARD)
+    limits = workdir / "mutation_limits.json"
+    limits.write_text(json.dumps({t: 3 * cov["times"].get(t, 1.0) + 10 for t in tests}))
+    env = dict(_env(workdir), MUTATION_LIMITS=str(limits))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-                             *tests], cwd=workdir, env=_env(workdir),
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p",
+                             "mutation_guard", "--no-header", *tests], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=budget)
@@ -459,10 +486,13 @@ def run_one(m, tests, capped, cov, workdir):
         if proc.returncode not in (0, 1):
             status = "killed"  # collection or import error caused by the mutant also counts
         killer = ""
-        for line in out.decode(errors="replace").splitlines():
+        text = out.decode(errors="replace")
+        for line in text.splitlines():
             if line.startswith("FAILED") or line.startswith("ERROR"):
                 killer = line.split()[1]
                 break
+        if "MutationHang" in text:
+            killer = f"timeout ({killer})"
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
