@@ -20,9 +20,10 @@ How a mutant is judged:
 2. A mutant runs only the tests that executed its statement (all of its lines: coverage may credit a statement
    spread over several lines to its first one; for a line inside a compiled kernel, which coverage cannot see,
    the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
-   subprocesses; module-level lines and default values run at import, so any test of the file). Fastest tests
-   first, stopping at the first failure, and at most ``--cap`` seconds of them (their clean run time): a widely
-   used line is executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
+   subprocesses; module-level lines and default values run at import, so any test of the file). The tests
+   that killed a mutant in the same function first, then the others, fastest first in each group, stopping at
+   the first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is
+   executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
 3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s, or one test running past
@@ -382,6 +383,8 @@ def tree_fingerprint(base):
     import hashlib
     h = hashlib.sha256()
     for f in sorted(base.glob("minigrad/**/*.py")) + sorted(base.glob("tests/**/*.py")):
+        if f.name == "mutate.py":  # the runner itself does not change what the suite covers
+            continue
         h.update(str(f.relative_to(base)).encode() + f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -415,9 +418,19 @@ def coverage_map(base):
     return out
 
 
-def tests_for(m, cov, func_lines, cap):
-    """The tests that execute the mutant's line, fastest first; with `cap`, only as many as fit in `cap`
-    seconds of their clean run time (and whether that left some out)."""
+def killers_by_scope(results):
+    """{(file, function): the tests that killed a mutant there}: a neighbour's killer is the likeliest one."""
+    out = defaultdict(set)
+    for r in results.values():
+        if r["status"] == "killed" and r["killer"].startswith("tests/"):
+            out[tuple(r["key"].split(":")[:2])].add(r["killer"])
+    return out
+
+
+def tests_for(m, cov, func_lines, cap, first=frozenset()):
+    """The tests that execute the mutant's line: those in `first` (the killers of its neighbours), then the
+    rest, each group fastest first; with `cap`, only as many as fit in `cap` seconds of their clean run time
+    (and whether that left some out)."""
     lines = cov["lines"].get(m["file"], {})
     picked = set()
     if m["compiled"] or m["scope"] == "<module>" or m.get("at_import"):
@@ -436,7 +449,7 @@ def tests_for(m, cov, func_lines, cap):
                 picked.update(lines.get(str(ln), []))
     for extra in EXTRA_TESTS.get(m["file"], []):
         picked.update(t for t in cov["times"] if t.startswith(extra + "::"))
-    ordered = sorted(picked, key=lambda t: (cov["times"].get(t, 1.0), t))
+    ordered = sorted(picked, key=lambda t: (t not in first, cov["times"].get(t, 1.0), t))
     if cap:
         kept, spent = [], 0.0
         for t in ordered:
@@ -620,6 +633,7 @@ def main(argv=None):
         todo = random.Random(args.seed).sample(todo, args.sample)
     print(f"{len(mutants)} mutants in {len(files)} files; {len(todo)} to run on {args.jobs} workers", flush=True)
 
+    killers = killers_by_scope(results)
     workers = []
     for i in range(args.jobs):
         w = Path(tempfile.gettempdir()) / f"minigrad-mutation-{os.getpid()}-{i}"
@@ -631,7 +645,9 @@ def main(argv=None):
     done = [0]
 
     def job(m):
-        tests, capped = tests_for(m, cov, func_lines, args.cap)
+        with lock:
+            first = frozenset(killers.get((m["file"], m["scope"]), ()))
+        tests, capped = tests_for(m, cov, func_lines, args.cap, first)
         if not tests:
             r = dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
                      status="uncovered", killer="", tests=0, capped=False, seconds=0.0)
@@ -645,6 +661,8 @@ def main(argv=None):
                     free.append(w)
         with lock:
             results[r["key"]] = r
+            if r["status"] == "killed" and r["killer"].startswith("tests/"):
+                killers[(m["file"], m["scope"])].add(r["killer"])
             with store.open("a") as f:
                 f.write(json.dumps(r) + "\n")
             done[0] += 1
