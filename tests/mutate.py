@@ -557,7 +557,7 @@ def report(results, all_keys):
           f"{tot['survived'] + tot['uncovered']:9d} {100 * tot['killed'] / max(live, 1):6.1f}%")
     print(f"\nmutation score {tot['killed']}/{live} = {100 * tot['killed'] / max(live, 1):.1f}% of non-equivalent "
           f"mutants killed ({tot['equivalent']} equivalent and {tot['untestable']} reachable only with hardware or "
-          f"packages this machine lacks (n/a) left out; {len(all_keys) - len(results)} not run yet)")
+          f"packages this machine lacks (n/a) left out; {len(set(all_keys) - set(results))} not run yet)")
     if survivors:
         print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):

@@ -560,3 +560,70 @@ def test_norms_of_shards_combine_into_the_norm_of_their_union(p):
     assert _combine_norms(local[2:3], p) == pytest.approx(reference_norm(shards[2:3], p), rel=1e-12)
     assert _combine_norms([(0.0, 0)], p) == 0.0
     assert math.isnan(_combine_norms(local + [(math.nan, 2)], p))
+
+
+def test_an_exported_cuda_array_is_waited_for_only_on_a_stream_cuda_does_not_order(monkeypatch):
+    """`_interface` waits for the array's stream unless it is absent or the legacy default stream (1), which CUDA
+    orders before our kernels by itself: an array of a side stream (here 2 and a pointer-like handle) is waited
+    for, once per view; the others are not."""
+    cuda_backend = pytest.importorskip("minigrad.clip.cuda_backend")
+    waited = []
+
+    class _Stream:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def synchronize(self):
+            waited.append(self.handle)
+
+    monkeypatch.setattr(cuda_backend.cuda, "external_stream", _Stream, raising=False)
+    for stream in (None, 1, 2, 0x7F0012345678):
+        fake = _FakeDeviceArray()
+        fake.__cuda_array_interface__ = dict(fake.__cuda_array_interface__, stream=stream)
+        if stream is None:
+            del fake.__cuda_array_interface__["stream"]
+        assert cuda_backend._interface(fake) is fake.__cuda_array_interface__
+    assert waited == [2, 0x7F0012345678]
+
+
+def test_the_norm_of_only_empty_cuda_arrays_is_written_as_zero(monkeypatch):
+    """No kernel runs for empty arrays: the output is set to 0 explicitly, not left as the allocator gave it
+    (here made NaN first, as fresh device memory may hold anything)."""
+    from backends import CUDA_UNAVAILABLE, host_value
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    from minigrad.clip import cuda_backend
+
+    fresh = cuda_backend._output
+
+    def dirty(like):
+        out, result = fresh(like)
+        out.copy_to_device(np.full(1, np.nan))
+        return out, result
+
+    monkeypatch.setattr(cuda_backend, "_output", dirty)
+    for p in (2.0, 1.0, math.inf, -math.inf, 0.0):
+        empty = [cuda.to_device(np.empty(0, np.float32)), cuda.to_device(np.empty((2, 0)))]
+        assert host_value(clip.total_norm(empty, p), "cuda") == 0.0, p
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.6, 0.999])
+def test_a_cuda_norm_clip_below_max_norm_leaves_the_arrays_bit_identical(ratio):
+    """max_norm / norm > 1 (by 1.001 up to 3.3x): the coefficient is clamped to 1, as in torch, never applied as a
+    gain; the arrays, float32 and float64, are unchanged to the bit."""
+    from backends import CUDA_UNAVAILABLE, host_value
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    xs = [np.random.default_rng(1).standard_normal(70).astype(dt) for dt in (np.float32, np.float64)]
+    norm = float(np.sqrt(sum(np.sum(x.astype(np.float64) ** 2) for x in xs)))
+    ds = [cuda.to_device(x) for x in xs]
+    got = host_value(clip.clip_norm_(ds, norm / ratio), "cuda")
+    assert got == pytest.approx(norm, rel=1e-6)
+    for d, x in zip(ds, xs):
+        np.testing.assert_array_equal(d.copy_to_host(), x)
