@@ -26,10 +26,14 @@ How a mutant is judged:
    executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
-3. A failing test kills it; so does running past ``3 x`` the tests' clean time + 60 s, or one test running past
-   ``3 x`` its own clean time + 10 s (both reported as a timeout). The per-test limit is a SIGALRM inside the
-   test process, so it stops a Python loop that never ends (a CUDA kernel under the simulator: otherwise
-   minutes per hanging mutant) but not a compiled Numba loop, which only the overall limit stops.
+3. A failing test kills it; so does an import or collection error whose traceback goes through the mutated
+   file, running past ``3 x`` the tests' clean time + 60 s, or one test running past ``3 x`` its own clean time
+   + 60 s (both reported as a timeout; 60 s leaves room for recompiling the mutated file's kernels). The
+   per-test limit is a SIGALRM inside the test process, raising a KeyboardInterrupt (which Hypothesis does not
+   swallow), so it stops a Python loop that never ends (a CUDA kernel under the simulator: otherwise minutes
+   per hanging mutant) but not a compiled Numba loop, which only the overall limit stops. Any other failure of
+   the test run (pytest's usage errors, a collection error elsewhere) is an ``error``: not a kill, run again by
+   the next plain run, and the end of its output is kept in the results.
    A mutant no test executes survives as ``uncovered``.
 4. Survivors of the capped pass are run again with all their tests: ``--rerun survived --cap 0``. Only what
    survives that counts as surviving.
@@ -343,10 +347,10 @@ GUARD = '''
 import json, os, signal
 import pytest
 _limits = json.load(open(os.environ["MUTATION_LIMITS"]))
-class MutationHang(Exception):
+class MutationHang(KeyboardInterrupt):
     pass
 def _hang(signum, frame):
-    raise MutationHang("past 3x its clean time + 10 s: taken as a hang")
+    raise MutationHang("past 3x its clean time + 60 s: taken as a hang")
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     limit = _limits.get(item.nodeid)
@@ -422,7 +426,7 @@ def killers_by_scope(results):
     """{(file, function): the tests that killed a mutant there}: a neighbour's killer is the likeliest one."""
     out = defaultdict(set)
     for r in results.values():
-        if r["status"] == "killed" and r["killer"].startswith("tests/"):
+        if r["status"] == "killed" and "::" in r["killer"] and r["killer"].startswith("tests/"):
             out[tuple(r["key"].split(":")[:2])].add(r["killer"])
     return out
 
@@ -487,25 +491,31 @@ def run_one(m, tests, capped, cov, workdir):
     budget = 3 * sum(cov["times"].get(t, 1.0) for t in tests) + 60
     (workdir / "mutation_guard.py").write_text(GUARD)
     limits = workdir / "mutation_limits.json"
-    limits.write_text(json.dumps({t: 3 * cov["times"].get(t, 1.0) + 10 for t in tests}))
+    limits.write_text(json.dumps({t: 3 * cov["times"].get(t, 1.0) + 60 for t in tests}))
     env = dict(_env(workdir), MUTATION_LIMITS=str(limits))
     t0 = time.perf_counter()
+    detail = ""
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p",
                              "mutation_guard", "--no-header", *tests], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=budget)
-        status = "survived" if proc.returncode == 0 else "killed"
-        if proc.returncode not in (0, 1):
-            status = "killed"  # collection or import error caused by the mutant also counts
         killer = ""
         text = out.decode(errors="replace")
         for line in text.splitlines():
             if line.startswith("FAILED") or line.startswith("ERROR"):
                 killer = line.split()[1]
                 break
-        if "MutationHang" in text:
-            killer = f"timeout ({killer})"
+        if proc.returncode == 0:
+            status = "survived"
+        elif "MutationHang" in text:
+            status, killer = "killed", f"timeout ({killer})"
+        elif "::" in killer:
+            status = "killed"
+        elif m["file"] in text:  # an import or collection error raised through the mutant also counts
+            status, killer = "killed", f"collection ({killer or proc.returncode})"
+        else:
+            status, detail = "error", text[-2000:]
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -514,8 +524,8 @@ def run_one(m, tests, capped, cov, workdir):
         src.write_bytes(original)
         os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # keep Numba's cache of the clean file valid
     return dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
-                status=status, killer=killer, tests=len(tests), capped=capped and status != "killed",
-                seconds=round(time.perf_counter() - t0, 1))
+                status=status, killer=killer, tests=len(tests), capped=capped and status == "survived",
+                seconds=round(time.perf_counter() - t0, 1), detail=detail)
 
 
 def load_equivalent():
@@ -533,7 +543,7 @@ def report(results, all_keys):
     by_file = defaultdict(lambda: defaultdict(int))
     survivors = []
     for r in results.values():
-        if r["key"] not in all_keys:
+        if r["key"] not in all_keys or r["status"] == "error":  # an error is run again: counted as not run
             continue
         s = r["status"]
         if s != "killed" and r["key"] in equivalent:  # "needs X": not equivalent, but unreachable without X
@@ -555,9 +565,10 @@ def report(results, all_keys):
     live = n - tot["equivalent"] - tot["untestable"]
     print(f"{'total':44s} {n:8d} {tot['killed']:7d} {tot['equivalent']:6d} {tot['untestable']:4d} "
           f"{tot['survived'] + tot['uncovered']:9d} {100 * tot['killed'] / max(live, 1):6.1f}%")
+    not_run = sum(results.get(k, {}).get("status", "error") == "error" for k in all_keys)
     print(f"\nmutation score {tot['killed']}/{live} = {100 * tot['killed'] / max(live, 1):.1f}% of non-equivalent "
           f"mutants killed ({tot['equivalent']} equivalent and {tot['untestable']} reachable only with hardware or "
-          f"packages this machine lacks (n/a) left out; {len(set(all_keys) - set(results))} not run yet)")
+          f"packages this machine lacks (n/a) left out; {not_run} not run yet)")
     if survivors:
         print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
@@ -628,7 +639,7 @@ def main(argv=None):
         todo = [m for m in mutants if m["key"] in results and results[m["key"]]["status"] != "killed"]
         todo = [m for m in todo if m["key"] not in load_equivalent()]
     else:
-        todo = [m for m in mutants if m["key"] not in results]
+        todo = [m for m in mutants if m["key"] not in results or results[m["key"]]["status"] == "error"]
     if args.sample and args.sample < len(todo):
         todo = random.Random(args.seed).sample(todo, args.sample)
     print(f"{len(mutants)} mutants in {len(files)} files; {len(todo)} to run on {args.jobs} workers", flush=True)
@@ -661,7 +672,7 @@ def main(argv=None):
                     free.append(w)
         with lock:
             results[r["key"]] = r
-            if r["status"] == "killed" and r["killer"].startswith("tests/"):
+            if r["status"] == "killed" and "::" in r["killer"] and r["killer"].startswith("tests/"):
                 killers[(m["file"], m["scope"])].add(r["killer"])
             with store.open("a") as f:
                 f.write(json.dumps(r) + "\n")
