@@ -721,3 +721,19 @@ def test_lambda_lr_state_leaves_out_the_functions_and_resumes():
     for _ in range(3):
         sched.step(), twin.step()
         assert [g["lr"] for g in twin_opt.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
+def test_a_parameter_array_replaced_after_a_fused_step_is_the_one_the_next_step_updates():
+    """`p.data = new` rebinds a parameter away from the fused layout's flat array: the layout is rebuilt, and the
+    next fused step updates the new array exactly as the unfused step does."""
+    results = []
+    for fused in (None, True):
+        model, opt = _train("SGD", dict(lr=0.05, momentum=0.9), np.float64, fused=fused, steps=2)
+        params = list(model.parameters())
+        params[0].data = params[0].data * 0.5  # a new array, not a view of the flat layout
+        opt.zero_grad()
+        model(mg.ones(4, 5, dtype=np.float64)).sum().backward()
+        opt.step()
+        results.append([p.detach().numpy().copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-12)
