@@ -387,15 +387,13 @@ class Tensor:
 
     @property
     def grad(self) -> "Tensor | None":
-        buf = self._grad_buffer
-        if buf is not None and buf.pending != 1.0:  # a clip coefficient a fused step would have applied
-            buf.settle()
-        return self._grad
+        """The gradient, with any clip coefficient still pending on its GradBuffer applied first."""
+        return self._settled_grad()
 
     def _settled_grad(self) -> "Tensor | None":
-        """`.grad` for the library's own readers: any clip coefficient still pending on the GradBuffer applied."""
+        """`.grad` for the library's own readers: a pending clip coefficient applied first."""
         buf = self._grad_buffer
-        if buf is not None and buf.pending != 1.0:
+        if buf is not None and buf.pending != 1.0:  # a clip that a fused step applies as it reads (grad_buffer.py)
             buf.settle()
         return self._grad
 
