@@ -143,10 +143,62 @@ def mismatch(out):
     raise AssertionError("no error")
 
 
+def broadcast_after_forward(out):
+    module = nn.Module()
+    module.w = nn.Parameter(np.ones(3) * (dist.get_rank() + 1))
+    with mg.no_grad():
+        module.w.mul_(1.0)  # an in-place op first: the version is 1 when the forward saves w
+    loss = (module.w * module.w).sum()  # saves w for backward
+    dist.broadcast_parameters_(module, root=0)
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        return {"raised": "modified by an inplace operation" in str(e)}
+    return {"raised": False}
+
+
+def broadcast_rules(out):
+    rank = dist.get_rank()
+    module = nn.Module()
+    module.w = nn.Parameter(np.full(3, rank + 1.0))
+    refused = []
+    for root in (-1, dist.get_world_size()):
+        try:
+            dist.broadcast_parameters_(module, root=root)
+        except ValueError:
+            refused.append(root)
+    odd = nn.Module()  # the ranks disagree about the shapes: refused on every rank before any Bcast
+    odd.w = nn.Parameter(np.full(2 + rank, rank + 1.0))
+    try:
+        dist.broadcast_parameters_(odd)
+        mismatch = ""
+    except ValueError as e:
+        mismatch = str(e)
+    dist.broadcast_parameters_(module)  # the default root: rank 0's values everywhere
+    none = nn.Parameter(np.zeros(2))  # no gradient on any rank: a float32 zero, as torch returns
+    norm = dist.clip_grad_norm_([none], 1.0)
+    return {"refused": np.array(refused), "mismatch": mismatch, "odd": odd.w.data, "w": module.w.data,
+            "norm_dtype": str(norm.dtype), "norm": norm.item()}
+
+
+def abort_hook(out):
+    dist.get_rank()  # installs the hook (unless MINIGRAD_MPI_ABORT=0)
+    first = sys.excepthook
+    dist.get_world_size()
+    dist.all_reduce_grads_([nn.Parameter(np.zeros(2))])
+    return {"hooked": first is not sys.__excepthook__, "kept": sys.excepthook is first}
+
+
 def rejected(out):
     p = nn.Parameter(np.zeros(3))
     p.grad = np.array([3.0, 4.0, 12.0])
+    q, r = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(1))
+    q.grad = np.array([6.0, 8.0])
+    read_only = np.array([5.0])
+    read_only.flags.writeable = False
+    r.grad = read_only
     for call in (lambda: dist.clip_grad_norm_([p], -1.0),
+                 lambda: dist.clip_grad_norm_([q, r], 1.0),  # q's gradient would be scaled before r's failed
                  lambda: dist.clip_grad_norm_([p], 1.0, norm_type=float("nan")),
                  lambda: dist.all_reduce_grads_([p], op="max")):
         try:
@@ -157,7 +209,7 @@ def rejected(out):
     module = nn.Module()  # a transposed (non-contiguous) parameter is broadcast through a copy and written back
     module.w = nn.Parameter(np.arange(6.0).reshape(2, 3).T * (dist.get_rank() + 1))
     dist.broadcast_parameters_(module, root=1)
-    return {"grad": p.grad, "w": module.w.data}
+    return {"grad": p.grad, "w": module.w.data, "writable": q.grad}
 
 
 if __name__ == "__main__":

@@ -627,3 +627,36 @@ def test_a_cuda_norm_clip_below_max_norm_leaves_the_arrays_bit_identical(ratio):
     assert got == pytest.approx(norm, rel=1e-6)
     for d, x in zip(ds, xs):
         np.testing.assert_array_equal(d.copy_to_host(), x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
+def test_agc_at_a_gradient_norm_exactly_at_its_limit_below_the_norm_floor(backend):
+    """‖G‖ = limit = 2^-30 exactly (a one-element unit, eps 2^-10, clip_factor 2^-20): the unit is clipped (>=),
+    and limit / max(‖G‖, 1e-6) shrinks it to 2^-30 · 2^-30 / 1e-6, in every backend as in NumPy's formula; a
+    unit just under its limit is left alone."""
+    from backends import CUDA_UNAVAILABLE, to_backend, to_host
+
+    if backend == "cuda" and CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    tiny = 2.0 ** -30
+    g = np.array([tiny, np.nextafter(tiny, 0.0)])
+    w = np.zeros(2)
+    dg, dw = to_backend([g, w], backend)
+    clip.adaptive_clip_(dg, dw, [0, 1, 2], clip_factor=2.0 ** -20, eps=2.0 ** -10, backend=backend)
+    np.testing.assert_array_equal(to_host([dg], backend)[0], [tiny * (tiny / 1e-6), g[1]])
+
+
+@pytest.mark.parametrize("n", [63, 131])
+def test_a_cuda_norm_clip_scales_float32_by_the_float32_coefficient(n):
+    """float32 gradients are multiplied in float32 by the coefficient rounded to float32, as NumPy's
+    `x *= coef` does: bit for bit, not through a float64 product."""
+    from backends import CUDA_UNAVAILABLE, host_value
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    x = (np.random.default_rng(n).standard_normal(n) * 10).astype(np.float32)
+    d = cuda.to_device(x)
+    norm = host_value(clip.clip_norm_([d], 0.7), "cuda")
+    np.testing.assert_array_equal(d.copy_to_host(), x * np.float32(0.7 / (norm + 1e-6)))

@@ -23,8 +23,8 @@ if MPIEXEC is None:
     pytest.skip("mpiexec not found (pip install mpich)", allow_module_level=True)
 
 
-def mpirun(mode, tmp_path, timeout=120, n=2):
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+def mpirun(mode, tmp_path, timeout=120, n=2, **extra_env):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"} | extra_env
     start = time.perf_counter()
     res = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, os.path.join(HERE, "mpi_worker.py"), mode,
                           str(tmp_path)], capture_output=True, text=True, timeout=timeout, env=env)
@@ -120,9 +120,39 @@ def test_all_reduce_sum_and_mean_in_place_with_and_without_a_gradbuffer(tmp_path
 
 def test_one_rank_raising_ends_the_job_quickly_with_its_message(tmp_path):
     res, seconds = mpirun("raise_on_one", tmp_path, timeout=60)
-    assert res.returncode != 0
+    assert res.returncode == 1  # the code the hook passes to MPI_Abort, which mpich's mpiexec returns
     assert "rank one fails on purpose" in res.stderr and "[minigrad rank 1]" in res.stderr
     assert seconds < 30
+
+
+def test_broadcast_refuses_a_root_out_of_range_and_parameters_that_differ_and_defaults_to_rank_0(tmp_path):
+    res, _ = mpirun("broadcast_rules", tmp_path)
+    assert res.returncode == 0, res.stderr
+    for rank, r in enumerate(ranks(tmp_path)):
+        np.testing.assert_array_equal(r["refused"], [-1, 2])
+        assert "parameters" in str(r["mismatch"]) and "differs" in str(r["mismatch"])
+        np.testing.assert_array_equal(r["odd"], np.full(2 + rank, rank + 1.0))  # untouched
+        np.testing.assert_array_equal(r["w"], np.ones(3))
+        assert str(r["norm_dtype"]) == "float32" and float(r["norm"]) == 0.0
+
+
+def test_a_broadcast_between_forward_and_backward_is_caught_as_an_in_place_change(tmp_path):
+    """broadcast_parameters_ writes the parameters in place, so it bumps their version counters: a backward through
+    a graph that saved them raises, as after any in-place change (on every rank, root included)."""
+    res, _ = mpirun("broadcast_after_forward", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert all(bool(r["raised"]) for r in ranks(tmp_path))
+
+
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_the_abort_hook_is_installed_once_and_not_at_all_with_minigrad_mpi_abort_0(tmp_path, setting):
+    """The excepthook that ends the job is installed by the first call that needs MPI and not wrapped again by
+    later calls; MINIGRAD_MPI_ABORT=0 leaves Python's own hook in place."""
+    res, _ = mpirun("abort_hook", tmp_path, **({} if setting is None else {"MINIGRAD_MPI_ABORT": setting}))
+    assert res.returncode == 0, res.stderr
+    for r in ranks(tmp_path):
+        assert bool(r["hooked"]) == (setting is None)
+        assert bool(r["kept"])
 
 
 def test_shape_mismatch_is_a_clear_error_before_any_reduction(tmp_path):
@@ -140,6 +170,7 @@ def test_rejected_arguments_leave_grads_untouched(tmp_path):
     assert res.returncode == 0, res.stderr
     for r in ranks(tmp_path):
         np.testing.assert_array_equal(r["grad"], [3.0, 4.0, 12.0])
+        np.testing.assert_array_equal(r["writable"], [6.0, 8.0])  # its neighbour was read-only: nothing written
         np.testing.assert_array_equal(r["w"], np.arange(6.0).reshape(2, 3).T * 2)  # root 1's values
 
 
