@@ -656,6 +656,9 @@ def test_a_cuda_norm_clip_scales_float32_by_the_float32_coefficient(n):
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
 
+    from minigrad.clip import cuda_backend
+
+    cuda_backend._scratch = None  # so that this test builds the coefficient buffers (a once-per-process singleton)
     x = (np.random.default_rng(n).standard_normal(n) * 10).astype(np.float32)
     d = cuda.to_device(x)
     norm = host_value(clip.clip_norm_([d], 0.7), "cuda")
