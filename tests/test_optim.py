@@ -235,9 +235,10 @@ def test_fused_step_lays_parameters_out_flat_and_folds_the_clip():
 
 
 @pytest.mark.parametrize("everyone", [True, False])
-def test_zero_grad_after_a_fused_step_drops_or_applies_the_pending_coefficient(everyone):
-    """After clip + fused step the coefficient is still pending. A zero_grad of every member drops it (nothing
-    to scale: all become zero); a zero_grad of some members applies it first, so the others read clipped."""
+def test_zero_grad_after_a_fused_step_drops_or_applies_the_pending_coefficient(everyone, monkeypatch):
+    """After clip + fused step the coefficient is still pending. A zero_grad of every member drops it without a
+    scaling pass (nothing to scale: all become zero); a zero_grad of some members applies it first, so the
+    others read clipped."""
     model, opt = _train("Adam", dict(lr=0.01), np.float32, fused=True, steps=1)
     params = list(model.parameters())
     buf = params[0]._grad_buffer
@@ -248,10 +249,13 @@ def test_zero_grad_after_a_fused_step_drops_or_applies_the_pending_coefficient(e
     coef = np.float32(buf.pending)
     assert coef < 1
     kept = [] if everyone else params[1:]
+    passes = []
+    monkeypatch.setattr(type(buf), "settle", lambda self, real=type(buf).settle: (passes.append(1), real(self)))
     if everyone:
         opt.zero_grad()
     else:
         zero_grads_(params[:1])
+    assert len(passes) == (0 if everyone else 1)
     assert buf.pending == 1.0
     assert not params[0].grad.numpy().any()
     for p in kept:

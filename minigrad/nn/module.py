@@ -37,10 +37,7 @@ def zero_grads_(params: Any, set_to_none: bool = True) -> None:
     if buffers:
         cleared = {id(p) for p in params}
         for buf in buffers.values():
-            if all(id(q) in cleared for q in buf.params):
-                buf.pending = 1.0  # every member is zeroed below
-            else:
-                buf.settle()
+            buf.before_clearing(cleared)
     for p in params:
         if p._grad_view is not None:
             p._grad_view[...] = 0

@@ -100,6 +100,14 @@ class GradBuffer:
 
             clip.scale_(list(self.flats.values()), coef)
 
+    def before_clearing(self, cleared: set) -> None:
+        """Before the members whose ids are in `cleared` are zeroed: a pending coefficient is dropped when that is
+        every member (nothing is left to scale), and applied otherwise (the others keep their clipped values)."""
+        if all(id(q) in cleared for q in self.params):
+            self.pending = 1.0
+        else:
+            self.settle()
+
     def defer(self, coef: float) -> bool:
         """Leave `coef` for the fused consumer to apply in its step; False (nothing deferred) without one."""
         if self.consumer is None or self.consumer() is None:
