@@ -422,11 +422,17 @@ def coverage_map(base):
     return out
 
 
+def _killed_by_a_test(r):
+    """The test that killed result `r`, or None (a survivor, or a kill by timeout or import error)."""
+    k = r["killer"]
+    return k if r["status"] == "killed" and "::" in k and k.startswith("tests/") else None
+
+
 def killers_by_scope(results):
     """{(file, function): the tests that killed a mutant there}: a neighbour's killer is the likeliest one."""
     out = defaultdict(set)
     for r in results.values():
-        if r["status"] == "killed" and "::" in r["killer"] and r["killer"].startswith("tests/"):
+        if _killed_by_a_test(r):
             out[tuple(r["key"].split(":")[:2])].add(r["killer"])
     return out
 
@@ -672,7 +678,7 @@ def main(argv=None):
                     free.append(w)
         with lock:
             results[r["key"]] = r
-            if r["status"] == "killed" and "::" in r["killer"] and r["killer"].startswith("tests/"):
+            if _killed_by_a_test(r):
                 killers[(m["file"], m["scope"])].add(r["killer"])
             with store.open("a") as f:
                 f.write(json.dumps(r) + "\n")
