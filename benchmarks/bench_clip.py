@@ -226,8 +226,10 @@ def run_cuda(args) -> None:
 
     n = 100_000_000
     sizes = [n // 4] * 4
-    def torch_params(arrays):
-        """torch parameters whose gradients are copies of `arrays` (the same values for both libraries)."""
+
+    def torch_cuda_params(arrays):
+        """torch CUDA parameters whose gradients are copies of the CuPy `arrays` (the module's torch_params
+        copies minigrad parameters' gradients on the CPU)."""
         params = []
         for a in arrays:
             t = torch.nn.Parameter(torch.zeros(a.size, device="cuda"))
@@ -236,7 +238,7 @@ def run_cuda(args) -> None:
         return params
 
     arrays = [cupy.random.standard_normal(s, dtype=cupy.float32) for s in sizes]
-    tparams = torch_params(arrays)
+    tparams = torch_cuda_params(arrays)
     dst = cupy.empty_like(arrays[0])
 
     def sync(fn):
@@ -265,7 +267,7 @@ def run_cuda(args) -> None:
     rows = []
     for count, size in ((1, 1024), (1000, 10_000)):  # fixed costs: numba launches from Python, torch's foreach
         small = [cupy.random.standard_normal(size, dtype=cupy.float32) for _ in range(count)]
-        tsmall = torch_params(small)
+        tsmall = torch_cuda_params(small)
         best = best_of_interleaved({"minigrad": sync(lambda s=small: clip.clip_norm_(s, 1.0)),
                                     "torch": sync(lambda s=tsmall: torch.nn.utils.clip_grad_norm_(s, 1.0))},
                                    args.repeat)
