@@ -108,6 +108,30 @@ def test_clipping_a_gradbuffer_uses_the_flat_array_and_equals_per_array_clipping
         assert p.grad.numpy().base is buf.flats[np.dtype(np.float32)]
 
 
+def test_only_the_buffers_own_members_with_their_views_take_the_flat_array(rng):
+    """grad_arrays hands over the flat array exactly when the parameters are the buffer's members, each once and
+    each with its own view as .grad, in the buffer's order (one loop) or any other (a second check)."""
+    params = _params(rng, np.float32, with_none=False)
+    a, b, c, d = params
+    buf = utils.GradBuffer(params)
+    flat = buf.flats[np.dtype(np.float32)]
+    is_flat = lambda ps: [g is flat for g in grad_arrays(ps)] == [True]  # noqa: E731
+    assert is_flat(params) and is_flat(tuple(params)) and is_flat([d, c, b, a]) and is_flat([a, c, b, d])
+    assert buf.owns_all(params) and buf.owns_all([b, a, c, d])
+    assert not is_flat([a, b, c, c]) and not is_flat([a, b, c, a]) and not is_flat([a, b, c])
+    assert not buf.owns_all([a, b, c, a]) and not buf.owns_all([a, b, c, d, a])
+    assert not is_flat([a, b, c, nn.Parameter(np.zeros(5, np.float32))])
+    d.grad = d.grad.numpy().copy()  # rebound to an array of its own: per array, in either order
+    assert not is_flat(params) and not is_flat([d, c, b, a]) and len(grad_arrays(params)) == 4
+    buf.zero_grad()
+    assert is_flat(params)
+    d.grad = None
+    assert not is_flat(params) and not is_flat([d, c, b, a]) and len(grad_arrays(params)) == 3
+    buf.zero_grad()
+    utils.GradBuffer([c])  # c now belongs to a second buffer
+    assert not is_flat(params) and not is_flat([d, c, b, a]) and len(grad_arrays(params)) == 4
+
+
 def _pair(torch, rng, dtype):
     ours = _params(rng, dtype)
     theirs = [torch.nn.Parameter(torch.tensor(p.data)) for p in ours]

@@ -273,10 +273,13 @@ def _elementwise(arrays: Sequence[np.ndarray], values: tuple, parallel_kernel, s
     """An in-place elementwise op with scalar `values` (rounded to each array's dtype): the parallel chunked
     kernel on a large array, the serial kernel on a small one, the reference on what no kernel takes. One pass
     with one dtype lookup per array: the per-array Python work is most of the cost for many small arrays."""
-    typed = {d: tuple(d.type(v) for v in values) for d in _KERNEL_DTYPES}
+    typed = {}  # the values in each kernel dtype met, converted once
     other = []
     for a in arrays:
-        args = typed.get(a.dtype)
+        d = a.dtype
+        args = typed.get(d)
+        if args is None and d in _KERNEL_DTYPES:
+            args = typed[d] = tuple(map(d.type, values))
         if args is None or not a.flags.c_contiguous:
             other.append(a)
         elif a.size >= SMALL:

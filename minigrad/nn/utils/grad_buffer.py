@@ -126,7 +126,7 @@ class GradBuffer:
 
     def owns_all(self, params: list[Tensor]) -> bool:
         """True when `params` are exactly this buffer's parameters, each once, each with its view as `.grad`."""
-        return len(params) == self.n_views and _exactly_members(params, self)
+        return _exactly_members(params, self)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{dt}: {f.size}" for dt, f in self.flats.items())
@@ -152,7 +152,7 @@ def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
     elif not isinstance(parameters, (list, tuple)):
         parameters = list(parameters)
     buf = getattr(parameters[0], "_grad_buffer", None) if parameters else None
-    if buf is not None and len(parameters) == buf.n_views and _exactly_members(parameters, buf):
+    if buf is not None and _exactly_members(parameters, buf):
         buf.settle()  # a coefficient an earlier clip left pending: this caller must see the clipped values
         return list(buf.flats.values()), buf
     grads = []
@@ -166,8 +166,17 @@ def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
 
 
 def _exactly_members(parameters: Any, buf: GradBuffer) -> bool:
-    """Every one of `buf`'s parameters once, each with its own view as the gradient."""
+    """Every one of `buf`'s parameters once, each with its own view as the gradient. `parameters` in the
+    buffer's own order (the usual case: both came from `model.parameters()`) needs one loop (~50 us for 1000
+    parameters); any other order also builds a set of ids (~80 us more)."""
+    if len(parameters) != buf.n_views:
+        return False
     try:
+        for p, q in zip(parameters, buf.params):
+            if p is not q or p._grad_buffer is not buf or p._grad._data is not p._grad_view:
+                break
+        else:
+            return True
         for p in parameters:
             if p._grad_buffer is not buf or p._grad is None or p._grad._data is not p._grad_view:
                 return False
