@@ -53,6 +53,26 @@ def with_one_thread(torch, fn):
     return run
 
 
+def gemm_floor(steps: int, batch: int, size: int):
+    """The matrix products alone that one forward+backward needs: the input projection, dX, dW_ih and dW_hh
+    (four (T·B) x H by H x H products) and 2·T step products (B x H by H x H, one per step each way). No
+    implementation built on this BLAS can be faster, so torch's time over this one is the highest ratio
+    reachable here."""
+    rng = np.random.default_rng(0)
+    flat = rng.standard_normal((steps * batch, size)).astype(np.float32)
+    w = rng.standard_normal((size, size)).astype(np.float32)
+    w_t = np.ascontiguousarray(w.T)
+    h, out = flat[:batch].copy(), np.empty((batch, size), np.float32)
+
+    def run():
+        flat @ w.T, flat @ w, flat.T @ flat, flat.T @ flat
+        for _ in range(steps):
+            np.matmul(h, w_t, out=out)
+        for _ in range(steps):
+            np.matmul(h, w, out=out)
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, nargs="+", default=[100, 1000])
@@ -73,19 +93,24 @@ def main() -> None:
         fused = nn.RNN(args.size, args.size, fused=True)
         composed = nn.RNN(args.size, args.size, fused=False)
         composed.load_state_dict(fused.state_dict())
-        fns = {"fused": minigrad_step(fused, x), "composed": minigrad_step(composed, x)}
+        fns = {"fused": minigrad_step(fused, x), "composed": minigrad_step(composed, x),
+               "GEMM floor": gemm_floor(steps, args.batch, args.size)}
         if torch is not None:
             fns["torch"] = torch_step(torch, torch.nn.RNN(args.size, args.size), x)
             fns["torch, 1 thread"] = with_one_thread(torch, fns["torch"])
         best = best_of_interleaved(fns, args.repeat)
         t_fused, t_comp = best["fused"], best["composed"]
         t_torch = min(best["torch"], best["torch, 1 thread"]) if torch is not None else None  # torch's best
-        results.append(dict(steps=steps, fused=t_fused, composed=t_comp, torch=t_torch))
+        floor = best["GEMM floor"]
+        results.append(dict(steps=steps, fused=t_fused, composed=t_comp, torch=t_torch, gemm_floor=floor))
         rows.append([f"T={steps}", fmt_time(t_fused), fmt_time(t_comp), f"{t_comp / t_fused:.2f}x",
-                     fmt_time(t_torch) if t_torch else "-", f"{t_torch / t_fused:.2f}x" if t_torch else "-"])
+                     fmt_time(t_torch) if t_torch else "-", f"{t_torch / t_fused:.2f}x" if t_torch else "-",
+                     fmt_time(floor), f"{100 * floor / t_fused:.0f}%", f"{t_torch / floor:.2f}x" if t_torch else "-"])
     print(f"RNN forward+backward, B={args.batch}, I=H={args.size}, float32, best of {args.repeat} "
-          f"(torch threads: {torch.get_num_threads() if torch else '-'})")
-    print(table(["T", "fused", "composed", "composed/fused", "torch", "torch/fused"], rows))
+          f"(torch threads: {torch.get_num_threads() if torch else '-'}); GEMM floor: the matrix products alone "
+          "(see gemm_floor), and torch/floor the best ratio reachable with this BLAS")
+    print(table(["T", "fused", "composed", "composed/fused", "torch", "torch/fused", "GEMM floor",
+                 "floor/fused", "torch/floor"], rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

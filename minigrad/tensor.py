@@ -192,6 +192,11 @@ class Function:
     index) is a constant whose gradient slot backward fills with None.
     """
 
+    # True where backward promises that every array it returns is new (allocated by this call, kept nowhere):
+    # the engine may then add into it in place and store it as a leaf's .grad without a copy. One array
+    # returned for two inputs is never taken over (the engine checks that).
+    fresh_grads = False
+
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -627,12 +632,12 @@ class Tensor:
             grad = grads.pop(id(node), None)
             if grad is None:
                 continue
-            owned.pop(id(grad), None)
+            is_owned = owned.pop(id(grad), None) is not None
             if isinstance(grad, IndexGrad) and not (node._ctx is None and node._grad is not None):
                 grad = grad.dense()
             ctx = node._ctx
             if ctx is None:
-                node._accumulate(grad)
+                node._accumulate(grad, is_owned)
                 continue
             input_grads = ctx.fn.backward(ctx, grad)
             if not isinstance(input_grads, tuple):
@@ -643,14 +648,20 @@ class Tensor:
                 if parent_grad.dtype != parent._data.dtype:  # an op that promoted: back to the input's dtype
                     parent_grad = parent_grad.astype(parent._data.dtype)
                 key = id(parent)
-                grads[key] = _sum_grads(grads[key], parent_grad, owned) if key in grads else parent_grad
+                if key in grads:
+                    grads[key] = _sum_grads(grads[key], parent_grad, owned)
+                else:
+                    grads[key] = parent_grad
+                    if ctx.fn.fresh_grads and sum(g is parent_grad for g in input_grads) == 1:
+                        owned[id(parent_grad)] = parent_grad
             if not retain_graph:
                 ctx.saved_tensors = ()
                 ctx.__dict__.clear()
                 ctx.freed = True
 
-    def _accumulate(self, grad: Any) -> None:
-        """Add `grad` into `.grad` in place (GradBuffer views stay views; aliases are never stored)."""
+    def _accumulate(self, grad: Any, owned: bool = False) -> None:
+        """Add `grad` into `.grad` in place (GradBuffer views stay views; aliases are never stored: `grad` itself
+        becomes `.grad` only when the engine `owned` it, i.e. nothing else refers to it, as torch steals it)."""
         self._settled_grad()
         if isinstance(grad, IndexGrad):
             grad.values = grad.values.astype(self._data.dtype, copy=False)
@@ -661,6 +672,8 @@ class Tensor:
         elif self._grad_view is not None:
             self._grad_view[...] = grad
             self._grad = Tensor._wrap(self._grad_view)
+        elif owned and grad.flags.c_contiguous:
+            self._grad = Tensor._wrap(grad)
         else:
             self._grad = Tensor._wrap(array_module(grad).array(grad, copy=True))
 

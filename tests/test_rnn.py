@@ -312,6 +312,42 @@ def test_rnncell_matches_torch(torch):
 
 
 # ----- masks, clipping inside BPTT, truncation: against independent references ----------------------------------
+def test_fused_backward_allocates_only_the_input_gradient_once_warm():
+    """Memory, measured: a warm fused backward with a leaf input allocates one array of the input's size, dX,
+    which becomes x.grad itself (no copy), and reuses its dA array from the call before; a layer whose input
+    needs no gradient allocates none. The gradients are the ones the composed layer gives."""
+    import tracemalloc
+
+    T, B, H = 50, 8, 64
+    x_np = np.random.default_rng(0).standard_normal((T, B, H)).astype(np.float32)
+    mg.manual_seed(0)
+    rnn = nn.RNN(H, H, fused=True)
+    ref = nn.RNN(H, H, fused=False)
+    ref.load_state_dict(rnn.state_dict())
+
+    def backward_peak(model, needs_grad):
+        model.zero_grad()
+        x = mg.tensor(x_np, requires_grad=needs_grad)
+        out, _ = model(x)
+        loss = out.sum()  # its gradient is a broadcast: no array of the output's size
+        tracemalloc.start()
+        try:
+            loss.backward()
+            return tracemalloc.get_traced_memory()[1], x
+        finally:
+            tracemalloc.stop()
+    backward_peak(rnn, True)  # the first call makes the dA array it keeps
+    peak, x = backward_peak(rnn, True)
+    assert x_np.nbytes <= peak < 1.5 * x_np.nbytes
+    peak_no_input_grad, _ = backward_peak(rnn, False)
+    assert peak_no_input_grad < 0.5 * x_np.nbytes
+    _, x_ref = backward_peak(ref, True)
+    np.testing.assert_allclose(x.grad, x_ref.grad, rtol=1e-4, atol=1e-6)
+    for p, q in zip(rnn.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+    assert not np.shares_memory(rnn.bias_ih_l0.grad.numpy(), rnn.bias_hh_l0.grad.numpy())
+
+
 def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
     """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
     from minigrad.nn.rnn import _composed_layer, _FusedLayer

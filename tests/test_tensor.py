@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad.tensor import Function
 
 
 def test_dtype_rules_follow_torch():
@@ -42,6 +43,50 @@ def test_leaf_grads_never_alias_each_other():
     (a + b).sum().backward()
     a.grad += 1
     np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
+class _Fresh(Function):
+    """Test op with fresh_grads: backward returns new arrays, or (`shared`) one new array for both inputs."""
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, a, b, shared=False):
+        ctx.shared = shared
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad * 2.0  # new
+        return (g, g) if ctx.shared else (g, grad * 2.0)
+
+
+def test_a_fresh_gradient_becomes_the_leafs_grad_and_one_given_to_two_inputs_never_does():
+    """The engine takes over an array a fresh_grads op returns (no copy, as torch steals it), but never one
+    array returned for two inputs: those leaves' grads must stay independent."""
+    a, b = (mg.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    _Fresh.apply(a, b, shared=True).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad += 1
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0, 2.0])
+    a, b = (mg.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    seen = []
+    original = _Fresh.backward
+
+    def spy(ctx, grad):
+        out = original(ctx, grad)
+        seen.extend(out)
+        return out
+    _Fresh.backward = staticmethod(spy)
+    try:
+        _Fresh.apply(a, b).sum().backward()
+    finally:
+        _Fresh.backward = staticmethod(original)
+    assert a.grad.numpy() is seen[0] and b.grad.numpy() is seen[1]  # taken over, not copied
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0, 2.0])
+    y = mg.tensor(np.ones(3), requires_grad=True)
+    z = _Fresh.apply(y, y)  # both inputs one leaf: the second contribution is added into the first in place
+    z.sum().backward()
+    np.testing.assert_array_equal(y.grad, [4.0, 4.0, 4.0])
 
 
 def test_no_grad_records_nothing_and_works_as_decorator():

@@ -35,9 +35,31 @@ def _activate(xp: Any, a: Any, nonlinearity: str, out: Any = None) -> Any:
     return xp.maximum(a, 0, out=out)
 
 
-def _derivative(h: Any, nonlinearity: str) -> Any:
-    """f'(a) written with h = f(a): 1 - h² for tanh, [h > 0] for relu."""
-    return 1 - h * h if nonlinearity == "tanh" else (h > 0).astype(h.dtype)
+def _scratch(pool: list | None, shape: tuple, dtype: Any, xp: Any) -> Any:
+    """An uninitialised array of `shape`: a view into the flat array `pool` holds when it is large enough (NumPy
+    only; CuPy has its own memory pool), else a new one. The caller appends what it used back to `pool`.
+
+    Why: a fresh array of the layer's size costs its page faults every backward, and on these VMs that was
+    ~70-140 ms for 65 MB (T=1000, B=32, H=512) whenever the kernel had to find a huge page for NumPy's hint,
+    against ~12 ms for the two passes that fill it."""
+    size = math.prod(shape)
+    if pool is not None and xp is np:
+        try:
+            flat = pool.pop()
+        except IndexError:  # another backward of this module holds it (or none was made yet)
+            flat = None
+        if flat is not None and flat.dtype == dtype and flat.size >= size:
+            return flat[:size].reshape(shape)
+    return xp.empty(size, dtype=dtype).reshape(shape)
+
+
+def _derivative_into(xp: Any, h: Any, nonlinearity: str, out: Any) -> None:
+    """out = f'(a) written with h = f(a): 1 - h² for tanh, [h > 0] for relu (no temporary the size of h)."""
+    if nonlinearity == "tanh":
+        xp.multiply(h, h, out=out)
+        xp.subtract(1, out, out=out)
+    else:
+        out[...] = h > 0
 
 
 class _FusedLayer(Function):
@@ -63,21 +85,27 @@ class _FusedLayer(Function):
     Memory: the T+1 hidden states (T·B·H).
     """
 
+    fresh_grads = True  # dX, dh_0 and the weight gradients are new arrays (db, returned twice, is never taken)
+
     @staticmethod
     def forward(ctx: Context, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
                 nonlinearity: str = "tanh", active: Any = None, recorder: Any = None,
-                clip: float | None = None) -> Any:
+                clip: float | None = None, scratch: list | None = None) -> Any:
         xp = array_module(x)
         steps, batch, n_in = x.shape
         hidden = w_hh.shape[0]
-        # one (T·B, I) x (I, H) matmul; a 3-d operand would make NumPy run T small ones
-        proj = (x.reshape(-1, n_in) @ w_ih.T).reshape(steps, batch, hidden)
+        hs = xp.empty((steps + 1, batch, hidden), dtype=xp.result_type(x, w_ih))
+        hs[0] = h0
+        # The input projection of every step goes straight into the slots of the states it feeds, as one
+        # (T·B, I) x (I, H) matmul (a 3-d operand would make NumPy run T small ones); each step then overwrites
+        # its slot P_t with h_t. No second (T, B, H) array: every fresh array that size costs its page faults
+        # (~65 ms for 65 MB on these VMs when no huge page is free), more than the additions on it.
+        proj = hs[1:]
+        xp.matmul(x.reshape(-1, n_in), w_ih.T, out=proj.reshape(-1, hidden))
         if b_ih is not None:
             proj += b_ih + b_hh
-        hs = xp.empty((steps + 1, batch, hidden), dtype=proj.dtype)
-        hs[0] = h0
         # a contiguous W_hhᵀ: BLAS multiplies a small (B, H) block by it ~30% faster than by a transposed view
-        w_hh_t, a = xp.ascontiguousarray(w_hh.T), xp.empty((batch, hidden), dtype=proj.dtype)
+        w_hh_t, a = xp.ascontiguousarray(w_hh.T), xp.empty((batch, hidden), dtype=hs.dtype)
         rows = [batch] * steps if active is None else [int(k) for k in active]
         for t, k in enumerate(rows):
             xp.matmul(hs[t, :k], w_hh_t, out=a[:k])
@@ -87,7 +115,7 @@ class _FusedLayer(Function):
                 hs[t + 1, k:] = 0  # ended sequences: 0 in the outputs, and never fed to a step
         out = hs[1:]  # a view of what backward reads: changing it in place is caught by the version check
         ctx.save_for_backward(x, hs, w_ih, w_hh)
-        ctx.nonlinearity, ctx.rows, ctx.recorder, ctx.clip = nonlinearity, rows, recorder, clip
+        ctx.nonlinearity, ctx.rows, ctx.recorder, ctx.clip, ctx.scratch = nonlinearity, rows, recorder, clip, scratch
         return out
 
     @staticmethod
@@ -96,8 +124,10 @@ class _FusedLayer(Function):
         xp = array_module(grad)
         steps, clip, rows = x.shape[0], ctx.clip, ctx.rows
         dh = xp.zeros_like(grad[0])
-        deriv = _derivative(hs[1:], ctx.nonlinearity)  # f'(a_t) for all steps in one vectorised pass
-        d_pre = xp.empty_like(grad)  # dA_t for every step; 0 in the rows of sequences that have ended
+        # dA_t for every step (0 in the rows of sequences that have ended), built where f'(a_t) was first
+        # written for all steps in one vectorised pass: one array that size, not three (see forward)
+        d_pre = _scratch(ctx.scratch, grad.shape, hs.dtype, xp)
+        _derivative_into(xp, hs[1:], ctx.nonlinearity, d_pre)
         norms = np.empty(steps) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
             k = rows[t]
@@ -106,7 +136,7 @@ class _FusedLayer(Function):
                 norms[t] = float(xp.linalg.norm(dh))  # before the clamp: what BPTT would have carried
             if clip is not None:
                 xp.clip(dh[:k], -clip, clip, out=dh[:k])
-            xp.multiply(dh[:k], deriv[t, :k], out=d_pre[t, :k])
+            xp.multiply(dh[:k], d_pre[t, :k], out=d_pre[t, :k])
             if k < len(dh):
                 d_pre[t, k:] = 0
             xp.matmul(d_pre[t, :k], w_hh, out=dh[:k])
@@ -118,6 +148,8 @@ class _FusedLayer(Function):
         dw_ih = flat.T @ x.reshape(-1, x.shape[-1]) if need[2] else None
         dw_hh = flat.T @ hs[:-1].reshape(-1, hs.shape[-1]) if need[3] else None
         db = flat.sum(axis=0) if (need[4] or need[5]) else None
+        if ctx.scratch is not None and xp is np:  # back for the next backward: nothing returned is a view of it
+            ctx.scratch.append(d_pre.base)
         return dx, dh, dw_ih, dw_hh, db, db
 
 
@@ -273,6 +305,7 @@ class RNN(Module):
         self.hidden_grad_clip = None if hidden_grad_clip is None else _check_clip(hidden_grad_clip)
         self.track_hidden_grads = False
         self._norms: list | None = None  # per layer, filled by the last backward with track_hidden_grads
+        self._bptt_scratch: list = []  # the fused backward's dA array, kept between calls (see _scratch)
         directions = 2 if bidirectional else 1
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * directions
@@ -357,7 +390,7 @@ class RNN(Module):
         if self.fused:
             report = (lambda v: norms.__setitem__(k, v)) if recorder else None
             out = _FusedLayer.apply(seq, h0, *params, nonlinearity=self.nonlinearity, active=active,
-                                    recorder=report, clip=self.hidden_grad_clip)
+                                    recorder=report, clip=self.hidden_grad_clip, scratch=self._bptt_scratch)
             layer_norms = None
         else:
             out, layer_norms = _composed_layer(seq, h0, *params, self.nonlinearity, mask, recorder,
