@@ -119,6 +119,7 @@ def test_only_the_buffers_own_members_with_their_views_take_the_flat_array(rng):
     assert is_flat(params) and is_flat(tuple(params)) and is_flat([d, c, b, a]) and is_flat([a, c, b, d])
     assert buf.owns_all(params) and buf.owns_all([b, a, c, d])
     assert not is_flat([a, b, c, c]) and not is_flat([a, b, c, a]) and not is_flat([a, b, c])
+    assert not is_flat([b, a, a, c])  # a twice, d missing, and no parameter in its own place
     assert not buf.owns_all([a, b, c, a]) and not buf.owns_all([a, b, c, d, a])
     assert not is_flat([a, b, c, nn.Parameter(np.zeros(5, np.float32))])
     d.grad = d.grad.numpy().copy()  # rebound to an array of its own: per array, in either order

@@ -101,7 +101,7 @@ class _FusedLayer(Function):
         # its slot P_t with h_t. No second (T, B, H) array: every fresh array that size costs its page faults
         # (~65 ms for 65 MB on these VMs when no huge page is free), more than the additions on it.
         proj = hs[1:]
-        xp.matmul(x.reshape(-1, n_in), w_ih.T, out=proj.reshape(-1, hidden))
+        xp.matmul(x.reshape(-1, n_in), w_ih.T, out=hs.reshape(-1, hidden)[batch:])  # proj's elements, as a view
         if b_ih is not None:
             proj += b_ih + b_hh
         # a contiguous W_hhᵀ: BLAS multiplies a small (B, H) block by it ~30% faster than by a transposed view
