@@ -318,7 +318,7 @@ def test_fused_backward_allocates_only_the_input_gradient_once_warm():
     needs no gradient allocates none. The gradients are the ones the composed layer gives."""
     import tracemalloc
 
-    T, B, H = 50, 8, 64
+    T, B, H = 200, 8, 32  # the small arrays (weights, biases, dh_0) stay under 5% of the input's size
     x_np = np.random.default_rng(0).standard_normal((T, B, H)).astype(np.float32)
     mg.manual_seed(0)
     rnn = nn.RNN(H, H, fused=True)
@@ -342,9 +342,9 @@ def test_fused_backward_allocates_only_the_input_gradient_once_warm():
     peak_no_input_grad, _ = backward_peak(rnn, False)
     assert peak_no_input_grad < 0.5 * x_np.nbytes
     _, x_ref = backward_peak(ref, True)
-    np.testing.assert_allclose(x.grad, x_ref.grad, rtol=1e-4, atol=1e-6)
-    for p, q in zip(rnn.parameters(), ref.parameters()):
-        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+    pairs = [(x.grad, x_ref.grad)] + [(p.grad, q.grad) for p, q in zip(rnn.parameters(), ref.parameters())]
+    for got, want in pairs:  # float32 sums over T·B terms in another order: round-off relative to the largest
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want.numpy()).max())
     assert not np.shares_memory(rnn.bias_ih_l0.grad.numpy(), rnn.bias_hh_l0.grad.numpy())
 
 
