@@ -282,6 +282,9 @@ class RNN(Module):
     unbatched, or a PackedSequence; h0 (num_layers·D, B, H) or (num_layers·D, H), D = 2 when bidirectional
     (index layer·D + direction, as torch). Set `track_hidden_grads = True` and after backward
     `hidden_grad_norms[k, t]` holds ‖∂L/∂h_t‖ of layer-and-direction k (norm over batch and hidden units).
+
+    Memory: with NumPy arrays, the fused backward keeps its work array dA (the size of the largest layer
+    output seen, T·B·H elements) between calls, so that later backward calls do not pay its page faults.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
