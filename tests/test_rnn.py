@@ -348,6 +348,25 @@ def test_fused_backward_allocates_only_the_input_gradient_once_warm():
     assert not np.shares_memory(rnn.bias_ih_l0.grad.numpy(), rnn.bias_hh_l0.grad.numpy())
 
 
+def test_a_copy_of_an_rnn_leaves_the_backward_work_array_behind_and_still_trains_alike():
+    import copy
+    import pickle
+
+    mg.manual_seed(0)
+    rnn = nn.RNN(8, 16)
+    x = np.random.default_rng(0).standard_normal((30, 4, 8)).astype(np.float32)
+    rnn(mg.tensor(x))[0].sum().backward()
+    assert rnn._bptt_scratch and rnn._bptt_scratch[0].size == 30 * 4 * 16
+    for twin in (copy.deepcopy(rnn), pickle.loads(pickle.dumps(rnn))):
+        assert twin._bptt_scratch == [] and len(rnn._bptt_scratch) == 1
+        twin.zero_grad()
+        rnn.zero_grad()
+        for model in (rnn, twin):
+            model(mg.tensor(x))[0].sum().backward()
+        for p, q in zip(rnn.parameters(), twin.parameters()):
+            assert p.grad.numpy().tobytes() == q.grad.numpy().tobytes()
+
+
 def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
     """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
     from minigrad.nn.rnn import _composed_layer, _FusedLayer

@@ -319,6 +319,10 @@ class RNN(Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    def __getstate__(self) -> dict:
+        """What copy.deepcopy and pickle take: everything but the backward's work array (a copy starts without)."""
+        return {**self.__dict__, "_bptt_scratch": []}
+
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in (("dropout", 0.0), ("bidirectional", False))
                         if getattr(self, k) != default)
