@@ -36,14 +36,15 @@ def _activate(xp: Any, a: Any, nonlinearity: str, out: Any = None) -> Any:
 
 
 def _scratch(pool: list | None, shape: tuple, dtype: Any, xp: Any) -> Any:
-    """An uninitialised array of `shape`: a view into the flat array `pool` holds when it is large enough (NumPy
-    only; CuPy has its own memory pool), else a new one. The caller appends what it used back to `pool`.
+    """An uninitialised array of `shape`: a view into the flat array `pool` holds when it is large enough, else a
+    new one. The caller appends what it used (its `.base`) back to `pool`; it passes None for CuPy arrays, which
+    have their own memory pool.
 
     Why: a fresh array of the layer's size costs its page faults every backward, and on these VMs that was
     ~70-140 ms for 65 MB (T=1000, B=32, H=512) whenever the kernel had to find a huge page for NumPy's hint,
     against ~12 ms for the two passes that fill it."""
     size = math.prod(shape)
-    if pool is not None and xp is np:
+    if pool is not None:
         try:
             flat = pool.pop()
         except IndexError:  # another backward of this module holds it (or none was made yet)
@@ -99,7 +100,7 @@ class _FusedLayer(Function):
         # The input projection of every step goes straight into the slots of the states it feeds, as one
         # (T·B, I) x (I, H) matmul (a 3-d operand would make NumPy run T small ones); each step then overwrites
         # its slot P_t with h_t. No second (T, B, H) array: every fresh array that size costs its page faults
-        # (~65 ms for 65 MB on these VMs when no huge page is free), more than the additions on it.
+        # (see _scratch), more than the additions on it.
         proj = hs[1:]
         xp.matmul(x.reshape(-1, n_in), w_ih.T, out=hs.reshape(-1, hidden)[batch:])  # proj's elements, as a view
         if b_ih is not None:
@@ -126,7 +127,8 @@ class _FusedLayer(Function):
         dh = xp.zeros_like(grad[0])
         # dA_t for every step (0 in the rows of sequences that have ended), built where f'(a_t) was first
         # written for all steps in one vectorised pass: one array that size, not three (see forward)
-        d_pre = _scratch(ctx.scratch, grad.shape, hs.dtype, xp)
+        pool = ctx.scratch if xp is np else None  # NumPy only (see _scratch)
+        d_pre = _scratch(pool, grad.shape, hs.dtype, xp)
         _derivative_into(xp, hs[1:], ctx.nonlinearity, d_pre)
         norms = np.empty(steps) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
@@ -148,8 +150,8 @@ class _FusedLayer(Function):
         dw_ih = flat.T @ x.reshape(-1, x.shape[-1]) if need[2] else None
         dw_hh = flat.T @ hs[:-1].reshape(-1, hs.shape[-1]) if need[3] else None
         db = flat.sum(axis=0) if (need[4] or need[5]) else None
-        if ctx.scratch is not None and xp is np:  # back for the next backward: nothing returned is a view of it
-            ctx.scratch.append(d_pre.base)
+        if pool is not None:  # back for the next backward: nothing returned is a view of it
+            pool.append(d_pre.base)
         return dx, dh, dw_ih, dw_hh, db, db
 
 
