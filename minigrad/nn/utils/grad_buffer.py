@@ -152,7 +152,7 @@ def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
     elif not isinstance(parameters, (list, tuple)):
         parameters = list(parameters)
     buf = getattr(parameters[0], "_grad_buffer", None) if parameters else None
-    if buf is not None and _exactly_members(parameters, buf):
+    if buf is not None and buf.owns_all(parameters):
         buf.settle()  # a coefficient an earlier clip left pending: this caller must see the clipped values
         return list(buf.flats.values()), buf
     grads = []
