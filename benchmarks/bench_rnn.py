@@ -54,10 +54,10 @@ def with_one_thread(torch, fn):
 
 
 def gemm_floor(steps: int, batch: int, size: int):
-    """The matrix products alone that one forward+backward needs: the input projection, dX, dW_ih and dW_hh
-    (four (T·B) x H by H x H products) and 2·T step products (B x H by H x H, one per step each way). No
-    implementation built on this BLAS can be faster, so torch's time over this one is the highest ratio
-    reachable here."""
+    """The matrix products alone that one forward+backward needs (I = H): the input projection and dX (two
+    (T·B) x H by H x H products), dW_ih and dW_hh (two H x (T·B) by (T·B) x H), and 2·T step products (B x H by
+    H x H, one per step each way). No implementation built on this BLAS can be faster, so torch's time over
+    this one is the highest ratio reachable here."""
     rng = np.random.default_rng(0)
     flat = rng.standard_normal((steps * batch, size)).astype(np.float32)
     w = rng.standard_normal((size, size)).astype(np.float32)
