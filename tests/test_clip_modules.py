@@ -131,6 +131,9 @@ def test_only_the_buffers_own_members_with_their_views_take_the_flat_array(rng):
     buf.zero_grad()
     utils.GradBuffer([c])  # c now belongs to a second buffer
     assert not is_flat(params) and not is_flat([d, c, b, a]) and len(grad_arrays(params)) == 4
+    moved = utils.GradBuffer(params)  # every member now belongs to a new buffer, in the same order
+    assert not buf.owns_all(params) and not buf.owns_all([d, c, b, a]) and moved.owns_all(params)
+    assert [g is moved.flats[np.dtype(np.float32)] for g in grad_arrays(params)] == [True]
 
 
 def _pair(torch, rng, dtype):
