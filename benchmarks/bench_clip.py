@@ -20,11 +20,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table  # noqa: E402
+from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table
 
-import minigrad as mg  # noqa: E402
-from minigrad import clip, nn  # noqa: E402
-from minigrad.nn.utils.grad_buffer import grad_arrays  # noqa: E402
+import minigrad as mg
+from minigrad import clip, nn
+from minigrad.nn.utils.grad_buffer import grad_arrays
 
 
 def copy_bandwidth(n: int, repeat: int) -> float:

@@ -16,10 +16,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import fmt_time, table  # noqa: E402
+from _timing import fmt_time, table
 
-from minigrad import distributed as dist  # noqa: E402
-from minigrad import nn  # noqa: E402
+from minigrad import distributed as dist
+from minigrad import nn
 
 
 def timed(fn, comm, repeat: int) -> float:

@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table  # noqa: E402
+from _timing import best_of_interleaved, cpu_info, fmt_time, save_json, table
 
-import minigrad as mg  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
+import minigrad as mg
+from minigrad import nn, optim
 
 SHAPES = lambda n: [(n // 9,)] * 8 + [(n - 8 * (n // 9),)]  # noqa: E731  (bench_clip.py's 9 tensors)
 BYTES = {"Adam": {"torch": 40, "unfused": 40, "fused": 32}, "SGD": {"torch": 32, "unfused": 32, "fused": 24}}

@@ -15,10 +15,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of_interleaved, fmt_time, table  # noqa: E402
+from _timing import best_of_interleaved, fmt_time, table
 
-import minigrad as mg  # noqa: E402
-from minigrad import nn  # noqa: E402
+import minigrad as mg
+from minigrad import nn
 
 
 def minigrad_step(rnn, x):

@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import cpu_info, fmt_time, table  # noqa: E402
+from _timing import cpu_info, fmt_time, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "train_rnn.py")

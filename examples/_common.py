@@ -24,7 +24,7 @@ def check_device(device: str) -> None:
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("no device")
-    except Exception:
+    except Exception:  # noqa: BLE001 - any CUDA runtime error means: no usable GPU
         fail("--device cuda: CuPy is installed but no CUDA GPU is visible; use --device cpu")
 
 

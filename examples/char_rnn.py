@@ -16,11 +16,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+import _common
 
-import minigrad as mg  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
-from minigrad.nn.utils.rnn import truncated_bptt  # noqa: E402
+import minigrad as mg
+from minigrad import nn, optim
+from minigrad.nn.utils.rnn import truncated_bptt
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
 

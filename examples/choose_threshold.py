@@ -28,11 +28,11 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
-import exploding_gradients as eg  # noqa: E402
+import _common
+import exploding_gradients as eg
 
-import minigrad as mg  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
+import minigrad as mg
+from minigrad import nn, optim
 
 GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 QUICK_GRID = [0.1, 1.0, 10.0]

@@ -24,10 +24,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+import _common
 
-import minigrad as mg  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
+import minigrad as mg
+from minigrad import nn, optim
 
 CLIFF_START, CLIFF_LR, CLIFF_STEPS, CLIFF_MAX_NORM = (5.0, -2.2), 0.5, 40, 0.5
 PLATEAU = 0.05  # a run whose final loss is above this was thrown onto the plateau (the minimum is ~0)

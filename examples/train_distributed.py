@@ -16,11 +16,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
-from train_rnn import DEFAULT_LR, VOCAB, RNNClassifier, batches, binary_accuracy, make_comments  # noqa: E402
+import _common
+from train_rnn import DEFAULT_LR, VOCAB, RNNClassifier, batches, binary_accuracy, make_comments
 
-import minigrad as torch  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
+import minigrad as torch
+from minigrad import nn, optim
 
 
 def main(argv=None) -> None:

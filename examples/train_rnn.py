@@ -16,11 +16,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+import _common
 
-import minigrad as torch  # noqa: E402  (the point: the loop below is torch's, word for word)
-from minigrad import nn, optim  # noqa: E402
-from minigrad.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+import minigrad as torch
+from minigrad import nn, optim
+from minigrad.nn.utils.rnn import pack_padded_sequence
 
 PAD, GOOD, BAD = 0, 1, 2
 VOCAB = 40

@@ -6,10 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._promotion import DEFAULT_DTYPE
+from minigrad._promotion import result_type as _result_type
+from minigrad._validation import TensorError
+from minigrad.autograd import enable_grad, is_grad_enabled, no_grad
 from minigrad.devices import device
 from minigrad.random import Generator, generator, manual_seed
 from minigrad.serialization import load, save
-from minigrad.tensor import DEFAULT_DTYPE, Tensor, TensorError, cat, enable_grad, is_grad_enabled, no_grad, stack
+from minigrad.tensor import Tensor, cat, stack
 
 __version__ = "0.2.0"
 
@@ -187,7 +191,7 @@ def abs(input: Any) -> Tensor:  # noqa: A001  (torch's name)
     return _t(input).abs()
 
 
-def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:
     return _t(input).clamp(min, max)
 
 
@@ -237,8 +241,6 @@ def numel(input: Tensor) -> builtins.int:
 
 def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
     """torch.result_type: the dtype an arithmetic op on the two would give."""
-    from minigrad.functions import result_type as _result_type
-
     return _result_type(*(x._data if isinstance(x, Tensor) else x for x in (tensor1, tensor2)))
 
 

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
-from minigrad.clip._plan import clip_coef, finish, special_scale
+from minigrad._validation import check_nonnegative, check_norm_type
+from minigrad.clip.pnorm import clip_coef, finish, special_scale
 from minigrad.nn.utils.grad_buffer import as_tensors as _as_tensors
 from minigrad.nn.utils.grad_buffer import grad_arrays as _grads
 from minigrad.tensor import Tensor
@@ -164,8 +165,8 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     Returns that norm (the same bits on every rank) as a 0-d Tensor; every rank scales its gradients by the
     same min(max_norm / (norm + 1e-6), 1).
     """
-    max_norm = clip.check_nonnegative("max_norm", max_norm)
-    p = clip.check_norm_type(norm_type)
+    max_norm = check_nonnegative("max_norm", max_norm)
+    p = check_norm_type(norm_type)
     comm = _comm(comm)
     grads = [g for group in _grad_groups(parameters).values() for g in group]
     clip.check_arrays(grads, writable=True)  # every rank's refusal comes before any rank writes

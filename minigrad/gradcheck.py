@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from minigrad.tensor import Tensor, no_grad
+from minigrad.autograd import no_grad
+from minigrad.tensor import Tensor
 
 
 class GradcheckError(AssertionError):

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.tensor import Tensor, array_module
+from minigrad.devices import array_module
+from minigrad.tensor import Tensor
 
 _META = "__minigrad__"
 _FORMAT = "minigrad-checkpoint-1"

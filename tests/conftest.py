@@ -25,9 +25,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def small_kernels(monkeypatch):
     """Chunks of 16 elements and Numba's chunked kernels from 8 elements on, so that small arrays reach every
     kernel path (several chunks, a last chunk of one element, serial and parallel)."""
-    from minigrad.clip import _plan, numba_backend
+    from minigrad.clip import numba_backend, pnorm
 
-    monkeypatch.setattr(_plan, "CHUNK", 16)
+    monkeypatch.setattr(pnorm, "CHUNK", 16)
     monkeypatch.setattr(numba_backend, "SMALL", 8)
 
 

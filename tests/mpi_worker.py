@@ -9,11 +9,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_model import data, make_model, step  # noqa: E402
+from mpi_model import data, make_model, step
 
-import minigrad as mg  # noqa: E402
-from minigrad import distributed as dist  # noqa: E402
-from minigrad import nn, optim  # noqa: E402
+import minigrad as mg
+from minigrad import distributed as dist
+from minigrad import nn, optim
 
 
 def data_parallel(out):

@@ -2,7 +2,7 @@
 domain in full.
 
 The clipping strategies reach every branch of the backends: sizes on both sides of every threshold and over
-many chunks (the tests shrink `_plan.CHUNK`, `numba_backend.SMALL` and `clip.NUMBA_MIN_ELEMENTS` so that a
+many chunks (the tests shrink `pnorm.CHUNK`, `numba_backend.SMALL` and `clip.NUMBA_MIN_ELEMENTS` so that a
 few hundred elements span dozens of chunks — see the `small_kernels` fixture), float16/32/64, values from
 subnormal to the dtype's largest (1e30 in float32, 1e200 in float64) with NaN and ±inf on request,
 contiguous, transposed, negative-stride and strided layouts, and every norm order.

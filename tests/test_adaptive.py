@@ -132,7 +132,7 @@ def _check_agc(backend, g, w, clip_factor, eps):
         clip.adaptive_clip_(dev[0], dev[1], offsets, clip_factor, eps, backend="cuda")
         got = to_host(dev[:1], backend)[0].reshape(g.shape)
     else:
-        with clip_backend(backend):
+        with ForcedBackend(backend):
             nn.utils.adaptive_clip_grad_([p], clip_factor=clip_factor, eps=eps)
         got = p.grad.numpy()
     tol = 1e-5 if g.dtype == np.float32 else 1e-12
@@ -143,7 +143,7 @@ def _check_agc(backend, g, w, clip_factor, eps):
     assert np.all(after <= limit * (1 + 4 * tol) + 1e-30)
 
 
-class clip_backend:
+class ForcedBackend:
     """Force minigrad.clip's backend for the calls inside (as MINIGRAD_BACKEND does)."""
 
     def __init__(self, name):

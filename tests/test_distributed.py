@@ -13,7 +13,7 @@ import minigrad as mg
 from minigrad import nn, optim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from backends import reference_norm  # noqa: E402
+from backends import reference_norm
 
 pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py: pip install -e '.[mpi]'")
 HERE = os.path.dirname(os.path.abspath(__file__))

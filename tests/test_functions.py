@@ -113,7 +113,7 @@ def test_stack_and_cat_gradcheck(a, b, dim):
 
 
 def test_gradcheck_catches_a_wrong_backward():
-    from minigrad.tensor import Function
+    from minigrad.autograd import Function
 
     class WrongSquare(Function):
         @staticmethod

@@ -126,7 +126,7 @@ def test_hidden_grad_norms_agree_between_implementations_and_with_the_composed_g
     np.testing.assert_allclose(fused.hidden_grad_norms[1], expected, rtol=1e-10)
 
 
-def test_tbptt_with_k2_at_least_T_equals_full_bptt():
+def test_tbptt_with_k2_at_least_the_length_equals_full_bptt():
     fused, _ = _pair(input_size=2, hidden_size=3)
     x = mg.tensor(np.random.default_rng(0).standard_normal((12, 2, 2)))
     w = np.random.default_rng(1).standard_normal((12, 2, 3))

@@ -24,18 +24,17 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-import numbers
 import operator
 import os
 from typing import Any
 
 import numpy as np
 
-from minigrad.clip._plan import clip_coef
+from minigrad._validation import check_nonnegative, check_norm_type, check_positive_order, check_real
+from minigrad.clip.pnorm import clip_coef
 
-# Small arrays take Numba's serial kernel, so Numba's norm is faster at every size (bench_clip.py's threshold
-# scan, 2026-11-26: 1.2x at 2^4, 2.4x at 2^22); a value clip of one array of a few hundred elements is ~0.7 us
-# faster with NumPy. Below 2^10 elements either backend takes ~5-9 us a call.
+# Small arrays take Numba's serial kernel, so Numba's norm is faster at every size; only a value clip of one
+# array of a few hundred elements is faster with NumPy (docs/benchmarks.md, "backend threshold").
 NUMBA_MIN_ELEMENTS = 1 << 10
 _DTYPE = operator.attrgetter("dtype")
 _WRITEABLE = operator.attrgetter("flags.writeable")
@@ -46,7 +45,7 @@ BACKENDS = ("numpy", "numba", "cuda")
 @functools.cache
 def _backend_module(name: str) -> Any:
     """A backend's module, imported on first use (numba.cuda only when CUDA arrays come), then from the cache:
-    importlib's lookup alone took ~0.8 us, a tenth of a tiny model's norm clip."""
+    importlib's own lookup costs a noticeable part of a tiny model's clip."""
     return importlib.import_module(f"minigrad.clip.{name}_backend")
 
 
@@ -99,50 +98,6 @@ def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
     return arrays, on_device > 0
 
 
-def check_real(name: str, value: Any, minimum: float | None = None, allow_nan: bool = False) -> float:
-    """`value` as a float, by one rule for every numeric argument: Python and NumPy numbers and 0-d arrays
-    (and 0-d Tensors) are accepted; bools, strings, arrays with dimensions and other objects are not. NaN is
-    rejected unless `allow_nan`; below `minimum` is rejected. inf is a number."""
-    if type(value) is float or type(value) is int:  # the common case, first
-        number = float(value)
-        if number != number and not allow_nan:
-            raise ValueError(f"{name} must not be NaN")
-        if minimum is not None and number < minimum:
-            raise ValueError(f"{name} must be >= {minimum:g}, got {number!r}")
-        return number
-    raw = getattr(value, "_data", value)  # a Tensor's array
-    if isinstance(raw, (bool, np.bool_)) or isinstance(raw, (str, bytes)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if isinstance(raw, numbers.Real):
-        number = float(raw)
-    elif getattr(raw, "shape", None) == () and getattr(raw, "dtype", np.dtype(object)).kind in "iuf":
-        number = float(raw.item() if hasattr(raw, "item") else raw)
-    else:
-        raise ValueError(f"{name} must be a real number (a Python or NumPy number, or a 0-d array), got {value!r}")
-    if number != number and not allow_nan:
-        raise ValueError(f"{name} must not be NaN")
-    if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be >= {minimum:g}, got {number!r}")
-    return number
-
-
-def check_nonnegative(name: str, value: Any) -> float:
-    """A real number >= 0 (inf allowed), by check_real's rule."""
-    return check_real(name, value, minimum=0.0)
-
-
-def check_norm_type(norm_type: Any) -> float:
-    """The norm order as a float: any real number or ±inf (also "inf" and "-inf"); NaN is a ValueError."""
-    if isinstance(norm_type, str):
-        spelled = norm_type.strip().lower()
-        if spelled in ("inf", "+inf", "infinity"):
-            return math.inf
-        if spelled in ("-inf", "-infinity"):
-            return -math.inf
-        raise ValueError(f"norm_type must be a real number or 'inf', got {norm_type!r}")
-    return check_real("norm_type", norm_type)
-
-
 def host_value(norm: Any) -> float:
     """The float value of a 0-d norm, on the host or on a CUDA device (which synchronises)."""
     if isinstance(norm, (np.ndarray, np.generic, float, int)):
@@ -186,38 +141,58 @@ def total_norm(arrays: Any, norm_type: Any = 2.0, *, backend: str | None = None)
 
 def clip_norm_(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
                backend: str | None = None) -> Any:
-    """Scale all arrays in place by min(max_norm / (total_norm + 1e-6), 1); return the total norm (pre-clip).
+    """Scale all arrays in place by min(max_norm / (total_norm + 1e-6), 1).
 
-    `max_norm=inf` changes nothing. With `error_if_nonfinite=True` a NaN/inf norm raises RuntimeError before
-    anything is modified.
+    Args:
+        arrays: an array or an iterable of arrays (None entries are skipped), all on the host or all on one
+            CUDA device; floating point, writeable.
+        max_norm: a real number >= 0; inf changes nothing.
+        norm_type: the norm order (see `total_norm`).
+        error_if_nonfinite: raise RuntimeError, before anything is modified, when the norm is NaN or inf.
+        backend: "numpy", "numba" or "cuda"; None chooses (see the module docstring).
+
+    Returns:
+        The total norm before clipping: a 0-d float64 NumPy array, or a 0-d device array for CUDA input.
     """
-    return clip_norm_or_defer(arrays, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite, backend=backend)
+    norm, coef, impl, arrays = _norm_clip(arrays, max_norm, norm_type, error_if_nonfinite, backend, None)
+    if coef is not None:
+        impl.scale_(arrays, coef)
+    return norm
 
 
-def clip_norm_or_defer(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
-                       backend: str | None = None, defer: Any = None, _norm: float | None = None) -> Any:
-    """clip_norm_, except that for host arrays `defer(coef)` is offered the coefficient first: when it returns
-    True (a GradBuffer whose fused optimizer will apply it in its step), nothing is scaled here. `_norm`: the
-    arrays' norm, computed already by the caller (host arrays; AutoClip)."""
+def norm_and_coefficient(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, error_if_nonfinite: bool = False,
+                         backend: str | None = None, norm: Any = None) -> tuple[Any, Any]:
+    """What `clip_norm_` computes, without the scaling: (total norm, coefficient), every argument checked.
+
+    The coefficient is None when there is nothing to scale (no arrays, max_norm = inf, or, on the host, a
+    coefficient of exactly 1); a float for host arrays; for CUDA arrays a `DeviceCoefficient` that `scale_`
+    reads on the device (no host synchronisation). The caller scales with it (`scale_`) or hands it on (a
+    GradBuffer leaves it pending for a fused optimizer step). `norm`: the arrays' norm, when the caller has
+    computed it already (AutoClip; host arrays).
+    """
+    norm, coef, _, _ = _norm_clip(arrays, max_norm, norm_type, error_if_nonfinite, backend, norm)
+    return norm, coef
+
+
+def _norm_clip(arrays: Any, max_norm: Any, norm_type: Any, error_if_nonfinite: bool, backend: str | None,
+               norm: Any) -> tuple:
+    """(norm, coefficient or None, backend module, arrays as a checked list) of a norm clip."""
     max_norm = check_nonnegative("max_norm", max_norm)
     p = check_norm_type(norm_type)
     arrays, on_cuda = check_arrays(arrays, writable=True)
     impl = _choose(arrays, on_cuda, backend)
-    norm = impl.total_norm(arrays, p) if _norm is None or on_cuda else np.asarray(_norm)
+    norm = impl.total_norm(arrays, p) if norm is None or on_cuda else np.asarray(norm, dtype=np.float64)
     if error_if_nonfinite or not on_cuda:
         value = host_value(norm)
         if error_if_nonfinite and not math.isfinite(value):
             raise RuntimeError(f"the total norm of order {p} of the gradients is non-finite ({value}), so they "
                                "cannot be clipped; set error_if_nonfinite=False to clip anyway (as torch does)")
     if max_norm == math.inf or not arrays:
-        return norm
+        return norm, None, impl, arrays
     if on_cuda:
-        impl.scale_(arrays, impl.coefficient(norm, max_norm))  # computed and read on the device
-    else:
-        coef = clip_coef(value, max_norm)
-        if coef != 1.0 and not (defer is not None and defer(coef)):
-            impl.scale_(arrays, coef)
-    return norm
+        return norm, impl.coefficient(norm, max_norm), impl, arrays  # computed and read on the device
+    coef = clip_coef(value, max_norm)
+    return norm, (None if coef == 1.0 else coef), impl, arrays
 
 
 def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> None:
@@ -230,8 +205,12 @@ def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> 
 
 
 def scale_(arrays: Any, coef: Any, *, backend: str | None = None) -> None:
-    """x *= coef for every array, in each array's dtype."""
-    coef = check_real("coef", coef, allow_nan=True)
+    """x *= coef for every array, in each array's dtype (the coefficient rounded to it first, as torch does).
+
+    `coef` is a real number (NaN allowed), or, for CUDA arrays, the DeviceCoefficient of `norm_and_coefficient`.
+    """
+    if type(coef).__name__ != "DeviceCoefficient":
+        coef = check_real("coef", coef, allow_nan=True)
     arrays, on_cuda = check_arrays(arrays, writable=True)
     _choose(arrays, on_cuda, backend).scale_(arrays, coef)
 
@@ -257,13 +236,6 @@ def _check_offsets(offsets: Any, size: int) -> np.ndarray:
     return arr
 
 
-def _segment_order(norm_type: Any) -> float:
-    p = check_norm_type(norm_type)
-    if not p > 0:
-        raise ValueError(f"segment norms need norm_type > 0 or inf, got {norm_type!r}")
-    return p
-
-
 def _flat_view(a: Any, on_cuda: bool) -> tuple[Any, bool]:
     """A 1-d view of `a`'s elements, and whether it is a copy (a non-contiguous host array) to write back."""
     if on_cuda or a.flags.c_contiguous:
@@ -275,7 +247,7 @@ def segment_norms(array: Any, offsets: Any, norm_type: Any = 2.0, *, backend: st
     """The norm_type-norm (> 0, or inf) of each segment array.flat[offsets[k]:offsets[k + 1]]: per-parameter
     norms of a GradBuffer's flat array, or the unit (row) norms AGC needs, in one pass. float64 on the host;
     a device array for CUDA input. An empty segment has norm 0."""
-    p = _segment_order(norm_type)
+    p = check_positive_order("norm_type", norm_type)
     (array,), on_cuda = check_arrays([array])
     offsets = _check_offsets(offsets, array.size)
     flat, _ = _flat_view(array, on_cuda)
@@ -306,7 +278,7 @@ def adaptive_clip_(grad: Any, weight: Any, offsets: Any, clip_factor: Any = 0.01
     if not clip_factor > 0:
         raise ValueError(f"clip_factor must be > 0, got {clip_factor!r}")
     eps = check_real("eps", eps, minimum=0.0)
-    p = _segment_order(norm_type)
+    p = check_positive_order("norm_type", norm_type)
     (grad, weight), on_cuda = check_arrays([grad, weight])
     check_arrays([grad], writable=True)
     if grad.shape != weight.shape:
@@ -319,6 +291,6 @@ def adaptive_clip_(grad: Any, weight: Any, offsets: Any, clip_factor: Any = 0.01
         grad[...] = g_flat.reshape(grad.shape)
 
 
-__all__ = ["total_norm", "clip_norm_", "clip_value_", "scale_", "clamp_", "segment_norms", "scale_segments_",
-           "adaptive_clip_", "BACKENDS", "NUMBA_MIN_ELEMENTS", "check_norm_type", "check_nonnegative", "check_real",
-           "check_arrays", "host_value", "host_value_array", "clip_coef"]
+__all__ = ["total_norm", "clip_norm_", "norm_and_coefficient", "clip_value_", "scale_", "clamp_", "segment_norms",
+           "scale_segments_", "adaptive_clip_", "BACKENDS", "NUMBA_MIN_ELEMENTS", "check_arrays", "host_value",
+           "host_value_array", "clip_coef"]

@@ -7,7 +7,7 @@ A norm is three kinds of launch, none of which waits for the host:
    min of |x|, or a count of non-zeros), a shared-memory tree combines the block, and thread 0 writes one
    partial per block into a buffer (no atomics, so the result is deterministic for a given size);
 2. `_combine`: one thread merges the partials in index order and finishes the norm (scaled norms take a
-   max pass first, or a min pass for p < 0: see _plan);
+   max pass first, or a min pass for p < 0: see pnorm.py);
 3. `_coefficients`: one thread turns the norm into min(max_norm / (norm + 1e-6), 1), stored once per dtype so
    that `_scale` multiplies in the array's own dtype, as the CPU backends do.
 The host only reads the norm when the caller asks for its value or passes `error_if_nonfinite=True`.
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from numba import config, cuda, float64
 
-from minigrad.clip._plan import needs_scaling, scaled_root
+from minigrad.clip.pnorm import needs_scaling, scaled_root
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
 THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays ~20 ms per syncthreads
@@ -393,22 +393,29 @@ def total_norm(arrays: Sequence[Any], p: float) -> Any:
     return result.reshape(())
 
 
-def coefficient(norm: Any, max_norm: float) -> dict:
+class DeviceCoefficient:
+    """A norm clip's coefficient on the device, once per dtype it is applied in (float32, float64)."""
+
+    def __init__(self, by_dtype: dict) -> None:
+        self.by_dtype = by_dtype
+
+
+def coefficient(norm: Any, max_norm: float) -> DeviceCoefficient:
     """min(max_norm / (norm + 1e-6), 1) on the device, per dtype; `norm` stays on the device."""
     scratch = _buffers()
     _coefficients[1, 1](_flat(norm), float(max_norm), scratch.coef[np.dtype(np.float32)],
                         scratch.coef[np.dtype(np.float64)])
-    return scratch.coef
+    return DeviceCoefficient(scratch.coef)
 
 
 def scale_(arrays: Sequence[Any], coef: Any) -> None:
-    """x *= coef; `coef` is a float or the per-dtype device buffers from `coefficient`."""
-    if not isinstance(coef, dict):
-        coef = {dt: cuda.to_device(np.array([coef], dtype=dt)) for dt in _buffers().coef}
+    """x *= coef; `coef` is a float or the DeviceCoefficient of `coefficient`."""
+    if not isinstance(coef, DeviceCoefficient):
+        coef = DeviceCoefficient({dt: cuda.to_device(np.array([coef], dtype=dt)) for dt in _buffers().coef})
     for a in arrays:
         f = _flat(a)
         if f.size:
-            _scale[_blocks(f.size), THREADS](f, coef[np.dtype(f.dtype)])
+            _scale[_blocks(f.size), THREADS](f, coef.by_dtype[np.dtype(f.dtype)])
 
 
 def clamp_(arrays: Sequence[Any], lo: float, hi: float) -> None:

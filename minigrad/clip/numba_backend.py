@@ -1,7 +1,7 @@
 """Numba CPU backend: @njit(parallel=True) kernels over each large array, one pass per operation.
 
 Determinism: a reduction never uses a scalar `prange` accumulator (numba splits that range per thread, so
-the rounding would depend on NUMBA_NUM_THREADS). Instead `prange` runs over fixed-size chunks (`_plan.CHUNK`
+the rounding would depend on NUMBA_NUM_THREADS). Instead `prange` runs over fixed-size chunks (`pnorm.CHUNK`
 elements), each reduced serially into `partials[c]`, and the partials are added in index order on one thread.
 
 Speed: each chunk is handed to its own small @njit function as a contiguous slice. A loop written inside the
@@ -16,7 +16,7 @@ elements never goes to a parallel kernel: it gets the serial chunk kernel, calle
 call on 1000 float32 (a NumPy in-place ufunc: ~0.6 us; concatenating 1000 small arrays for one parallel sum
 took ~0.46 ms, longer than their sums). Scale and clamp do the same arithmetic in the same dtype as the
 reference, so their bits equal its bits. Arrays that are not C-contiguous float32/float64 take the reference
-path. `SMALL` and `_plan.CHUNK` are read at call time, so tests can shrink them.
+path. `SMALL` and `pnorm.CHUNK` are read at call time, so tests can shrink them.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from typing import Sequence
 import numpy as np
 from numba import njit, prange
 
-from minigrad.clip import _plan
 from minigrad.clip import numpy_backend as ref
-from minigrad.clip._plan import TINY_SUM, finish, special_scale, unscaled_ok
+from minigrad.clip import pnorm
+from minigrad.clip.pnorm import TINY_SUM, finish, special_scale, unscaled_ok
 
 SMALL = 1 << 16
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -176,8 +176,8 @@ def _scale_items(x, items, factors):  # pragma: no cover - compiled
 
 def _items(offsets: np.ndarray) -> np.ndarray:
     """(segment, lo, hi) work items of at most CHUNK elements, never straddling two segments, in order."""
-    rows = [(k, a, min(a + _plan.CHUNK, int(hi))) for k, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:]))
-            for a in range(int(lo), int(hi), _plan.CHUNK)]
+    rows = [(k, a, min(a + pnorm.CHUNK, int(hi))) for k, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:]))
+            for a in range(int(lo), int(hi), pnorm.CHUNK)]
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
@@ -229,7 +229,7 @@ def _partial(a: np.ndarray, p: float, scale: float, mode: int) -> float:
     x = a if a.ndim == 1 else a.reshape(-1)
     if a.size < SMALL:
         return _reduce(x, p, scale, mode)
-    return _max_abs(x, _plan.CHUNK) if mode == _MAX else _power_sum(x, p, scale, mode, _plan.CHUNK)
+    return _max_abs(x, pnorm.CHUNK) if mode == _MAX else _power_sum(x, p, scale, mode, pnorm.CHUNK)
 
 
 def _max_abs_all(arrays: Sequence[np.ndarray]) -> float:
@@ -283,7 +283,7 @@ def _elementwise(arrays: Sequence[np.ndarray], values: tuple, parallel_kernel, s
         if args is None or not a.flags.c_contiguous:
             other.append(a)
         elif a.size >= SMALL:
-            parallel_kernel(a.reshape(-1), *args, _plan.CHUNK)
+            parallel_kernel(a.reshape(-1), *args, pnorm.CHUNK)
         else:
             serial_kernel(a if a.ndim == 1 else a.reshape(-1), *args)
     reference(other, *values)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip._plan import TINY_SUM, finish, special_scale, unscaled_ok
+from minigrad.clip.pnorm import TINY_SUM, finish, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
 # clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
@@ -81,7 +81,7 @@ def special_order(arrays: Sequence[np.ndarray], p: float) -> float | None:
 
 
 def total_norm(arrays: Sequence[np.ndarray], p: float) -> np.ndarray:
-    """The p-norm of all elements of all arrays as one vector, as a 0-d float64 array (see _plan for the orders)."""
+    """The p-norm of all elements of all arrays as one vector, as a 0-d float64 array (see pnorm.py for the orders)."""
     special = special_order(arrays, p)
     if special is not None:
         return np.asarray(special)

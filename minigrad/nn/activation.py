@@ -41,7 +41,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        self.p = F.check_probability(p)
+        self.p = F.check_dropout(p)
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:

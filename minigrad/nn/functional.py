@@ -5,8 +5,11 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import functions as F
-from minigrad.tensor import Tensor, _tensor, array_module
+from minigrad import functions
+from minigrad._validation import check_probability
+from minigrad.devices import array_module
+from minigrad.random import generator
+from minigrad.tensor import Tensor, _tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -39,24 +42,19 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), "
                          f"got values in [{int(idx.min())}, {int(idx.max())}]")
-    return F.EmbeddingLookup.apply(weight, array_module(weight._data).asarray(idx), padding_idx=padding_idx)
+    return functions.EmbeddingLookup.apply(weight, array_module(weight._data).asarray(idx), padding_idx=padding_idx)
 
 
-def check_probability(p: Any) -> float:
-    from minigrad.clip import check_real
-
-    p = check_real("p", p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    return p
+def check_dropout(p: Any) -> float:
+    """A dropout probability in [0, 1] (torch's message otherwise)."""
+    return check_probability("dropout probability", p)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the others by 1/(1-p) (the identity when not training)."""
-    p = check_probability(p)
+    p = check_dropout(p)
     if not training or p == 0.0:
         return input
-    from minigrad.random import generator
 
     xp = array_module(input._data)
     keep = generator().random(input.shape) >= p
@@ -91,24 +89,25 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {tgt.dtype}")
-    if input.ndim == 1:
-        input, tgt = input.unsqueeze(0), tgt.reshape(1)
-    elif input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
-        input = input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
+    x = input
+    if x.ndim == 1:
+        x, tgt = x.unsqueeze(0), tgt.reshape(1)
+    elif x.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
+        x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
         tgt = tgt.reshape(-1)
-    if input.ndim != 2 or tgt.shape != (input.shape[0],):
+    if x.ndim != 2 or tgt.shape != (x.shape[0],):
         raise ValueError(f"cross_entropy: target shape {np.shape(target)} does not match input shape "
                          f"{input.shape}: expected one class index per row")
-    n_classes = input.shape[1]
+    n_classes = x.shape[1]
     valid = tgt != ignore_index
     if np.any((tgt[valid] < 0) | (tgt[valid] >= n_classes)):
         raise IndexError(f"cross_entropy: target values must lie in [0, {n_classes}), "
                          f"got [{int(tgt.min())}, {int(tgt.max())}]")
-    xp = array_module(input._data)
+    xp = array_module(x._data)
     safe = xp.asarray(np.where(valid, tgt, 0))
-    picked = -input.log_softmax(dim=1)[xp.arange(input.shape[0]), safe]
+    picked = -x.log_softmax(dim=1)[xp.arange(x.shape[0]), safe]
     w = np.ones(n_classes) if weight is None else np.asarray(_tensor(weight)._data, dtype=np.float64)
-    row_w = xp.asarray((w[np.where(valid, tgt, 0)] * valid).astype(input.dtype))
+    row_w = xp.asarray((w[np.where(valid, tgt, 0)] * valid).astype(x.dtype))
     loss = picked * Tensor(row_w)
     if reduction == "mean":
         return loss.sum() / float(row_w.sum())
@@ -135,7 +134,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     if target.dtype.kind != "f":
         target = target._cast(input.dtype)
     pw = None if pos_weight is None else _tensor(pos_weight)._data
-    loss = F.BCEWithLogits.apply(input, target, pw)
+    loss = functions.BCEWithLogits.apply(input, target, pw)
     if weight is not None:
         loss = loss * _tensor(weight)
     return _reduce(loss, reduction)

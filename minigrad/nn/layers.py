@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._promotion import DEFAULT_DTYPE
 from minigrad.nn import functional as F
 from minigrad.nn.module import Module, Parameter
 from minigrad.random import normal_, uniform_
-from minigrad.tensor import DEFAULT_DTYPE, Tensor
+from minigrad.tensor import Tensor
 
 
 class Linear(Module):

@@ -6,8 +6,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from minigrad.functions import move_array
-from minigrad.tensor import Tensor, as_array
+from minigrad._promotion import as_array
+from minigrad.devices import move_array
+from minigrad.tensor import Tensor
 
 
 class Parameter(Tensor):

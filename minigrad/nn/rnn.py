@@ -20,11 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.functions import Function
+from minigrad._promotion import DEFAULT_DTYPE
+from minigrad._validation import TensorError, check_flag, check_positive_int, check_real
+from minigrad.autograd import Context, Function
+from minigrad.devices import array_module
 from minigrad.nn import functional as NF
 from minigrad.nn.module import Module, Parameter
+from minigrad.nn.utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
 from minigrad.random import uniform_
-from minigrad.tensor import DEFAULT_DTYPE, Context, Tensor, TensorError, array_module, cat, stack
+from minigrad.tensor import Tensor, cat, stack
 
 _NONLINEARITIES = ("tanh", "relu")
 
@@ -244,18 +248,14 @@ class RNNCell(Module):
 
 def _check_config(input_size: int, hidden_size: int, num_layers: int, nonlinearity: str, **flags: Any) -> None:
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_int(name, v)
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {_NONLINEARITIES}, got {nonlinearity!r}")
     for name, v in flags.items():
-        if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {v!r}")
+        check_flag(name, v)
 
 
 def _check_clip(value: Any) -> float:
-    from minigrad.clip import check_real
-
     try:
         return check_real("hidden_grad_clip", value, minimum=0.0)
     except ValueError as err:
@@ -296,7 +296,7 @@ class RNN(Module):
         _check_config(input_size, hidden_size, num_layers, nonlinearity, bias=bias, batch_first=batch_first,
                       bidirectional=bidirectional, fused=fused)
         try:
-            self.dropout = NF.check_probability(dropout)
+            self.dropout = NF.check_dropout(dropout)
         except ValueError:
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
                              f"element being zeroed, got {dropout!r}") from None
@@ -336,8 +336,6 @@ class RNN(Module):
         return tuple(getattr(self, f"{n}{suffix}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, input: Any, h0: Tensor | None = None) -> tuple[Any, Tensor]:
-        from minigrad.nn.utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
-
         packed = isinstance(input, PackedSequence)
         if packed:
             x, mask = packed_to_padded(input)  # (T, B, I) in sorted order, mask (T, B, 1)

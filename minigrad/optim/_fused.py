@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from minigrad.nn.utils.grad_buffer import GradBuffer
 from minigrad.tensor import Tensor
 
 CHUNK = 1 << 14  # elements per parallel work item
@@ -192,8 +193,6 @@ class FlatLayout:
     """One dtype's parameters of one param group, laid out flat (see the module docstring)."""
 
     def __init__(self, optimizer: Any, params: list[Tensor]) -> None:
-        from minigrad.nn.utils.grad_buffer import GradBuffer
-
         dtype = params[0].dtype
         buf = params[0]._grad_buffer
         if buf is None or not buf.owns_all(params):
@@ -244,7 +243,7 @@ class FlatLayout:
 
     def pending(self) -> Any:
         """The gradient scale to apply in this step (a clip left pending), in the gradients' dtype."""
-        return self.dtype.type(self.buffer.pending)
+        return self.buffer.pending_scale(self.dtype)
 
     def typed(self, *values: float) -> tuple:
         """Hyper-parameters as scalars of the parameters' dtype: the kernels compute in that dtype."""

@@ -6,8 +6,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from minigrad.devices import array_module
 from minigrad.optim.optimizer import Optimizer, check_betas, check_flag, check_number
-from minigrad.tensor import array_module
 
 
 class Adam(Optimizer):

@@ -9,19 +9,13 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from minigrad.clip import check_real
+from minigrad._validation import check_positive_int, check_real
 from minigrad.optim.optimizer import Optimizer
 
 
 def _check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class LRScheduler:
@@ -89,7 +83,7 @@ class StepLR(LRScheduler):
     """lr ← lr · gamma every `step_size` epochs."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
-        self.step_size = _positive_int("step_size", step_size)
+        self.step_size = check_positive_int("step_size", step_size)
         self.gamma = check_real("gamma", gamma, minimum=0.0)
         super().__init__(optimizer, last_epoch)
 
@@ -103,7 +97,7 @@ class MultiStepLR(LRScheduler):
     """lr ← lr · gamma at each epoch listed in `milestones`."""
 
     def __init__(self, optimizer: Optimizer, milestones: list[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
-        self.milestones = sorted(_positive_int("milestones[i]", m) for m in milestones)
+        self.milestones = sorted(check_positive_int("milestones[i]", m) for m in milestones)
         self.gamma = check_real("gamma", gamma, minimum=0.0)
         super().__init__(optimizer, last_epoch)
 
@@ -128,8 +122,8 @@ class ExponentialLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """lr from initial_lr down to eta_min along half a cosine over T_max epochs (torch's recursive form)."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:  # noqa: N803
-        self.T_max = _positive_int("T_max", T_max)
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+        self.T_max = check_positive_int("T_max", T_max)
         self.eta_min = check_real("eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 

@@ -5,6 +5,9 @@ loaded, at least as strictly as torch, by one rule for numbers (`minigrad.clip.c
 numbers and 0-d arrays; no bools, strings or NaN). `step()` checks every gradient and parameter it will
 touch (shape, dtype, device, writeability) before the first update, so a step that raises changes nothing;
 `load_state_dict()` checks the whole dict before it replaces anything.
+
+The fused kernels (optim/_fused.py) are imported when a fused step first runs: importing Numba takes longer
+than importing the rest of minigrad, and most runs never need it.
 """
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minigrad.clip import check_real
+from minigrad._validation import check_flag as _check_flag
+from minigrad._validation import check_real
+from minigrad.autograd import enable_grad
+from minigrad.devices import array_module
 from minigrad.nn.module import zero_grads_
-from minigrad.tensor import Tensor, array_module, enable_grad
+from minigrad.tensor import Tensor
 
 _FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -30,10 +36,10 @@ def check_number(group: dict, name: str, minimum: float | None = 0.0) -> None:
 
 def check_flag(group: dict, name: str, optional: bool = False) -> None:
     """group[name] must be a bool (or None when `optional`)."""
-    value = group[name]
-    if (value is None and optional) or isinstance(value, (bool, np.bool_)):
-        return
-    raise ValueError(f"Invalid {name} value: it must be True or False{' or None' if optional else ''}, got {value!r}")
+    try:
+        _check_flag(name, group[name], optional)
+    except ValueError as err:
+        raise ValueError(f"Invalid {name} value: {err}") from None
 
 
 def check_betas(group: dict) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from minigrad.devices import array_module
 from minigrad.optim.optimizer import Optimizer, check_flag, check_number
-from minigrad.tensor import array_module
 
 
 class RMSprop(Optimizer):

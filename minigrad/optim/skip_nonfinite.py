@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from minigrad import clip
+from minigrad._validation import check_positive_int
 from minigrad.optim.optimizer import Optimizer
 
 
@@ -24,10 +25,8 @@ class SkipNonFinite:
     def __init__(self, optimizer: Optimizer, max_consecutive: int | None = None) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"SkipNonFinite wraps an Optimizer, got {type(optimizer).__name__}")
-        if max_consecutive is not None and (isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int)
-                                            or max_consecutive < 1):
-            raise ValueError(f"max_consecutive must be a positive int or None, got {max_consecutive!r}")
-        self.optimizer, self.max_consecutive = optimizer, max_consecutive
+        self.optimizer = optimizer
+        self.max_consecutive = check_positive_int("max_consecutive", max_consecutive, optional=True)
         self.skipped = self.consecutive = self.taken = 0
 
     def _norm(self) -> float:

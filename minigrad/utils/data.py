@@ -11,8 +11,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from minigrad._validation import TensorError
 from minigrad.random import rng_of
-from minigrad.tensor import Tensor, TensorError, stack
+from minigrad.tensor import Tensor, stack
 
 
 class Dataset:

@@ -22,24 +22,17 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
+from minigrad._validation import check_norm_type, check_positive_int, check_positive_order, check_real
 from minigrad.nn.utils.clip_grad import _norm_tensor
-from minigrad.nn.utils.grad_buffer import as_tensors, grads_and_buffer
+from minigrad.nn.utils.grad_buffer import as_tensors, clip_norm_grads_, grads_and_buffer
 from minigrad.tensor import Tensor
 
 
 def _check_percentile(value: Any) -> float:
-    percentile = clip.check_real("percentile", value)
+    percentile = check_real("percentile", value)
     if not 0.0 <= percentile <= 100.0:
         raise ValueError(f"percentile must lie in [0, 100], got {value!r}")
     return percentile
-
-
-def _check_window(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"window must be a positive int or None, got {value!r}")
-    return int(value)
 
 
 class AutoClip:
@@ -49,10 +42,8 @@ class AutoClip:
                  norm_type: float = 2.0) -> None:
         self.params = as_tensors(parameters)
         self.percentile = _check_percentile(percentile)
-        self.window = _check_window(window)
-        self.norm_type = clip.check_norm_type(norm_type)
-        if not self.norm_type > 0:
-            raise ValueError(f"norm_type must be > 0 or inf, got {norm_type!r}")
+        self.window = check_positive_int("window", window, optional=True)
+        self.norm_type = check_positive_order("norm_type", norm_type)
         self.history: collections.deque = collections.deque(maxlen=self.window)
         self.threshold: float | None = None
 
@@ -65,8 +56,7 @@ class AutoClip:
             self.history.append(value)
         if self.history:
             self.threshold = float(np.percentile(np.asarray(self.history), self.percentile))
-            clip.clip_norm_or_defer(grads, self.threshold, self.norm_type, _norm=value,
-                                    defer=None if buffer is None else buffer.defer)
+            clip_norm_grads_(grads, buffer, self.threshold, self.norm_type, norm=norm)
         return _norm_tensor(norm, grads)
 
     clip = __call__
@@ -78,8 +68,8 @@ class AutoClip:
     def load_state_dict(self, state: dict) -> None:
         """Continue with a saved history (a resumed run), after checking every entry."""
         percentile = _check_percentile(state["percentile"])
-        window = _check_window(state["window"])
-        norm_type = clip.check_norm_type(state["norm_type"])
+        window = check_positive_int("window", state["window"], optional=True)
+        norm_type = check_norm_type(state["norm_type"])
         history = np.asarray(state["history"], dtype=np.float64)
         if history.ndim != 1 or not np.all(np.isfinite(history)) or np.any(history < 0):
             raise ValueError("AutoClip.load_state_dict: history must be a 1-d array of finite norms >= 0")
@@ -101,13 +91,11 @@ def adaptive_clip_grad_(parameters: Any, clip_factor: float = 0.01, eps: float =
     """Unit-wise adaptive gradient clipping of every parameter's gradient (see the module docstring). Every
     argument and gradient is checked before the first one is modified."""
     params = [p for p in as_tensors(parameters) if p._settled_grad() is not None]
-    clip_factor = clip.check_real("clip_factor", clip_factor)
+    clip_factor = check_real("clip_factor", clip_factor)
     if not clip_factor > 0:
         raise ValueError(f"clip_factor must be > 0, got {clip_factor!r}")
-    eps = clip.check_real("eps", eps, minimum=0.0)
-    p_order = clip.check_norm_type(norm_type)
-    if not p_order > 0:
-        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type!r}")
+    eps = check_real("eps", eps, minimum=0.0)
+    p_order = check_positive_order("norm_type", norm_type)
     clip.check_arrays([p._grad._data for p in params], writable=True)
     clip.check_arrays([p._data for p in params])
     for p in params:

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
-from minigrad.nn.utils.grad_buffer import as_tensors, fuse_buffer_views, grad_arrays, grads_and_buffer
-from minigrad.tensor import Tensor, array_module
+from minigrad._validation import check_real
+from minigrad.devices import array_module
+from minigrad.nn.utils.grad_buffer import as_tensors, clip_norm_grads_, fuse_buffer_views, grad_arrays, grads_and_buffer
+from minigrad.tensor import Tensor
 
 
 def _norm_tensor(norm: Any, arrays: list) -> Tensor:
@@ -53,8 +55,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     steps on it, the scaling is left to that step (see GradBuffer): `p.grad` still reads as clipped.
     """
     grads, buffer = grads_and_buffer(_parameters(parameters))
-    norm = clip.clip_norm_or_defer(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite,
-                                   defer=None if buffer is None else buffer.defer)
+    norm = clip_norm_grads_(grads, buffer, max_norm, norm_type, error_if_nonfinite)
     return _norm_tensor(norm, grads)
 
 
@@ -79,10 +80,10 @@ def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: boo
 
 def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
     """Scale the gradients by min(max_norm / (total_norm + 1e-6), 1) for a norm computed beforehand."""
-    max_norm = clip.check_real("max_norm", max_norm, minimum=0.0)
+    max_norm = check_real("max_norm", max_norm, minimum=0.0)
     if isinstance(total_norm, Tensor):
         total_norm = total_norm._data
-    norm = clip.check_real("total_norm", clip.host_value(array_module(total_norm).asarray(total_norm))
+    norm = check_real("total_norm", clip.host_value(array_module(total_norm).asarray(total_norm))
                            if hasattr(total_norm, "shape") else total_norm, minimum=0.0, allow_nan=True)
     grads = grad_arrays(_parameters(parameters))
     coef = clip.clip_coef(norm, max_norm)

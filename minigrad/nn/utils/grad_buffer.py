@@ -4,13 +4,14 @@ Backward accumulates into the views in place, `zero_grad()` (here, or the optimi
 them with zeros instead of dropping them, a clip over exactly these grads runs one kernel on the flat array,
 and an MPI all-reduce is one collective.
 
-Clipping folded into a fused step: when a fused optimizer has laid its parameters out over this buffer (it is
-the buffer's `consumer`), `clip_grad_norm_` computes the norm but does not scale; it leaves the coefficient in
-`pending`, and the optimizer's kernel multiplies each gradient element by it as it reads it, without writing
-the product back. The coefficient stays pending until something applies it (`settle()`) or drops it: reading
-`p.grad`, backward, another clip, an unfused optimizer apply it; a `zero_grad` that clears every member drops
-it. So whoever reads `p.grad` after the clip sees the clipped gradient, and in the usual loop (zero_grad,
-backward, clip, step) the gradient bytes are read twice (norm, step) and never written by the clip.
+Clipping folded into a fused step, and every rule of the pending coefficient, are here. When a fused optimizer
+has laid its parameters out over this buffer (it is the buffer's `consumer`), a norm clip (`clip_norm_grads_`)
+computes the norm but does not scale: it leaves the coefficient in `pending` (`defer`), and the optimizer's
+kernel multiplies each gradient element by it as it reads it (`pending_scale`), without writing the product
+back. The coefficient stays pending until something applies it (`settle`) or drops it: reading `p.grad`,
+backward, another clip, an unfused optimizer apply it; a `zero_grad` that clears every member drops it
+(`before_clearing`). So whoever reads `p.grad` after the clip sees the clipped gradient, and in the usual loop
+(zero_grad, backward, clip, step) the gradient bytes are read twice (norm, step) and never written by the clip.
 
 One difference from torch follows: an array taken from `p.grad` *before* the clip (`g = p.grad.numpy()`) is
 the raw gradient until the next `p.grad` read applies the coefficient. Read `p.grad` after the clip.
@@ -23,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.tensor import Tensor, TensorError, array_module
+from minigrad import clip
+from minigrad._validation import TensorError
+from minigrad.devices import array_module
+from minigrad.tensor import Tensor
 
 _by_flat: "weakref.WeakValueDictionary[int, GradBuffer]" = weakref.WeakValueDictionary()  # id(flat) -> buffer
 
@@ -96,9 +100,11 @@ class GradBuffer:
         """Apply a pending clip coefficient to the flat arrays now."""
         if self.pending != 1.0:
             coef, self.pending = self.pending, 1.0
-            from minigrad import clip
-
             clip.scale_(list(self.flats.values()), coef)
+
+    def pending_scale(self, dtype: np.dtype) -> Any:
+        """The pending coefficient as a scalar of `dtype`: what a fused step multiplies each gradient by."""
+        return dtype.type(self.pending)
 
     def before_clearing(self, cleared: set) -> None:
         """Before the members whose ids are in `cleared` are zeroed: a pending coefficient is dropped when that is
@@ -178,6 +184,20 @@ def grads_and_buffer(parameters: Any) -> tuple[list, "GradBuffer | None"]:
         if g is not None:
             grads.append(g._data)
     return grads, None
+
+
+def clip_norm_grads_(grads: list, buffer: "GradBuffer | None", max_norm: Any, norm_type: Any,
+                     error_if_nonfinite: bool = False, norm: Any = None) -> Any:
+    """`clip.clip_norm_` on gradients from `grads_and_buffer`, except that when they are a GradBuffer's and a
+    fused optimizer consumes it, the coefficient is left pending there instead of scaling now. `norm`: their
+    norm, when the caller has it already. Returns the total norm."""
+    if buffer is None and norm is None:
+        return clip.clip_norm_(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite)
+    norm, coef = clip.norm_and_coefficient(grads, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite,
+                                           norm=norm)
+    if coef is not None and (buffer is None or not buffer.defer(coef)):
+        clip.scale_(grads, coef)
+    return norm
 
 
 def fuse_buffer_views(arrays: list) -> list:

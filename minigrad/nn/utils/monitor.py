@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
+from minigrad._validation import check_norm_type, check_positive_order, check_real
 from minigrad.tensor import Tensor
 
 
@@ -52,10 +53,7 @@ class GradNormMonitor:
 
     def __init__(self, parameters: Any, norm_type: Any = 2.0) -> None:
         self.named = _named(parameters)
-        p = clip.check_norm_type(norm_type)
-        if not p > 0:
-            raise ValueError(f"norm_type must be > 0 or inf, got {norm_type!r}")
-        self.norm_type = p
+        self.norm_type = check_positive_order("norm_type", norm_type)
         self._total: list[float] = []
         self._norms: list[np.ndarray] = []
 
@@ -108,7 +106,7 @@ class GradNormMonitor:
     def quantiles(self, q: Any = (0.5, 0.9, 0.99, 1.0)) -> dict[float, float]:
         """Quantiles of the finite total norms (linear interpolation, as np.quantile)."""
         finite = self.total[np.isfinite(self.total)]
-        qs = [clip.check_real("q", v) for v in (q if hasattr(q, "__iter__") else [q])]
+        qs = [check_real("q", v) for v in (q if hasattr(q, "__iter__") else [q])]
         if any(not 0.0 <= v <= 1.0 for v in qs):
             raise ValueError(f"quantiles must lie in [0, 1], got {q!r}")
         if finite.size == 0:
@@ -117,7 +115,7 @@ class GradNormMonitor:
 
     def suggest_max_norm(self, quantile: float = 0.9) -> float | None:
         """The documented rule: the `quantile` (default 0.9) of the finite total norms seen; None before any."""
-        value = self.quantiles([quantile])[clip.check_real("quantile", quantile)]
+        value = self.quantiles([quantile])[check_real("quantile", quantile)]
         return None if math.isnan(value) else value
 
     def summary(self) -> str:
@@ -173,7 +171,7 @@ class GradNormMonitor:
         total, norms = np.asarray(state["total"], np.float64), np.asarray(state["norms"], np.float64)
         if total.ndim != 1 or norms.shape != (total.size, len(self.named)):
             raise ValueError("GradNormMonitor.load_state_dict: the saved arrays have inconsistent shapes")
-        self.norm_type = clip.check_norm_type(state["norm_type"])
+        self.norm_type = check_norm_type(state["norm_type"])
         self._total, self._norms = list(total), list(norms)
 
 

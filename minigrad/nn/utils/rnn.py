@@ -11,8 +11,11 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
+from minigrad._validation import TensorError, check_positive_int
+from minigrad.autograd import no_grad
+from minigrad.devices import array_module
 from minigrad.functions import Scatter
-from minigrad.tensor import Tensor, TensorError, array_module, cat, no_grad, stack
+from minigrad.tensor import Tensor, cat, stack
 
 
 def _int64(values: Any) -> Tensor:
@@ -247,9 +250,7 @@ def truncated_bptt(rnn: Any, input: Tensor, k1: int, k2: int, h0: Tensor | None 
     this is the usual "carry the state, detach between chunks"; with k2 >= T and no optimizer step in
     between, the summed gradients equal full BPTT.
     """
-    for name, k in (("k1", k1), ("k2", k2)):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"{name} must be a positive int, got {k!r}")
+    k1, k2 = check_positive_int("k1", k1), check_positive_int("k2", k2)
     if k2 < k1:
         raise ValueError(f"k2 ({k2}) must be >= k1 ({k1}): the k1 new steps of each update lie in its window")
     axis = 1 if getattr(rnn, "batch_first", False) and input.ndim == 3 else 0

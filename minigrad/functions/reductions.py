@@ -1,0 +1,94 @@
+"""Reductions: sums, maxima, and the softmax family (which reduce along a dim inside)."""
+from __future__ import annotations
+
+from typing import Any
+
+from minigrad._validation import TensorError
+from minigrad.autograd import Context, Function
+from minigrad.devices import array_module
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: tuple | None, keepdim: bool) -> Any:
+        ctx.shape, ctx.dim, ctx.keepdim = a.shape, dim, keepdim
+        return a.sum(axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        if ctx.dim is not None and not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        return xp.broadcast_to(grad, ctx.shape)
+
+
+class MaxAll(Function):
+    """The largest element; ties share the gradient evenly (torch's rule for a full reduction)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        if a.size == 0:
+            raise TensorError("max(): expected a non-empty tensor")
+        out = a.max()
+        ctx.save_for_backward(a == out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (mask,) = ctx.saved_tensors
+        return grad * mask / mask.sum()
+
+
+class MaxDim(Function):
+    """Largest element along `dim`; the gradient goes to the index `argmax` picks."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int, keepdim: bool) -> Any:
+        xp = array_module(a)
+        idx = xp.expand_dims(a.argmax(axis=dim), dim)
+        ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = a.shape, dim, keepdim, idx
+        out = xp.take_along_axis(a, idx, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        if not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        out = xp.zeros(ctx.shape, dtype=grad.dtype)
+        xp.put_along_axis(out, ctx.idx, grad, axis=ctx.dim)
+        return out
+
+
+def _log_softmax(a: Any, dim: int) -> Any:
+    xp = array_module(a)
+    shifted = a - a.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int) -> Any:
+        out = _log_softmax(a, dim)
+        ctx.dim = dim
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return grad - array_module(out).exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int) -> Any:
+        out = array_module(a).exp(_log_softmax(a, dim))
+        ctx.dim = dim
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
