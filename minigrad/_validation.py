@@ -104,5 +104,18 @@ def check_flag(name: str, value: Any, optional: bool = False) -> bool | None:
     raise ValueError(f"{name} must be True or False{' or None' if optional else ''}, got {value!r}")
 
 
+def check_dims(dim: Any, ndim: int) -> tuple | None:
+    """`dim` (an int, a sequence of ints, or None for all) as sorted non-negative dims of an `ndim`-d tensor;
+    IndexError for one out of range, as torch raises."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-max(ndim, 1)}, "
+                             f"{max(ndim, 1) - 1}], but got {d})")
+    return tuple(sorted(d % max(ndim, 1) for d in dims))
+
+
 __all__ = ["TensorError", "check_real", "check_nonnegative", "check_norm_type", "check_positive_order",
-           "check_positive_int", "check_probability", "check_flag"]
+           "check_positive_int", "check_probability", "check_flag", "check_dims"]

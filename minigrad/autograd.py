@@ -85,6 +85,11 @@ class TensorBase:
         raise NotImplementedError
 
 
+def unwrap(x: Any) -> Any:
+    """A tensor's array, anything else as it is."""
+    return x._data if isinstance(x, TensorBase) else x
+
+
 class AccumulateGrad:
     """The node of a leaf that requires grad: whatever reaches it is added into the leaf's `.grad`."""
 
@@ -385,4 +390,4 @@ def backward(root: TensorBase, gradient: Any = None, retain_graph: bool = False)
 
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "TensorBase", "AccumulateGrad", "Context", "Function",
-           "IndexGrad", "scatter_add", "backward", "input_node", "leaf_node"]
+           "IndexGrad", "scatter_add", "backward", "input_node", "leaf_node", "unwrap"]

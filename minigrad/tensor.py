@@ -6,21 +6,22 @@ methods bump a version counter shared by a tensor and its views.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from minigrad import autograd, functions
-from minigrad._promotion import as_array, promote
+from minigrad._promotion import as_array
 from minigrad._validation import TensorError
-from minigrad.autograd import TensorBase, is_grad_enabled
+from minigrad.autograd import TensorBase, is_grad_enabled, unwrap
 from minigrad.devices import array_module, device_of, parse_to
 from minigrad.random import normal_, uniform_
 from minigrad.tensor_data import TensorData
+from minigrad.tensor_math import MathMethods
+from minigrad.tensor_shape import ShapeMethods, raw_index
 
 
-class Tensor(TensorBase):
+class Tensor(MathMethods, ShapeMethods, TensorBase):
     """An n-dimensional array with autograd. `.data` is the array, `.grad` its gradient (a Tensor) or None."""
 
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
@@ -224,23 +225,23 @@ class Tensor(TensorBase):
         return self
 
     def fill_(self, value: Any) -> "Tensor":
-        self._inplace("fill_")[...] = _raw(value)
+        self._inplace("fill_")[...] = unwrap(value)
         return self
 
     def copy_(self, src: Any) -> "Tensor":
-        self._inplace("copy_")[...] = _raw(src)
+        self._inplace("copy_")[...] = unwrap(src)
         return self
 
     def _ufunc_(self, op: str, ufunc: Any, other: Any) -> "Tensor":
         arr = self._inplace(op)
-        ufunc(arr, _raw(other), out=arr, casting="same_kind")
+        ufunc(arr, unwrap(other), out=arr, casting="same_kind")
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._ufunc_("add_", np.add, _raw(other) * alpha if alpha != 1 else other)
+        return self._ufunc_("add_", np.add, unwrap(other) * alpha if alpha != 1 else other)
 
     def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._ufunc_("sub_", np.subtract, _raw(other) * alpha if alpha != 1 else other)
+        return self._ufunc_("sub_", np.subtract, unwrap(other) * alpha if alpha != 1 else other)
 
     def mul_(self, other: Any) -> "Tensor":
         return self._ufunc_("mul_", np.multiply, other)
@@ -257,7 +258,7 @@ class Tensor(TensorBase):
         if min is None and max is None:
             raise TensorError("clamp_: at least one of `min` and `max` must be given")
         arr = self._inplace("clamp_")
-        array_module(arr).clip(arr, _raw(min), _raw(max), out=arr)
+        array_module(arr).clip(arr, unwrap(min), unwrap(max), out=arr)
         return self
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
@@ -297,79 +298,9 @@ class Tensor(TensorBase):
             self._grad = Tensor._wrap(array_module(grad).array(grad, copy=True))
 
     # ----- ops ---------------------------------------------------------------------------------------
-    def __add__(self, other: Any) -> "Tensor":
-        return functions.Add.apply(self, other)
-
-    def __radd__(self, other: Any) -> "Tensor":
-        return functions.Add.apply(other, self)
-
-    def __sub__(self, other: Any) -> "Tensor":
-        return functions.Sub.apply(self, other)
-
-    def __rsub__(self, other: Any) -> "Tensor":
-        return functions.Sub.apply(other, self)
-
-    def __mul__(self, other: Any) -> "Tensor":
-        return functions.Mul.apply(self, other)
-
-    def __rmul__(self, other: Any) -> "Tensor":
-        return functions.Mul.apply(other, self)
-
-    def __truediv__(self, other: Any) -> "Tensor":
-        return functions.Div.apply(self, other)
-
-    def __rtruediv__(self, other: Any) -> "Tensor":
-        return functions.Div.apply(other, self)
-
-    def __pow__(self, other: Any) -> "Tensor":
-        return functions.Pow.apply(self, other)
-
-    def __rpow__(self, other: Any) -> "Tensor":
-        return functions.Pow.apply(other, self)
-
-    def __matmul__(self, other: Any) -> "Tensor":
-        return functions.MatMul.apply(self, _tensor(other))
-
-    def __rmatmul__(self, other: Any) -> "Tensor":
-        return functions.MatMul.apply(_tensor(other), self)
-
-    def __neg__(self) -> "Tensor":
-        return functions.Neg.apply(self)
-
-    def __getitem__(self, index: Any) -> "Tensor":
-        return functions.GetItem.apply(self, index=_raw_index(index))
-
-    def _gather(self, index: Any) -> "Tensor":
-        """self[index] for an index that picks no element twice (a permutation, a gather): cheaper backward."""
-        return functions.GetItem.apply(self, index=index, unique=True)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace("__setitem__")[_raw_index(index)] = _raw(value)
-
-    def _compare(self, other: Any, op: Callable) -> "Tensor":
-        other = _raw(other)
-        if isinstance(other, (list, tuple)):
-            other = array_module(self._data).asarray(other)
-        a, b = promote(self._data, other)
-        return Tensor._wrap(array_module(a).asarray(op(a, b)))
-
-    def __lt__(self, other: Any) -> "Tensor":
-        return self._compare(other, lambda a, b: a < b)
-
-    def __le__(self, other: Any) -> "Tensor":
-        return self._compare(other, lambda a, b: a <= b)
-
-    def __gt__(self, other: Any) -> "Tensor":
-        return self._compare(other, lambda a, b: a > b)
-
-    def __ge__(self, other: Any) -> "Tensor":
-        return self._compare(other, lambda a, b: a >= b)
-
-    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._compare(other, lambda a, b: a == b)
-
-    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._compare(other, lambda a, b: a != b)
+        self._inplace("__setitem__")[raw_index(index)] = unwrap(value)
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
@@ -389,135 +320,6 @@ class Tensor(TensorBase):
 
     def __iter__(self) -> Iterator["Tensor"]:
         return (self[i] for i in range(len(self)))
-
-    def pow(self, exponent: Any) -> "Tensor":
-        return functions.Pow.apply(self, exponent)
-
-    def exp(self) -> "Tensor":
-        return functions.Exp.apply(self)
-
-    def log(self) -> "Tensor":
-        return functions.Log.apply(self)
-
-    def tanh(self) -> "Tensor":
-        return functions.Tanh.apply(self)
-
-    def sigmoid(self) -> "Tensor":
-        return functions.Sigmoid.apply(self)
-
-    def relu(self) -> "Tensor":
-        return functions.Relu.apply(self)
-
-    def abs(self) -> "Tensor":
-        return functions.Abs.apply(self)
-
-    def sqrt(self) -> "Tensor":
-        return functions.Pow.apply(self, 0.5)
-
-    def clamp(self, min: Any = None, max: Any = None) -> "Tensor":
-        """Elements limited to [min, max]; the gradient passes where the input was inside (torch's rule)."""
-        if min is None and max is None:
-            raise TensorError("clamp: at least one of `min` and `max` must be given")
-        return functions.Clamp.apply(self, lo=_raw(min), hi=_raw(max))
-
-    clip = clamp
-
-    def matmul(self, other: Any) -> "Tensor":
-        return self @ other
-
-    def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        return functions.Sum.apply(self, dim=_dims(dim, self.ndim), keepdim=keepdim)
-
-    def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        if self.dtype.kind not in "fc":
-            raise TensorError(f"mean(): could not infer output dtype: the input dtype must be floating point or "
-                              f"complex, got {self.dtype}")
-        dims = _dims(dim, self.ndim)
-        count = math.prod(self.shape[d] for d in dims) if dims is not None else self.numel()
-        return functions.Sum.apply(self, dim=dims, keepdim=keepdim) / count
-
-    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        """Without `dim` the largest element; with `dim` a `(values, indices)` pair, as in torch."""
-        if dim is None:
-            return functions.MaxAll.apply(self)
-        dim = _dims(dim, self.ndim)[0]
-        values = functions.MaxDim.apply(self, dim=dim, keepdim=keepdim)
-        return MaxResult(values, self.argmax(dim, keepdim))
-
-    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
-        if dim is None:
-            return -functions.MaxAll.apply(-self)
-        values, _ = (-self).max(dim, keepdim)
-        return MaxResult(-values, self.argmin(dim, keepdim))
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        return self._arg(self._data.argmax, dim, keepdim)
-
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        return self._arg(self._data.argmin, dim, keepdim)
-
-    def _arg(self, fn: Callable, dim: int | None, keepdim: bool) -> "Tensor":
-        if dim is None:
-            return Tensor._wrap(array_module(self._data).asarray(fn()))
-        dim = _dims(dim, self.ndim)[0]
-        idx = fn(axis=dim)
-        return Tensor._wrap(array_module(idx).expand_dims(idx, dim) if keepdim else idx)
-
-    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        """The p-norm over all elements (or `dim`), as torch.linalg.vector_norm; differentiable."""
-        p = 2.0 if p == "fro" else float(p)  # float("inf") reads "inf"
-        a = self.abs()
-        if p == float("inf"):
-            return a.max() if dim is None else a.max(dim, keepdim)[0]
-        if p == 2.0:
-            return (self * self).sum(dim, keepdim).sqrt()
-        return (a ** p).sum(dim, keepdim) ** (1.0 / p)
-
-    def softmax(self, dim: int = -1) -> "Tensor":
-        return functions.Softmax.apply(self, dim=dim)
-
-    def log_softmax(self, dim: int = -1) -> "Tensor":
-        return functions.LogSoftmax.apply(self, dim=dim)
-
-    def reshape(self, *shape: Any) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return functions.Reshape.apply(self, shape=shape)
-
-    view = reshape
-
-    def view_as(self, other: "Tensor") -> "Tensor":
-        return self.reshape(other.shape)
-
-    def flatten(self) -> "Tensor":
-        return self.reshape(-1)
-
-    def permute(self, *dims: Any) -> "Tensor":
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        if sorted(d % self.ndim for d in dims) != list(range(self.ndim)):
-            raise TensorError(f"permute: dims {dims} are not a permutation of the {self.ndim} dims of {self.shape}")
-        return functions.Permute.apply(self, axes=tuple(d % self.ndim for d in dims))
-
-    def transpose(self, dim0: int, dim1: int) -> "Tensor":
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return functions.Permute.apply(self, axes=tuple(axes))
-
-    @property
-    def T(self) -> "Tensor":  # noqa: N802 - torch's name
-        return functions.Permute.apply(self, axes=tuple(reversed(range(self.ndim))))
-
-    def squeeze(self, dim: int | None = None) -> "Tensor":
-        if dim is None:
-            return self.reshape(tuple(s for s in self.shape if s != 1))
-        dim = dim % max(self.ndim, 1)
-        if self.ndim == 0 or self.shape[dim] != 1:
-            return self
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
-
-    def unsqueeze(self, dim: int) -> "Tensor":
-        dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def _cast(self, dtype: Any) -> "Tensor":
         dtype = np.dtype(dtype)
@@ -567,46 +369,8 @@ class Tensor(TensorBase):
         return self.to("cuda")
 
 
-class MaxResult(tuple):
-    """`(values, indices)` of `Tensor.max(dim)`, reachable by name as in torch."""
-
-    def __new__(cls, values: Tensor, indices: Tensor) -> "MaxResult":
-        return super().__new__(cls, (values, indices))
-
-    values = property(lambda self: self[0])
-    indices = property(lambda self: self[1])
-
-
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _raw(x: Any) -> Any:
-    """A Tensor's array, anything else as it is."""
-    return x._data if isinstance(x, Tensor) else x
-
-
-def _dims(dim: Any, ndim: int) -> tuple | None:
-    if dim is None:
-        return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
-    return tuple(sorted(d % max(ndim, 1) for d in dims))
-
-
-def _raw_index(index: Any) -> Any:
-    """Tensors inside an index become their arrays; integer-array indices are checked to be integers."""
-    if isinstance(index, tuple):
-        return tuple(_raw_index(i) for i in index)
-    if isinstance(index, Tensor):
-        index = index._data
-    if isinstance(index, list):
-        index = np.asarray(index)
-    if hasattr(index, "dtype") and getattr(index, "ndim", 0) >= 0 and index.dtype.kind not in "iub":
-        raise IndexError(f"tensors used as indices must be integer or bool, got dtype {index.dtype}")
-    return index
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:

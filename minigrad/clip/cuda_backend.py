@@ -24,7 +24,7 @@ from numba import config, cuda, float64
 from minigrad.clip.pnorm import needs_scaling, scaled_root
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
-THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays ~20 ms per syncthreads
+THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays dearly for each syncthreads
 MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride over the rest
 _SUM, _MAX, _MIN, _COUNT = 0, 1, 2, 3
 
@@ -92,8 +92,7 @@ def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: n
 
     Each thread takes x[i], x[i+g], x[i+2g], ... (g: the grid's size) in that order; the loop body loads four
     of them before adding any, so that four loads per thread are in flight (the order of the additions, and so
-    the bits, are those of the plain one-at-a-time loop). On an H100, 1e8 float32: one load at a time 0.41-0.45
-    ms, four 0.22 ms, eight 0.22 ms, a pure read (CuPy's sum) 0.15 ms."""
+    the bits, are those of the plain one-at-a-time loop; docs/benchmarks.md has the timings)."""
     shared = cuda.shared.array(THREADS, float64)
     tid = cuda.threadIdx.x
     scale = scale_buf[0] if scaled else 1.0
@@ -259,8 +258,8 @@ def _interface(a: Any) -> dict:
     Our kernels go to numba's default stream. Work queued on the legacy default stream (stream 1 in the
     interface: CuPy's and torch's default) or with no stream named is ordered before them by CUDA itself, so
     no wait is needed; an array exported on another stream (a torch or CuPy side stream, maybe non-blocking) is
-    waited for, as the interface asks. `cuda.as_cuda_array` would synchronise the host for every array: on an
-    H100 that made a 4 × 25M float32 norm clip take 1.5 ms against 0.6 ms of kernels."""
+    waited for, as the interface asks. `cuda.as_cuda_array` would synchronise the host for every array, which
+    costs more than the kernels of a large clip (docs/internals.md)."""
     iface = a.__cuda_array_interface__
     stream = iface.get("stream")
     if stream not in _ORDERED_STREAMS:
@@ -272,8 +271,8 @@ def _flat(a: Any) -> Any:
     """A 1-d numba view of a contiguous CUDA array, sharing its memory.
 
     Views of exported arrays (CuPy, torch) are cached by (pointer, shape, strides, dtype) and hold no reference
-    to their owner: making one costs ~20 µs of host time (H100), paid two or three times per array and call
-    otherwise. A view is only used during a call that holds its array; memory freed and handed to another array
+    to their owner: making one costs tens of microseconds of host time, paid two or three times per array and
+    call otherwise. A view is only used during a call that holds its array; memory freed and handed to another array
     of the same layout is viewed correctly by the same view, so a cached view is never stale."""
     if _is_numba(a):
         return a.reshape(a.size)
@@ -365,7 +364,7 @@ def _wrap_like(first: Any, d: Any) -> Any:
 
 def _output(first: Any) -> tuple[Any, Any]:
     """A float64 device scalar for a norm, as (numba view, what the caller gets): CuPy's memory pool for CuPy
-    input (~µs; numba's `device_array` takes ~40 µs of host time), else a numba array."""
+    input (numba's `device_array` costs several times more host time), else a numba array."""
     if _is_cupy(first):
         import cupy
 

@@ -5,16 +5,16 @@ the rounding would depend on NUMBA_NUM_THREADS). Instead `prange` runs over fixe
 elements), each reduced serially into `partials[c]`, and the partials are added in index order on one thread.
 
 Speed: each chunk is handed to its own small @njit function as a contiguous slice. A loop written inside the
-`prange` body did not vectorise on an AVX-512 machine (~1 G elements/s per thread, compute-bound); the same
-loop in a function of its own over a slice does, on AVX2 and AVX-512 alike (memory-bound). The sums are
+`prange` body does not vectorise; the same loop in a function of its own over a slice does, on AVX2 and
+AVX-512 alike (docs/internals.md). The sums are
 compiled with `fastmath={"reassoc"}` only, which lets LLVM keep SIMD partial sums while NaN/inf stay IEEE; the
 order is fixed at compile time, so the bits do not depend on the thread count (tested with 1, 2 and 4).
 
 Per-call overhead: launching a parallel region costs microseconds, and a Python list of arrays passed to
-@njit is a slow "reflected list" (a tuple of 1000 arrays took 29 s to compile). So an array below SMALL
-elements never goes to a parallel kernel: it gets the serial chunk kernel, called from Python, ~0.27 us per
-call on 1000 float32 (a NumPy in-place ufunc: ~0.6 us; concatenating 1000 small arrays for one parallel sum
-took ~0.46 ms, longer than their sums). Scale and clamp do the same arithmetic in the same dtype as the
+@njit is a slow "reflected list" (a tuple of many arrays compiles for seconds). So an array below SMALL
+elements never goes to a parallel kernel: it gets the serial chunk kernel, called from Python once per array,
+which costs less than a NumPy in-place ufunc, and far less than concatenating many small arrays for one
+parallel sum (docs/internals.md). Scale and clamp do the same arithmetic in the same dtype as the
 reference, so their bits equal its bits. Arrays that are not C-contiguous float32/float64 take the reference
 path. `SMALL` and `pnorm.CHUNK` are read at call time, so tests can shrink them.
 """
@@ -223,7 +223,7 @@ def _kernel_ready(a: np.ndarray) -> bool:
 def _partial(a: np.ndarray, p: float, scale: float, mode: int) -> float:
     """One array's power sum (or, mode _MAX, its max |x|, NaN if any): chunked in parallel when it is large, one
     serial kernel call when it is small (a parallel launch costs microseconds; no copy, unlike concatenating the
-    small arrays, which took longer than their sums), the reference when no kernel takes its dtype or layout."""
+    small arrays, which costs more than their sums), the reference when no kernel takes its dtype or layout."""
     if not _kernel_ready(a):
         return ref.max_abs([a]) if mode == _MAX else ref.power_sum(a, p, scale)
     x = a if a.ndim == 1 else a.reshape(-1)

@@ -8,8 +8,8 @@ import numpy as np
 
 from minigrad.clip.pnorm import TINY_SUM, finish, special_scale, unscaled_ok
 
-# np.clip's own ufunc: np.clip wraps it in ~3 us of Python argument handling per call, which dominates
-# clipping many small arrays. Fall back to np.clip where NumPy's layout differs.
+# np.clip's own ufunc: np.clip wraps it in Python argument handling that costs more than the clip itself on
+# small arrays, and clipping many small arrays is common. Fall back to np.clip where NumPy's layout differs.
 try:
     from numpy._core.umath import clip as _clip_ufunc
 except ImportError:  # pragma: no cover - older NumPy

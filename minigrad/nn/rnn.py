@@ -44,9 +44,8 @@ def _scratch(pool: list | None, shape: tuple, dtype: Any, xp: Any) -> Any:
     new one. The caller appends what it used (its `.base`) back to `pool`; it passes None for CuPy arrays, which
     have their own memory pool.
 
-    Why: a fresh array of the layer's size costs its page faults every backward, and on these VMs that was
-    ~70-140 ms for 65 MB (T=1000, B=32, H=512) whenever the kernel had to find a huge page for NumPy's hint,
-    against ~12 ms for the two passes that fill it."""
+    Why: a fresh array of the layer's size costs its page faults on every backward, which can cost more than
+    the passes that fill it (docs/internals.md, "fresh arrays")."""
     size = math.prod(shape)
     if pool is not None:
         try:

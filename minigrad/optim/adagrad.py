@@ -31,17 +31,18 @@ class Adagrad(Optimizer):
         state["step"] += 1
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * param
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        decayed_lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += grad * grad
-        param -= clr * (grad / (array_module(param).sqrt(state["sum"]) + group["eps"]))
+        param -= decayed_lr * (grad / (array_module(param).sqrt(state["sum"]) + group["eps"]))
 
     def _fused_update(self, layout: Any, group: dict, step: int) -> None:
         from minigrad.optim import _fused
 
         total = layout.state(self.state, "sum", fill=group["initial_accumulator_value"])
         step += 1
-        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        decayed_lr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        sign = -1.0 if group["maximize"] else 1.0
         _fused.adagrad(layout.flat, layout.grad, total, layout.pending(),
-                       *layout.typed(-1.0 if group["maximize"] else 1.0, clr, group["eps"], group["weight_decay"]))
+                       *layout.typed(sign, decayed_lr, group["eps"], group["weight_decay"]))
         for p in layout.params:
             self.state[p]["step"] = step
