@@ -2,20 +2,21 @@
 the non-finite step guard, each against an independent NumPy formula (clipping inside BPTT: tests/test_rnn.py).
 The array-level kernels run on every backend (CUDA simulated unless MINIGRAD_REAL_CUDA=1)."""
 import math
-import pickle
 
 import numpy as np
 import pytest
 from backends import BACKENDS, examples, to_backend, to_host
+from helpers import params_and_rng
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import values
 
 import minigrad as mg
-from minigrad import clip, nn, optim
+from minigrad import clip, nn
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
+
 
 pytestmark = pytest.mark.usefixtures("small_kernels")
 
@@ -47,34 +48,6 @@ def _reference_segment_norms(x, offsets, p):
     return np.array(out)
 
 
-# ----- segment norms and unit-wise clipping, every backend -------------------------------------------------------
-@backends
-def test_segment_norms_equal_the_norm_of_each_slice(backend):
-    """Domain: float32/64 values from subnormal to 1e30/1e200 with NaN and ±inf, segments of 0-60 elements
-    (many chunks and items with the shrunken chunk size), p in {1, 2, 3.5, 20, inf}."""
-    @examples(backend)
-    @given(case=segmented(special=True), p=st.sampled_from([1.0, 2.0, 3.5, 20.0, math.inf]))
-    def check(case, p):
-        x, offsets = case
-        got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, p, backend=backend), backend)
-        np.testing.assert_allclose(got, _reference_segment_norms(x, offsets, p), rtol=1e-12 * max(1, 1 / p))
-
-    check()
-
-
-@backends
-def test_scale_segments_multiplies_each_segment_by_its_factor_in_the_array_dtype(backend):
-    rng = np.random.default_rng(6)
-    offsets = np.array([0, 3, 3, 40, 41, 70])
-    factors = np.array([0.5, 7.0, -1.0, 0.0, 0.1])  # 0.1: a float64 factor, not rounded to float32 first
-    for dtype in (np.float32, np.float64):
-        x = rng.standard_normal(70).astype(dtype)
-        want = x * np.repeat(factors, np.diff(offsets)).astype(dtype)
-        dev = to_backend([x.copy()], backend)
-        clip.scale_segments_(dev[0], offsets, factors, backend=backend)
-        np.testing.assert_array_equal(to_host(dev, backend)[0], want)
-
-
 def _agc_reference(g, w, clip_factor, eps):
     """timm's adaptive_clip_grad on one parameter, in NumPy (float64)."""
     if g.ndim <= 1:
@@ -95,30 +68,6 @@ def agc_case(draw):
     g = draw(hnp.arrays(dtype, shape, elements=el))
     w = draw(hnp.arrays(dtype, shape, elements=st.floats(-1, 1, width=dtype.itemsize * 8)))
     return g, w, draw(st.floats(1e-3, 10.0)), draw(st.sampled_from([0.0, 1e-3, 0.1]))
-
-
-@backends
-def test_agc_clips_each_unit_to_its_limit_and_leaves_the_others_bit_identical(backend):
-    """Domain: 0-3-d float32/64 parameters, gradients in [-100, 100], weights in [-1, 1], clip_factor 1e-3..10,
-    eps in {0, 1e-3, 0.1}: every unit's norm ends <= max(‖W_u‖, eps)·clip_factor (1 + tol), units that were
-    below the limit keep their bits, and the result is timm's formula."""
-    @examples(backend)
-    @given(case=agc_case())
-    def check(case):
-        _check_agc(backend, *case)
-
-    check()
-
-
-@backends
-def test_agc_on_fixed_units_with_gradient_norms_below_one(backend):
-    """Beside the drawn cases: units clipped from norms below 1 (where the 1e-6 floor of ‖G‖ must not act), a
-    zero unit, a unit under its limit, a zero weight row (the eps floor), in float32 and float64."""
-    rng = np.random.default_rng(4)
-    g = rng.standard_normal((4, 5)) * np.array([[0.2], [0.0], [1e-4], [3.0]])
-    w = rng.standard_normal((4, 5)) * np.array([[1.0], [1.0], [1.0], [0.0]])
-    for dtype in (np.float32, np.float64):
-        _check_agc(backend, g.astype(dtype), w.astype(dtype), 0.05, 1e-3)
 
 
 def _check_agc(backend, g, w, clip_factor, eps):
@@ -164,6 +113,71 @@ class ForcedBackend:
             os.environ["MINIGRAD_BACKEND"] = self.before
 
 
+def _agc_rows(g, w, clip_factor, eps):
+    """timm's AGC by hand, float64: each row (a 0-d/1-d parameter: the whole) scaled to max(‖w‖, eps)·factor."""
+    g2, w2 = g.reshape(g.shape[0], -1) if g.ndim > 1 else g.reshape(1, -1), w.reshape(w.shape[0], -1) if \
+        w.ndim > 1 else w.reshape(1, -1)
+    out = g2.copy()
+    for r in range(g2.shape[0]):
+        limit = max(np.linalg.norm(w2[r]), eps) * clip_factor
+        n = np.linalg.norm(g2[r])
+        if n >= limit:
+            out[r] = g2[r] * (limit / max(n, 1e-6))
+    return out.reshape(g.shape)
+
+
+# ----- segment norms and unit-wise clipping (AGC), every backend ------------------------------------------------------
+@backends
+def test_segment_norms_equal_the_norm_of_each_slice(backend):
+    """Domain: float32/64 values from subnormal to 1e30/1e200 with NaN and ±inf, segments of 0-60 elements
+    (many chunks and items with the shrunken chunk size), p in {1, 2, 3.5, 20, inf}."""
+    @examples(backend)
+    @given(case=segmented(special=True), p=st.sampled_from([1.0, 2.0, 3.5, 20.0, math.inf]))
+    def check(case, p):
+        x, offsets = case
+        got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, p, backend=backend), backend)
+        np.testing.assert_allclose(got, _reference_segment_norms(x, offsets, p), rtol=1e-12 * max(1, 1 / p))
+
+    check()
+
+
+@backends
+def test_scale_segments_multiplies_each_segment_by_its_factor_in_the_array_dtype(backend):
+    rng = np.random.default_rng(6)
+    offsets = np.array([0, 3, 3, 40, 41, 70])
+    factors = np.array([0.5, 7.0, -1.0, 0.0, 0.1])  # 0.1: a float64 factor, not rounded to float32 first
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(70).astype(dtype)
+        want = x * np.repeat(factors, np.diff(offsets)).astype(dtype)
+        dev = to_backend([x.copy()], backend)
+        clip.scale_segments_(dev[0], offsets, factors, backend=backend)
+        np.testing.assert_array_equal(to_host(dev, backend)[0], want)
+
+
+@backends
+def test_agc_clips_each_unit_to_its_limit_and_leaves_the_others_bit_identical(backend):
+    """Domain: 0-3-d float32/64 parameters, gradients in [-100, 100], weights in [-1, 1], clip_factor 1e-3..10,
+    eps in {0, 1e-3, 0.1}: every unit's norm ends <= max(‖W_u‖, eps)·clip_factor (1 + tol), units that were
+    below the limit keep their bits, and the result is timm's formula."""
+    @examples(backend)
+    @given(case=agc_case())
+    def check(case):
+        _check_agc(backend, *case)
+
+    check()
+
+
+@backends
+def test_agc_on_fixed_units_with_gradient_norms_below_one(backend):
+    """Beside the drawn cases: units clipped from norms below 1 (where the 1e-6 floor of ‖G‖ must not act), a
+    zero unit, a unit under its limit, a zero weight row (the eps floor), in float32 and float64."""
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal((4, 5)) * np.array([[0.2], [0.0], [1e-4], [3.0]])
+    w = rng.standard_normal((4, 5)) * np.array([[1.0], [1.0], [1.0], [0.0]])
+    for dtype in (np.float32, np.float64):
+        _check_agc(backend, g.astype(dtype), w.astype(dtype), 0.05, 1e-3)
+
+
 def test_agc_matches_timms_formula_in_torch(torch):
     rng = np.random.default_rng(0)
     shapes = [(6, 5), (6,), (4, 3, 2), ()]
@@ -186,254 +200,16 @@ def test_agc_matches_timms_formula_in_torch(torch):
                                    rtol=1e-12)
 
 
-# ----- AutoClip ----------------------------------------------------------------------------------------------------
-def _params(seed, n=3):
-    rng = np.random.default_rng(seed)
-    params = [nn.Parameter(rng.standard_normal(k + 2)) for k in range(n)]
-    return params, rng
-
-
-@given(scales=st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=25), percentile=st.floats(0, 100),
-       window=st.one_of(st.none(), st.integers(1, 10)))
-def test_autoclip_threshold_is_the_percentile_of_its_history_and_bounds_the_norm(scales, percentile, window):
-    """Domain: norms from 1e-3 to 1e3, any percentile, any window: after each call the threshold is
-    np.percentile of the last `window` pre-clip norms (the current one included), and the clipped norm is at
-    most the threshold."""
-    params, rng = _params(0)
-    auto = nn.utils.AutoClip(params, percentile=percentile, window=window)
-    seen = []
-    for scale in scales:
-        for p in params:
-            p.grad = rng.standard_normal(p.shape) * scale
-        before = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
-        norm = auto().item()
-        seen.append(before)
-        np.testing.assert_allclose(norm, before, rtol=1e-12)
-        history = seen[-window:] if window else seen
-        np.testing.assert_allclose(auto.threshold, np.percentile(history, percentile), rtol=1e-12)
-        after = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
-        assert after <= auto.threshold * (1 + 1e-9) or after == pytest.approx(before)
-
-
-def test_autoclip_resumes_from_its_state_dict_and_ignores_nonfinite_norms(tmp_path):
-    params, rng = _params(1)
-    auto = nn.utils.AutoClip(params, percentile=50, window=4)
-    for _ in range(6):
-        for p in params:
-            p.grad = rng.standard_normal(p.shape)
-        auto()
-    mg.save(auto.state_dict(), tmp_path / "auto.npz")
-    twin = nn.utils.AutoClip(params, percentile=10)
-    twin.load_state_dict(mg.load(tmp_path / "auto.npz"))
-    assert list(twin.history) == list(auto.history) and twin.window == 4 and twin.percentile == 50
-    params[0].grad.data[0] = np.nan
-    before = list(auto.history)
-    assert math.isnan(auto().item())
-    assert list(auto.history) == before  # one NaN would make every later threshold NaN
-
-
-@pytest.mark.parametrize("kwargs", [dict(percentile=-1), dict(percentile=101), dict(percentile=math.nan),
-                                    dict(percentile="10"), dict(window=0), dict(window=1.5), dict(window=True),
-                                    dict(norm_type=0), dict(norm_type=math.nan)])
-def test_autoclip_rejects_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
-        nn.utils.AutoClip(_params(0)[0], **kwargs)
-
-
 @pytest.mark.parametrize("kwargs", [dict(clip_factor=0), dict(clip_factor=-1), dict(clip_factor=math.nan),
                                     dict(eps=-1e-3), dict(eps=math.nan), dict(norm_type=-2), dict(norm_type="x")])
 def test_agc_rejects_bad_arguments_and_changes_nothing(kwargs):
-    params, rng = _params(2)
+    params, rng = params_and_rng(2)
     for p in params:
         p.grad = rng.standard_normal(p.shape) * 10
     before = [p.grad.numpy().tobytes() for p in params]
     with pytest.raises(ValueError):
         nn.utils.adaptive_clip_grad_(params, **kwargs)
     assert [p.grad.numpy().tobytes() for p in params] == before
-
-
-# ----- update clipping ---------------------------------------------------------------------------------------
-@given(lr=st.floats(1e-4, 1.0), update_clip=st.floats(1e-3, 10.0), scale=st.floats(1e-6, 1e3),
-       quiet=st.floats(1e-8, 1.0), fused=st.sampled_from([None, True]))
-def test_update_clipping_bounds_the_rms_of_every_step(lr, update_clip, scale, quiet, fused):
-    """Domain: lr 1e-4..1, update_clip 1e-3..10, a quiet phase of gradients `quiet` times smaller followed by a
-    spike of size `scale`: RMS(Δp) / lr <= update_clip for every tensor at every step (Adafactor's bound)."""
-    rng = np.random.default_rng(0)
-    params = [nn.Parameter(rng.standard_normal(s).astype(np.float64)) for s in ((4, 3), (5,))]
-    opt = optim.Adam(params, lr=lr, update_clip=update_clip, fused=fused)
-    for step in range(6):
-        before = [p.data.copy() for p in params]
-        for p in params:
-            p.grad = rng.standard_normal(p.shape) * (scale if step == 5 else scale * quiet)
-        opt.step()
-        for p, b in zip(params, before):
-            rms = math.sqrt(float(np.mean((p.data - b) ** 2)))
-            assert rms / lr <= update_clip * (1 + 1e-9)
-
-
-@pytest.mark.parametrize("fused", [None, True])
-def test_after_a_long_quiet_phase_a_clipped_gradient_still_makes_adam_step_three_lr_unless_updates_are_clipped(
-        fused):
-    """The mechanism update clipping exists for. 3000 steps of gradients 1e-4 small let √v̂ decay towards
-    √(1-β2)·|g| of the next gradient, so m̂/√v̂ ≈ (1-β1)/√(1-β2) ≈ 3.2 per element however hard the gradient
-    was norm-clipped first; a NumPy recurrence of Adam's formula is the reference."""
-    rng = np.random.default_rng(1)
-    grads = [rng.standard_normal((6, 5)) * (1e-4 if step < 3000 else 1.0) for step in range(3001)]
-    m = v = np.zeros((6, 5))
-    for g in grads:
-        g = g * min(1.0, 1.0 / (np.linalg.norm(g) + 1e-6))  # clip_grad_norm_(max_norm=1)
-        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
-    expected = np.sqrt(np.mean(((m / (1 - 0.9 ** 3001)) / (np.sqrt(v / (1 - 0.999 ** 3001)) + 1e-8)) ** 2))
-    assert expected > 2.5
-    for update_clip, bound in ((None, expected), (1.0, 1.0)):
-        p = nn.Parameter(np.zeros((6, 5)))
-        opt = optim.Adam([p], lr=0.01, update_clip=update_clip, fused=fused)
-        for g in grads:
-            before = p.data.copy()
-            p.grad = g.copy()
-            nn.utils.clip_grad_norm_([p], max_norm=1.0)
-            opt.step()
-        rms = math.sqrt(float(np.mean((p.data - before) ** 2))) / 0.01
-        assert rms == pytest.approx(bound, rel=1e-6)
-
-
-def test_update_clip_none_is_plain_adam_bit_for_bit_and_bad_values_are_rejected():
-    rng = np.random.default_rng(1)
-    runs = []
-    for kwargs in (dict(), dict(update_clip=None)):
-        p = nn.Parameter(np.ones(5))
-        opt = optim.Adam([p], lr=0.1, **kwargs)
-        for _ in range(5):
-            p.grad = rng.standard_normal(5)
-            opt.step()
-        runs.append(p.data.tobytes())
-        rng = np.random.default_rng(1)
-    assert runs[0] == runs[1]
-    p = nn.Parameter(np.ones(5))  # a bound no step reaches changes nothing either (to round-off)
-    opt = optim.Adam([p], lr=0.1, update_clip=1e6)
-    for _ in range(5):
-        p.grad = rng.standard_normal(5)
-        opt.step()
-    np.testing.assert_allclose(p.data, np.frombuffer(runs[0]), rtol=1e-15)
-    for bad in (0.0, -1.0, math.nan, "1"):
-        with pytest.raises(ValueError, match="update_clip"):
-            optim.Adam([nn.Parameter(np.ones(2))], update_clip=bad)
-
-
-# ----- the monitor --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("buffered", [False, True])
-@pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
-def test_monitor_per_parameter_norms_combine_to_the_total(buffered, p):
-    mg.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
-    if buffered:
-        nn.utils.GradBuffer(model.parameters())
-    monitor = nn.utils.GradNormMonitor(model, norm_type=p)
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        model.zero_grad()
-        model(mg.tensor(rng.standard_normal((8, 4)))).pow(2).sum().backward()
-        total = monitor.record()
-        grads = [q.grad.numpy() for q in model.parameters()]
-        np.testing.assert_allclose(total, float(np.linalg.norm(np.concatenate([g.ravel() for g in grads]), p)),
-                                   rtol=1e-12)
-        last = {name: series[-1] for name, series in monitor.norms.items()}
-        for (name, _), g in zip(model.named_parameters(), grads):
-            np.testing.assert_allclose(last[name], np.linalg.norm(g.ravel(), p), rtol=1e-12)
-    assert monitor.steps == 5 and list(monitor.norms) == [n for n, _ in model.named_parameters()]
-    np.testing.assert_allclose(monitor.suggest_max_norm(), np.quantile(monitor.total, 0.9), rtol=1e-12)
-    state = pickle.loads(pickle.dumps(monitor.state_dict()))
-    twin = nn.utils.GradNormMonitor(model, norm_type=p)
-    twin.load_state_dict(state)
-    np.testing.assert_array_equal(twin.total, monitor.total)
-
-
-def test_monitor_quantiles_summary_one_parameter_buffer_and_restored_norm_type():
-    """Edges beside the combining test: quantile 0 is the smallest norm (and 1 the largest); the summary has a line
-    per parameter with its median; a GradBuffer of one parameter; load_state_dict restores the saved norm order."""
-    p = nn.Parameter(np.zeros(4))
-    nn.utils.GradBuffer([p])
-    monitor = nn.utils.GradNormMonitor([("w", p)], norm_type=1.0)
-    seen = []
-    for k in range(1, 6):
-        p.grad = np.full(4, float(k))
-        seen.append(monitor.record())
-    assert seen == [4.0 * k for k in range(1, 6)]
-    assert monitor.quantiles([0.0, 1.0]) == {0.0: 4.0, 1.0: 20.0}
-    assert monitor.summary().splitlines()[1].split() == ["w", "median", "12", "max", "20"]
-    twin = nn.utils.GradNormMonitor([("w", p)], norm_type=2.0)
-    twin.load_state_dict(monitor.state_dict())
-    assert twin.norm_type == 1.0 and twin.record() == 20.0
-
-
-def test_monitor_plot_draws_the_recorded_norms_and_the_suggestion(tmp_path):
-    """The figure read back: the total and per-parameter norms as recorded (a zero norm as a gap), a histogram of
-    every finite positive total, a dotted line at each positive quantile, the suggestion in red, the legend only
-    up to 12 parameters; pyplot's figure list is not touched, and a file is written."""
-    pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
-    import matplotlib.pyplot as plt
-
-    params = [nn.Parameter(np.zeros(2)) for _ in range(12)]
-    monitor = nn.utils.GradNormMonitor([(f"p{i}", p) for i, p in enumerate(params)])
-    rng = np.random.default_rng(0)
-    for step in range(9):
-        for k, p in enumerate(params):
-            p.grad = np.zeros(2) if (step < 5 or k == 0) else rng.standard_normal(2) * 10.0 ** (step % 3 - 3)
-        monitor.record()
-    open_before = plt.get_fignums()
-    fig = monitor.plot(str(tmp_path / "norms.png"))
-    assert (tmp_path / "norms.png").stat().st_size > 10_000 and plt.get_fignums() == open_before
-    total_ax, part_ax, hist_ax = fig.axes
-    np.testing.assert_array_equal(total_ax.lines[0].get_ydata(), monitor.total)
-    assert total_ax.get_yscale() == part_ax.get_yscale() == "log"
-    assert [ln.get_label() for ln in part_ax.lines] == [f"p{i}" for i in range(12)]
-    for line, series in zip(part_ax.lines, monitor.norms.values()):
-        np.testing.assert_array_equal(line.get_ydata(), np.where(series > 0, series, np.nan))
-    assert part_ax.get_legend() is not None
-    assert sum(patch.get_height() for patch in hist_ax.patches) == 4  # the five zero totals are left out
-    quantiles = [v for v in monitor.quantiles().values() if v > 0]
-    assert min(monitor.quantiles().values()) == 0.0 and len(quantiles) < 4  # a zero quantile: no line
-    dotted = [ln.get_xdata()[0] for ln in hist_ax.lines if ln.get_linestyle() == ":"]
-    np.testing.assert_allclose(dotted, np.log10(quantiles))
-    red = [ln for ln in hist_ax.lines if ln.get_color() == "red"]
-    assert len(red) == 1 and red[0].get_xdata()[0] == pytest.approx(math.log10(monitor.suggest_max_norm()))
-    assert "suggested max_norm" in hist_ax.get_legend().get_texts()[0].get_text()
-    assert [ax.get_title() for ax in fig.axes] == ["total gradient norm", "per-parameter gradient norm",
-                                                   "log10 total norm"]
-    params.append(nn.Parameter(np.ones(2)))
-    params[-1].grad = np.ones(2)
-    crowded = nn.utils.GradNormMonitor([(f"p{i}", p) for i, p in enumerate(params)])
-    crowded.record()
-    assert crowded.plot(str(tmp_path / "crowded.png")).axes[1].get_legend() is None  # 13 names: no legend
-    empty = nn.utils.GradNormMonitor([("w", nn.Parameter(np.zeros(2)))])
-    assert len(empty.plot(str(tmp_path / "empty.png")).axes[2].patches) == 0  # nothing recorded: no histogram
-
-
-# ----- skipping non-finite steps -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
-@pytest.mark.parametrize("fused", [None, True])
-@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")  # clip of an inf: 0 · inf
-def test_nonfinite_steps_are_skipped_and_counted_leaving_everything_bit_identical(name, fused):
-    params, rng = _params(3)
-    kwargs = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
-    opt = getattr(optim, name)(params, fused=fused, **kwargs)
-    guard = optim.SkipNonFinite(opt, max_consecutive=5)
-    for p in params:
-        p.grad = rng.standard_normal(p.shape)
-    before = [p.data.copy() for p in params]
-    assert guard.step(nn.utils.clip_grad_norm_(params, 1.0))
-    assert all(not np.array_equal(p.data, b) for p, b in zip(params, before))  # a finite norm steps
-    snapshot = pickle.dumps((opt.state_dict(), [p.data.tobytes() for p in params]))
-    for bad in (np.inf, np.nan):
-        for p in params:
-            p.grad = rng.standard_normal(p.shape)
-        params[1].grad.data[0] = bad
-        assert not guard.step(nn.utils.clip_grad_norm_(params, 1.0))
-        assert not guard.step()  # computing the norm itself
-    assert pickle.dumps((opt.state_dict(), [p.data.tobytes() for p in params])) == snapshot
-    assert guard.skipped == 4 and guard.taken == 1
-    with pytest.raises(RuntimeError, match="diverged"):
-        guard.step(mg.tensor(np.nan))
 
 
 @backends
@@ -464,48 +240,6 @@ def test_agc_checks_every_gradient_before_clipping_the_first():
     np.testing.assert_array_equal(a.grad.numpy(), np.full((2, 3), 5.0))
 
 
-def test_total_norm_defaults_and_hidden_grad_norms_before_any_backward():
-    g = [mg.tensor([3.0, 0.0]), mg.tensor([4.0])]
-    assert float(nn.utils.get_total_norm(g)) == 5.0  # norm_type 2 by default
-    rnn = nn.RNN(2, 3)
-    assert rnn.hidden_grad_norms is None
-    rnn.track_hidden_grads = True
-    rnn(mg.randn(4, 1, 2))
-    assert rnn.hidden_grad_norms is None  # recorded by backward, not by the forward pass
-
-
-def test_skip_nonfinite_state_round_trips_and_refuses_bad_counts():
-    params, _ = _params(0)
-    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1))
-    guard.skipped, guard.consecutive = 3, 1
-    twin = optim.SkipNonFinite(optim.SGD(params, lr=0.1))
-    twin.load_state_dict(guard.state_dict())
-    assert (twin.skipped, twin.consecutive) == (3, 1)
-    for bad in (-1, 1.5, True, "2"):
-        state = {**guard.state_dict(), "skipped": bad}
-        with pytest.raises(ValueError):
-            twin.load_state_dict(state)
-        assert (twin.skipped, twin.consecutive) == (3, 1)
-
-
-def test_monitor_refuses_order_zero_and_counts_a_missing_gradient_as_zero():
-    with pytest.raises(ValueError, match="norm_type"):
-        nn.utils.GradNormMonitor(nn.Linear(2, 2), norm_type=0)
-    a, b = nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(2))
-    a.grad = np.array([3.0, 4.0, 0.0])
-    monitor = nn.utils.GradNormMonitor([("a", a), ("b", b)])
-    assert monitor.record() == 5.0
-    assert monitor.norms["b"].tolist() == [0.0]
-
-
-def test_a_fresh_autoclips_state_round_trips():
-    params, _ = _params(0)
-    fresh = nn.utils.AutoClip(params, percentile=20)
-    twin = nn.utils.AutoClip(params)
-    twin.load_state_dict(fresh.state_dict())
-    assert twin.threshold is None and twin.percentile == 20.0
-
-
 @pytest.mark.parametrize("backend", ["cuda"])
 def test_cuda_segment_norms_of_more_segments_than_one_block_has_threads(backend):
     """20 segments: the combine kernel needs several blocks (8 threads each under the simulator)."""
@@ -513,28 +247,6 @@ def test_cuda_segment_norms_of_more_segments_than_one_block_has_threads(backend)
     offsets = np.arange(0, 41, 2)
     got = _host(clip.segment_norms(to_backend([x], backend)[0], offsets, 2.0, backend=backend), backend)
     np.testing.assert_allclose(got, np.hypot(x[0::2], x[1::2]), rtol=1e-14)
-
-
-def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
-    """The max pass must not read the scale a previous scaled pass left behind (0 after all zeros)."""
-    dev = to_backend([np.zeros(5)], "cuda")
-    assert float(to_host([clip.total_norm(dev, 3.0, backend="cuda")], "cuda")[0]) == 0.0
-    dev = to_backend([np.array([1.0, -2.0, 0.0])], "cuda")
-    assert float(to_host([clip.total_norm(dev, math.inf, backend="cuda")], "cuda")[0]) == 2.0
-    assert float(to_host([clip.total_norm(dev, 0.0, backend="cuda")], "cuda")[0]) == 2.0  # non-zeros counted
-
-
-def _agc_rows(g, w, clip_factor, eps):
-    """timm's AGC by hand, float64: each row (a 0-d/1-d parameter: the whole) scaled to max(‖w‖, eps)·factor."""
-    g2, w2 = g.reshape(g.shape[0], -1) if g.ndim > 1 else g.reshape(1, -1), w.reshape(w.shape[0], -1) if \
-        w.ndim > 1 else w.reshape(1, -1)
-    out = g2.copy()
-    for r in range(g2.shape[0]):
-        limit = max(np.linalg.norm(w2[r]), eps) * clip_factor
-        n = np.linalg.norm(g2[r])
-        if n >= limit:
-            out[r] = g2[r] * (limit / max(n, 1e-6))
-    return out.reshape(g.shape)
 
 
 def test_agc_defaults_are_timms_and_units_are_rows_even_of_width_one():
@@ -562,6 +274,76 @@ def test_agc_rejects_bad_arguments_and_a_read_only_gradient_before_changing_anyt
     np.testing.assert_array_equal(p.grad.numpy(), 5.0)  # p came first and is untouched
 
 
+@pytest.mark.parametrize("backend", ["cuda"])
+def test_cuda_agc_of_one_unit_more_than_a_block_has_threads(backend):
+    """THREADS + 1 units (9 under the simulator, 257 on a GPU): the factor kernel needs a second block for the
+    last unit, which must be clipped like the others (timm's rule, by hand)."""
+    from minigrad.clip.cuda_backend import THREADS
+
+    n = THREADS + 1
+    rng = np.random.default_rng(4)
+    g, w = rng.standard_normal((n, 2)) * 10, rng.standard_normal((n, 2))
+    dev, wdev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
+    clip.adaptive_clip_(dev, wdev, np.arange(0, 2 * n + 1, 2), 0.01, 1e-3, backend=backend)
+    np.testing.assert_allclose(_host(dev, backend).reshape(n, 2), _agc_rows(g, w, 0.01, 1e-3), rtol=1e-12)
+
+
+# ----- AutoClip -------------------------------------------------------------------------------------------------------
+@given(scales=st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=25), percentile=st.floats(0, 100),
+       window=st.one_of(st.none(), st.integers(1, 10)))
+def test_autoclip_threshold_is_the_percentile_of_its_history_and_bounds_the_norm(scales, percentile, window):
+    """Domain: norms from 1e-3 to 1e3, any percentile, any window: after each call the threshold is
+    np.percentile of the last `window` pre-clip norms (the current one included), and the clipped norm is at
+    most the threshold."""
+    params, rng = params_and_rng(0)
+    auto = nn.utils.AutoClip(params, percentile=percentile, window=window)
+    seen = []
+    for scale in scales:
+        for p in params:
+            p.grad = rng.standard_normal(p.shape) * scale
+        before = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
+        norm = auto().item()
+        seen.append(before)
+        np.testing.assert_allclose(norm, before, rtol=1e-12)
+        history = seen[-window:] if window else seen
+        np.testing.assert_allclose(auto.threshold, np.percentile(history, percentile), rtol=1e-12)
+        after = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
+        assert after <= auto.threshold * (1 + 1e-9) or after == pytest.approx(before)
+
+
+def test_autoclip_resumes_from_its_state_dict_and_ignores_nonfinite_norms(tmp_path):
+    params, rng = params_and_rng(1)
+    auto = nn.utils.AutoClip(params, percentile=50, window=4)
+    for _ in range(6):
+        for p in params:
+            p.grad = rng.standard_normal(p.shape)
+        auto()
+    mg.save(auto.state_dict(), tmp_path / "auto.npz")
+    twin = nn.utils.AutoClip(params, percentile=10)
+    twin.load_state_dict(mg.load(tmp_path / "auto.npz"))
+    assert list(twin.history) == list(auto.history) and twin.window == 4 and twin.percentile == 50
+    params[0].grad.data[0] = np.nan
+    before = list(auto.history)
+    assert math.isnan(auto().item())
+    assert list(auto.history) == before  # one NaN would make every later threshold NaN
+
+
+@pytest.mark.parametrize("kwargs", [dict(percentile=-1), dict(percentile=101), dict(percentile=math.nan),
+                                    dict(percentile="10"), dict(window=0), dict(window=1.5), dict(window=True),
+                                    dict(norm_type=0), dict(norm_type=math.nan)])
+def test_autoclip_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        nn.utils.AutoClip(params_and_rng(0)[0], **kwargs)
+
+
+def test_a_fresh_autoclips_state_round_trips():
+    params, _ = params_and_rng(0)
+    fresh = nn.utils.AutoClip(params, percentile=20)
+    twin = nn.utils.AutoClip(params)
+    twin.load_state_dict(fresh.state_dict())
+    assert twin.threshold is None and twin.percentile == 20.0
+
+
 def test_autoclip_clips_to_the_percentile_of_the_norms_seen():
     """Defaults: the 10th percentile of every norm so far. Norms 1 then 10: threshold 1.9, the second
     gradient is scaled to norm 1.9 / (10 + 1e-6) · 10."""
@@ -587,99 +369,3 @@ def test_autoclip_load_state_dict_checks_the_history_and_restores_the_threshold(
         with pytest.raises(ValueError, match="history must be"):
             auto.load_state_dict({**good, "history": bad})
     assert list(auto.history) == [0.0, 2.0]
-
-
-def test_monitor_keeps_float64_norms_through_state_dict_and_checks_what_it_loads():
-    w = nn.Parameter(np.zeros(1))
-    monitor = nn.utils.GradNormMonitor([("w", w)])
-    w.grad = np.array([1.0 + 1e-12])
-    assert monitor.record() == 1.0 + 1e-12 and monitor.total[0] == 1.0 + 1e-12  # not rounded to float32
-    assert monitor.quantiles([0.5]) == {0.5: 1.0 + 1e-12}  # one finite norm is enough
-    with pytest.raises(ValueError, match="quantiles must lie in"):
-        monitor.quantiles([1.5])
-    twin = nn.utils.GradNormMonitor([("w", w)])
-    twin.load_state_dict(monitor.state_dict())
-    assert twin.total[0] == 1.0 + 1e-12 and twin.norms["w"][0] == 1.0 + 1e-12
-    bad = {**monitor.state_dict(), "total": np.ones((1, 1))}
-    with pytest.raises(ValueError, match="inconsistent shapes"):
-        twin.load_state_dict(bad)
-
-
-def test_monitor_sees_a_gradient_clipped_by_a_deferred_clip():
-    """With a GradBuffer whose fused optimizer defers the clip, the per-parameter norms are those of the
-    clipped gradients (the buffer settles its pending coefficient before they are read)."""
-    params = [nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(4))]
-    nn.utils.GradBuffer(params)
-    opt = optim.SGD(params, lr=0.1, fused=True)
-    for p in params:
-        p.grad.data[...] = 1.0
-    opt.step()  # the optimizer becomes the buffer's consumer
-    for p in params:
-        p.grad.data[...] = 3.0
-    nn.utils.clip_grad_norm_(params, 1.0)
-    monitor = nn.utils.GradNormMonitor([("a", params[0]), ("b", params[1])])
-    total = monitor.record()
-    np.testing.assert_allclose(total, 1.0 / (1 + 1e-6 / math.sqrt(63)), rtol=1e-9)
-    np.testing.assert_allclose(monitor.norms["a"][0], math.sqrt(3 / 7) * total, rtol=1e-9)
-
-
-def test_skip_nonfinite_checks_its_arguments_counts_steps_and_resets_the_run():
-    """max_consecutive: a positive int (1 allowed: the first skip raises) or None; `taken` counts every step,
-    and a finite step ends a run of skips, so skips that are not consecutive never raise."""
-    params, rng = _params(1)
-    with pytest.raises(TypeError, match="wraps an Optimizer"):
-        optim.SkipNonFinite(params)
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="max_consecutive"):
-            optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=bad)
-    with pytest.raises(RuntimeError, match="1 optimizer steps in a row"):
-        optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=1).step(np.inf)
-    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1), max_consecutive=2)
-    for p in params:
-        p.grad = rng.standard_normal(p.shape)
-    assert guard.step(1.0) and guard.step(1.0)
-    assert not guard.step(np.nan)
-    assert guard.step(1.0) and guard.consecutive == 0
-    assert not guard.step(np.inf)  # the second skip, but not in a row: no error
-    assert (guard.taken, guard.skipped, guard.consecutive) == (3, 2, 1)
-
-
-def test_skip_nonfinite_zero_grad_and_state_reach_the_wrapped_optimizer():
-    """zero_grad forwards set_to_none (None by default, as torch); load_state_dict restores the optimizer's own
-    state (momentum buffers), not only the counts."""
-    params, rng = _params(2)
-    guard = optim.SkipNonFinite(optim.SGD(params, lr=0.1, momentum=0.9))
-    for p in params:
-        p.grad = rng.standard_normal(p.shape)
-    guard.zero_grad(set_to_none=False)
-    assert all(p.grad is not None and not p.grad.numpy().any() for p in params)
-    guard.zero_grad()
-    assert all(p.grad is None for p in params)
-    for p in params:
-        p.grad = rng.standard_normal(p.shape)
-    guard.step(1.0)
-    saved = guard.state_dict()
-    twin_params = [nn.Parameter(p.data.copy()) for p in params]
-    twin = optim.SkipNonFinite(optim.SGD(twin_params, lr=0.1, momentum=0.9))
-    twin.load_state_dict(saved)
-    for p, q in zip(params, twin_params):
-        p.grad = q.grad = np.ones(p.shape)
-    guard.step(1.0)
-    twin.step(1.0)
-    for p, q in zip(params, twin_params):
-        np.testing.assert_array_equal(p.data, q.data)  # the momentum buffers came along
-    assert twin.taken == 2
-
-
-@pytest.mark.parametrize("backend", ["cuda"])
-def test_cuda_agc_of_one_unit_more_than_a_block_has_threads(backend):
-    """THREADS + 1 units (9 under the simulator, 257 on a GPU): the factor kernel needs a second block for the
-    last unit, which must be clipped like the others (timm's rule, by hand)."""
-    from minigrad.clip.cuda_backend import THREADS
-
-    n = THREADS + 1
-    rng = np.random.default_rng(4)
-    g, w = rng.standard_normal((n, 2)) * 10, rng.standard_normal((n, 2))
-    dev, wdev = to_backend([g.reshape(-1), w.reshape(-1)], backend)
-    clip.adaptive_clip_(dev, wdev, np.arange(0, 2 * n + 1, 2), 0.01, 1e-3, backend=backend)
-    np.testing.assert_allclose(_host(dev, backend).reshape(n, 2), _agc_rows(g, w, 0.01, 1e-3), rtol=1e-12)

@@ -4,21 +4,19 @@ import math
 import numpy as np
 import pytest
 from backends import reference_norm
+from helpers import make_params
 
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import utils
 from minigrad.nn.utils.grad_buffer import grad_arrays
 
+SHAPES = [(4, 3), (3,), (2, 2, 2), (5,)]
+
 
 def _params(rng, dtype=np.float64, with_none=True):
-    shapes = [(4, 3), (3,), (2, 2, 2), (5,)]
-    params = [nn.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
-    for p in params:
-        p.grad = (rng.standard_normal(p.shape) * 3).astype(dtype)
-    if with_none:
-        params[1].grad = None
-    return params
+    """Four parameters with gradients of scale 3, the second one's None unless `with_none` is False."""
+    return make_params(SHAPES, dtype=dtype, seed=rng, grad_scale=3, none_at=(1,) if with_none else ())
 
 
 def test_clip_grad_norm_returns_the_pre_clip_norm_and_skips_none(rng):
@@ -282,3 +280,8 @@ def test_clip_takes_any_iterable_of_parameters(rng):
         np.testing.assert_allclose(np.linalg.norm(np.r_[p.grad.numpy(), q.grad.numpy()]), 1.0, rtol=1e-5)
         utils.clip_grad_value_(make(), 0.1)
         assert np.abs(np.r_[p.grad.numpy(), q.grad.numpy()]).max() <= 0.1
+
+
+def test_get_total_norm_takes_order_two_by_default():
+    g = [mg.tensor([3.0, 0.0]), mg.tensor([4.0])]
+    assert float(nn.utils.get_total_norm(g)) == 5.0

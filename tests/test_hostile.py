@@ -12,6 +12,7 @@ import pickle
 import numpy as np
 import pytest
 from backends import BACKENDS, examples, to_backend, to_host
+from helpers import make_params
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -153,21 +154,13 @@ def test_tiny_and_huge_orders_give_one_answer_on_every_backend(backend, p):
 
 
 # ----- nn.utils and GradBuffer -----------------------------------------------------------------------------------
-def _params(n=4, dtype=np.float64, seed=0):
-    rng = np.random.default_rng(seed)
-    params = [nn.Parameter(rng.standard_normal(k + 2).astype(dtype)) for k in range(n)]
-    for p in params:
-        p.grad = rng.standard_normal(p.shape).astype(dtype) * 10
-    return params
-
-
 def _grads(params):
     return [None if p.grad is None else p.grad.numpy().tobytes() for p in params]
 
 
 @given(position=st.integers(0, 4), data=st.data())
 def test_module_clip_calls_with_a_read_only_grad_change_nothing(position, data):
-    params = _params()
+    params = make_params(grad_scale=10)
     frozen = np.array([1e3, -1e3])
     frozen.setflags(write=False)
     bad = nn.Parameter(np.zeros(2))
@@ -184,7 +177,7 @@ def test_module_clip_calls_with_a_read_only_grad_change_nothing(position, data):
 
 @pytest.mark.parametrize("total_norm", [-1e-6, -5.0, "3", [1.0, 2.0]])
 def test_clip_grads_with_a_bad_norm_raises_and_changes_nothing(total_norm):
-    params = _params()
+    params = make_params(grad_scale=10)
     before = _grads(params)
     with pytest.raises(ValueError, match="total_norm"):
         utils.clip_grads_with_norm_(params, 1.0, total_norm)
@@ -193,7 +186,7 @@ def test_clip_grads_with_a_bad_norm_raises_and_changes_nothing(total_norm):
 
 def test_gradbuffer_clip_of_a_subset_or_a_repeat_touches_exactly_those():
     """[p, p] counts p twice and scales it twice, as torch does; q, not passed, is never touched."""
-    p, q = _params(2)
+    p, q = make_params(n=2, grad_scale=10)
     utils.GradBuffer([p, q])
     gp, gq = p.grad.numpy().copy(), q.grad.numpy().copy()
     norm = utils.clip_grad_norm_([p, p], 1.0)
@@ -206,7 +199,7 @@ def test_gradbuffer_clip_of_a_subset_or_a_repeat_touches_exactly_those():
 
 
 def test_a_failed_gradbuffer_construction_leaves_every_grad_as_it_was():
-    p, q, r = _params(3)
+    p, q, r = make_params(n=3, grad_scale=10)
     r.data = np.zeros(7)  # its grad (of the old shape) no longer fits
     before = [p.grad, q.grad, r.grad]
     with pytest.raises(RuntimeError, match="parameters\\[2\\]"):
@@ -219,7 +212,7 @@ def test_a_failed_gradbuffer_construction_leaves_every_grad_as_it_was():
 
 
 def test_gradbuffer_zero_grad_zeroes_the_views_it_owns():
-    params = _params(3)
+    params = make_params(n=3, grad_scale=10)
     buf = utils.GradBuffer(params)
     views = [p.grad for p in params]
     buf.zero_grad()
@@ -241,7 +234,7 @@ def _optimizer_snapshot(opt):
 @pytest.mark.parametrize("make,kwargs", OPTIMIZERS, ids=[o[0].__name__ for o in OPTIMIZERS])
 @given(position=st.integers(0, 4))
 def test_a_step_that_raises_changes_no_parameter_and_no_state(make, kwargs, position):
-    params = _params()
+    params = make_params(grad_scale=10)
     opt = make(params, **kwargs)
     opt.step()  # some state exists already
     frozen = np.ones(3)
@@ -270,12 +263,12 @@ BAD_HYPER = [
 @pytest.mark.parametrize("make,kwargs", BAD_HYPER, ids=[f"{m.__name__}-{i}" for i, (m, _) in enumerate(BAD_HYPER)])
 def test_bad_hyperparameters_are_rejected_at_construction(make, kwargs):
     with pytest.raises(ValueError, match="(?i)invalid|beta|nesterov"):
-        make(_params(), **kwargs)
+        make(make_params(grad_scale=10), **kwargs)
 
 
 @pytest.mark.parametrize("make,kwargs", OPTIMIZERS, ids=[o[0].__name__ for o in OPTIMIZERS])
 def test_a_rejected_state_dict_changes_nothing(make, kwargs):
-    params = _params()
+    params = make_params(grad_scale=10)
     opt = make(params, **kwargs)
     opt.step()
     good = opt.state_dict()
@@ -298,7 +291,7 @@ def test_a_rejected_state_dict_changes_nothing(make, kwargs):
     d["state"][17] = copy.deepcopy(d["state"][0])
     bad_dicts.append(d)
     bad_dicts += [{"state": {}}, "not a dict"]
-    twins = _params()
+    twins = make_params(grad_scale=10)
     other = (optim.Adam(twins, lr=0.1) if make is optim.SGD else optim.SGD(twins, lr=0.1, momentum=0.9))
     other.step()
     bad_dicts.append(other.state_dict())  # another optimizer's state_dict
@@ -311,7 +304,7 @@ def test_a_rejected_state_dict_changes_nothing(make, kwargs):
 
 
 def test_load_state_dict_restores_the_saved_hyperparameters():
-    params = _params()
+    params = make_params(grad_scale=10)
     opt = optim.Adam(params, lr=0.1, betas=(0.8, 0.9))
     saved = opt.state_dict()
     opt.param_groups[0]["lr"], opt.param_groups[0]["betas"] = 0.5, (0.5, 0.5)
@@ -335,7 +328,7 @@ def test_module_load_state_dict_checks_every_entry_before_writing(bad, error):
 
 
 def test_zero_grad_with_a_read_only_grad_clears_nothing():
-    params = _params(3)
+    params = make_params(n=3, grad_scale=10)
     frozen = np.ones(params[2].shape)
     frozen.setflags(write=False)
     params[2].grad = frozen

@@ -33,6 +33,28 @@ def _run(rnn, x, h0=None, weights=None):
     return out.data, h_n.data, xt.grad, (None if h0t is None else h0t.grad), grads
 
 
+CONFIGS = [dict(nonlinearity=nl, num_layers=L, bias=bias, batch_first=bf)
+           for nl in ("tanh", "relu") for L in (1, 3) for bias in (True, False) for bf in (False, True)]
+
+
+def _numpy_bptt_with_clamp(x, h0, w_ih, w_hh, b, w_out, c):
+    """min-char-rnn's loop, batched, with ∂L/∂h_t clamped to [-c, c]: L = Σ_t Σ w_out[t] ⊙ h_t."""
+    T = x.shape[0]
+    hs = [h0]
+    for t in range(T):
+        hs.append(np.tanh(x[t] @ w_ih.T + hs[-1] @ w_hh.T + b))
+    dw_ih, dw_hh, db, dh_next = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b), np.zeros_like(h0)
+    for t in range(T - 1, -1, -1):
+        dh = np.clip(w_out[t] + dh_next, -c, c)
+        draw = (1 - hs[t + 1] ** 2) * dh
+        dw_ih += draw.T @ x[t]
+        dw_hh += draw.T @ hs[t]
+        db += draw.sum(axis=0)
+        dh_next = draw @ w_hh
+    return dw_ih, dw_hh, db
+
+
+# ----- fused equals composed, gradcheck, long sequences ---------------------------------------------------------------
 @settings(max_examples=15)
 @given(T=st.integers(1, 6), B=st.integers(1, 3), n_in=st.integers(1, 4), H=st.integers(1, 5), L=st.integers(1, 3),
        nl=st.sampled_from(["tanh", "relu"]), bias=st.booleans(), give_h0=st.booleans())
@@ -97,84 +119,137 @@ def test_both_implementations_run_3000_steps():
         assert out.shape == (3000, 2, 4) and np.all(np.isfinite(rnn.weight_hh_l0.grad))
 
 
-def test_hidden_grad_norms_agree_between_implementations_and_with_the_composed_grads():
-    fused, composed = _pair(input_size=3, hidden_size=4, num_layers=2)
-    x = np.random.default_rng(0).standard_normal((6, 2, 3))
-    for rnn in (fused, composed):
-        rnn.track_hidden_grads = True
-        _run(rnn, x)
-    assert fused.hidden_grad_norms.shape == (2, 6)
-    np.testing.assert_allclose(fused.hidden_grad_norms, composed.hidden_grad_norms, rtol=1e-12)
-    # independent check of the last layer: its input is the first layer's output; then
-    # dL/dh_t = w_t + (dL/dh_{t+1} ⊙ (1 - h_{t+1}²)) W_hh, starting from dL/dh_T = w_T + 2 h_T
-    first = nn.RNN(3, 4).double()
-    first.load_state_dict({k: v for k, v in fused.state_dict().items() if k.endswith("_l0")})
-    cell = nn.RNNCell(4, 4).double()
-    cell.load_state_dict({k.replace("_l1", ""): v for k, v in fused.state_dict().items() if k.endswith("_l1")})
-    with mg.no_grad():
-        inp, _ = first(mg.tensor(x))
-        hs, h = [], mg.tensor(np.zeros((2, 4)))
-        for t in range(6):
-            h = cell(inp[t], h)
-            hs.append(h.data)
-    w = np.random.default_rng(1).standard_normal((6, 2, 4))  # the weights _run used
-    expected, dh = np.zeros(6), 2 * hs[-1]
-    for t in range(5, -1, -1):
-        dh = dh + w[t]
-        expected[t] = np.linalg.norm(dh)
-        dh = (dh * (1 - hs[t] ** 2)) @ cell.weight_hh.data
-    np.testing.assert_allclose(fused.hidden_grad_norms[1], expected, rtol=1e-10)
+def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
+    """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
+    from minigrad.nn.rnn import _composed_layer, _FusedLayer
+
+    rng = np.random.default_rng(0)
+    T, B, n_in, H = 5, 3, 2, 4
+    x0, h00 = rng.standard_normal((T, B, n_in)), rng.standard_normal((B, H))
+    weights = [rng.standard_normal(s) * 0.5 for s in [(H, n_in), (H, H), (H,), (H,)]]
+    mask = np.zeros((T, B, 1))
+    for b, n in enumerate([5, 3, 2]):  # sorted by length, as packing orders a batch
+        mask[:n, b] = 1
+    w = rng.standard_normal((T, B, H))  # nonzero at the masked outputs too
+    results = []
+    for layer in ("fused", "composed"):
+        x, h0 = mg.tensor(x0, requires_grad=True), mg.tensor(h00, requires_grad=True)
+        ws = [mg.tensor(v, requires_grad=True) for v in weights]
+        if layer == "fused":
+            out = _FusedLayer.apply(x, h0, *ws, nonlinearity="tanh", active=mask[:, :, 0].sum(axis=1))
+        else:
+            out, _ = _composed_layer(x, h0, *ws, "tanh", mask, False)
+        (out * mg.tensor(w)).sum().backward()
+        results.append([out.data, x.grad.data, h0.grad.data] + [v.grad.data for v in ws])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_tbptt_with_k2_at_least_the_length_equals_full_bptt():
-    fused, _ = _pair(input_size=2, hidden_size=3)
-    x = mg.tensor(np.random.default_rng(0).standard_normal((12, 2, 2)))
-    w = np.random.default_rng(1).standard_normal((12, 2, 3))
-    out, _ = fused(x)
-    (out * mg.tensor(w)).sum().backward()
-    full = {n: p.grad.numpy().copy() for n, p in fused.named_parameters()}
-    fused.zero_grad()
-    for steps, output, _ in truncated_bptt(fused, x, k1=5, k2=12):
-        new = output[-(steps.stop - steps.start):]
-        (new * mg.tensor(w[steps])).sum().backward()
-    for n, p in fused.named_parameters():
-        np.testing.assert_allclose(p.grad, full[n], rtol=1e-12, err_msg=n)
-
-
-def test_tbptt_of_a_batch_first_rnn_cuts_along_time():
-    """batch_first: the windows are taken along dim 1, giving the time-major run's outputs and gradients."""
-    fused, twin = _pair(input_size=2, hidden_size=3)
+def test_relu_steps_past_the_end_stay_finite():
     mg.manual_seed(0)
-    bf = nn.RNN(2, 3, batch_first=True).double()
-    bf.load_state_dict(fused.state_dict())
-    x = np.random.default_rng(0).standard_normal((9, 2, 2))
-    grads = []
-    for rnn, data in ((fused, x), (bf, x.transpose(1, 0, 2))):
-        outs = []
-        for steps, output, _ in truncated_bptt(rnn, mg.tensor(data.copy()), k1=4, k2=5):
-            new = output[-(steps.stop - steps.start):] if rnn is fused else output[:, -(steps.stop - steps.start):]
-            (new * new).sum().backward()
-            outs.append(new.detach().numpy() if rnn is fused else new.detach().numpy().transpose(1, 0, 2))
-        grads.append(({n: p.grad.numpy() for n, p in rnn.named_parameters()}, np.concatenate(outs)))
-    np.testing.assert_allclose(grads[1][1], grads[0][1], rtol=1e-12)
-    for n in grads[0][0]:
-        np.testing.assert_allclose(grads[1][0][n], grads[0][0][n], rtol=1e-12, err_msg=n)
+    rnn = nn.RNN(2, 8, nonlinearity="relu").double()
+    rnn.weight_hh_l0.data[...] = np.eye(8) * 50  # any step on padding would grow 50x per step
+    rnn.weight_ih_l0.data[...] = np.abs(rnn.weight_ih_l0.data)
+    rnn.bias_ih_l0.data[...] = rnn.bias_hh_l0.data[...] = 0
+    x0 = np.zeros((400, 2, 2))
+    x0[:3, 1] = 1.0  # sequence 0 stays at 0 for 400 steps; sequence 1 ends after 3 with a positive state
+    x = mg.tensor(x0, requires_grad=True)
+    out, h_n = rnn(pack_padded_sequence(x, [400, 3]))
+    h_n[:, 1].sum().backward()
+    assert np.isfinite(x.grad.data).all()
 
 
-def test_tbptt_truncates_and_carries_the_state():
-    fused, _ = _pair(input_size=2, hidden_size=3)
-    x = mg.tensor(np.random.default_rng(0).standard_normal((9, 1, 2)))
-    outs = []
-    for _, output, _ in truncated_bptt(fused, x, k1=3, k2=3):
-        assert output.shape[0] == 3
-        outs.append(output.data)
-    full, _ = fused(x)
-    np.testing.assert_allclose(np.concatenate(outs), full.data, rtol=1e-12)  # carried state: same forward
-    with pytest.raises(ValueError, match="k2"):
-        next(truncated_bptt(fused, x, k1=4, k2=2))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_hidden_grad_clip_fused_equals_composed_packed_and_multi_layer(bidirectional):
+    fused, composed = _pair(input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional,
+                            hidden_grad_clip=0.3)
+    rng = np.random.default_rng(6)
+    x0, lengths = rng.standard_normal((6, 3, 3)), [6, 2, 4]
+    results = []
+    for rnn in (fused, composed):
+        x = mg.tensor(x0, requires_grad=True)
+        out, h_n = rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))
+        ((out.data * mg.tensor(rng.standard_normal(out.data.shape) * 0 + 2.0)).sum() + (h_n * 3).sum()).backward()
+        results.append([x.grad.data] + [p.grad.data for _, p in sorted(rnn.named_parameters())])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-# ----- packed sequences -----------------------------------------------------------------------------------
+# ----- clipping inside BPTT (hidden_grad_clip) ------------------------------------------------------------------------
+def test_hidden_grad_clip_equals_torch_hooks_on_every_hidden_state(torch):
+    """torch's idiom: a loop over RNNCell with h.register_hook(lambda g: g.clamp(-c, c)) on every state."""
+    c, T, B = 0.2, 6, 2
+    mg.manual_seed(0)
+    ours = nn.RNN(3, 4, hidden_grad_clip=c).double()
+    cell = torch.nn.RNNCell(3, 4).double()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data = torch.tensor(getattr(ours, f"{name}_l0").data.copy())
+    x0 = np.random.default_rng(1).standard_normal((T, B, 3))
+    w = np.random.default_rng(2).standard_normal((T, B, 4)) * 2
+    out, _ = ours(mg.tensor(x0))
+    (out * mg.tensor(w)).sum().backward()
+    h, outs = torch.zeros(B, 4, dtype=torch.float64), []
+    for t in range(T):
+        h = cell(torch.tensor(x0[t]), h)
+        h.register_hook(lambda g: g.clamp(-c, c))
+        outs.append(h)
+    (torch.stack(outs) * torch.tensor(w)).sum().backward()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        np.testing.assert_allclose(getattr(ours, f"{name}_l0").grad.data, getattr(cell, name).grad.numpy(),
+                                   rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("c", [0.05, 0.5, 1e9])
+def test_hidden_grad_clip_equals_a_hand_written_loop(fused, c):
+    mg.manual_seed(3)
+    rnn = nn.RNN(3, 5, fused=fused, hidden_grad_clip=c).double()
+    rng = np.random.default_rng(4)
+    x, w_out = rng.standard_normal((7, 2, 3)), rng.standard_normal((7, 2, 5)) * 3
+    out, _ = rnn(mg.tensor(x))
+    (out * mg.tensor(w_out)).sum().backward()
+    expect = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
+                                    rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, c)
+    for got, want in zip((rnn.weight_ih_l0.grad, rnn.weight_hh_l0.grad, rnn.bias_ih_l0.grad), expect):
+        np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-14)
+    if c < 1e9:
+        unclipped = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
+                                           rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, np.inf)
+        assert not np.allclose(unclipped[1], expect[1])  # the clamp really acted
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, "1", True])
+def test_hidden_grad_clip_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="hidden_grad_clip"):
+        nn.RNN(3, 4, hidden_grad_clip=bad)
+
+
+# ----- packed sequences -----------------------------------------------------------------------------------------------
+def test_pack_errors_name_the_argument_with_torchs_types():
+    x = mg.tensor(np.zeros((4, 3, 2)))
+    cases = [([2, 4, 1], "decreasing"), ([5, 2, 1], r"at most the padded length 4"), ([4, 2, 0], "greater than 0"),
+             ([4, 2], r"batch_size=3"), ([4.0, 2.5, 1.0], "whole numbers"), ([np.inf, 2.0, 1.0], "whole numbers"),
+             ([], "empty"), (["4", "2", "1"], "integers")]
+    for lengths, message in cases:
+        with pytest.raises(RuntimeError, match=message):  # torch's type; also a ValueError
+            pack_padded_sequence(x, lengths)
+        with pytest.raises(ValueError, match=message):
+            pack_padded_sequence(x, lengths)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pad_sequence_of_two_d_sequences_matches_torch(torch, side, batch_first):
+    """Sequences (L_i, 3) with lengths 1, 4 and 2 (so that no length equals the feature width)."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((n, 3)) for n in (1, 4, 2)]
+    ours = rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first, padding_value=-7.0,
+                                  padding_side=side)
+    theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first=batch_first,
+                                             padding_value=-7.0, padding_side=side)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
 def test_pack_and_pad_round_trip_unsorted():
     x = np.random.default_rng(0).standard_normal((4, 3, 2))
     lengths = [2, 4, 1]
@@ -202,62 +277,52 @@ def test_packed_rnn_h_n_is_each_sequences_last_valid_state_and_grads_skip_paddin
             assert not xt.grad.data[n:, b].any() and xt.grad.data[:n, b].any()
 
 
-def test_pack_errors_name_the_argument_with_torchs_types():
-    x = mg.tensor(np.zeros((4, 3, 2)))
-    cases = [([2, 4, 1], "decreasing"), ([5, 2, 1], r"at most the padded length 4"), ([4, 2, 0], "greater than 0"),
-             ([4, 2], r"batch_size=3"), ([4.0, 2.5, 1.0], "whole numbers"), ([np.inf, 2.0, 1.0], "whole numbers"),
-             ([], "empty"), (["4", "2", "1"], "integers")]
-    for lengths, message in cases:
-        with pytest.raises(RuntimeError, match=message):  # torch's type; also a ValueError
-            pack_padded_sequence(x, lengths)
-        with pytest.raises(ValueError, match=message):
-            pack_padded_sequence(x, lengths)
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("total_length", [None, 7, 9])
+@pytest.mark.parametrize("padding_value", [0.0, 1.0, -1.5])
+def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
+    rng = np.random.default_rng(0)
+    lengths = [3, 7, 5]
+    seqs = [rng.standard_normal((n, 2)) for n in lengths]
+    packed = pack_padded_sequence(rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first),
+                                  lengths, batch_first=batch_first, enforce_sorted=False)
+    padded, got_lengths = pad_packed_sequence(packed, batch_first=batch_first, padding_value=padding_value,
+                                              total_length=total_length)
+    T = total_length or max(lengths)
+    assert padded.shape == ((3, T, 2) if batch_first else (T, 3, 2))
+    np.testing.assert_array_equal(got_lengths.numpy(), lengths)
+    by_seq = padded.numpy() if batch_first else padded.numpy().transpose(1, 0, 2)
+    for b, s in enumerate(seqs):
+        np.testing.assert_array_equal(by_seq[b, :len(s)], s)
+        assert (by_seq[b, len(s):] == padding_value).all()
 
 
-def test_bad_input_errors():
-    rnn = nn.RNN(3, 4, num_layers=2)
-    with pytest.raises(ValueError, match="nonlinearity"):
-        nn.RNN(3, 4, nonlinearity="sigmoid")
-    with pytest.raises(ValueError, match="3-D"):
-        rnn(mg.zeros(2, 3, 3, 1))
-    with pytest.raises(ValueError, match=r"input_size 3.*\(5, 2, 7\)"):
-        rnn(mg.zeros(5, 2, 7))
-    with pytest.raises(RuntimeError, match=r"expected h0 of shape \(2, 2, 4\)"):
-        rnn(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4))
-    with pytest.raises(ValueError, match="hidden_size"):
-        nn.RNN(3, 0)
-    with pytest.raises(RuntimeError, match="length larger than 0"):
-        rnn(mg.zeros(0, 2, 3))
-    for fused in (True, False):  # torch raises for mixed dtypes on every path
-        r = nn.RNN(3, 4, fused=fused)
-        with pytest.raises(RuntimeError, match="h0 has dtype float64"):
-            r(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4, dtype=np.float64))
-        with pytest.raises(RuntimeError, match="input has dtype float64"):
-            r(mg.zeros(5, 2, 3, dtype=np.float64))
-    with pytest.raises(RuntimeError, match="hx has dtype float64"):
-        nn.RNNCell(3, 4)(mg.zeros(2, 3), mg.zeros(2, 4, dtype=np.float64))
-    for bad in (dict(dropout=1.5), dict(dropout="0.1"), dict(bidirectional=1), dict(num_layers=True)):
-        with pytest.raises(ValueError):
-            nn.RNN(3, 4, **bad)
+def test_packing_helpers_take_edge_inputs_and_name_bad_ones():
+    with pytest.raises(RuntimeError, match="Cannot pack empty tensors"):
+        pack_padded_sequence(mg.zeros(0), [1])
+    with pytest.raises(RuntimeError, match="at least 2-D"):
+        pack_padded_sequence(mg.zeros(3), [1])
+    one_step = pack_padded_sequence(mg.ones(1, 2, 3), [1, 1])  # T = 1 is not empty
+    assert list(np.asarray(one_step.batch_sizes)) == [2]
+    whole = pack_padded_sequence(mg.ones(3, 2, 1), np.array([3.0, 2.0]))  # whole floats are lengths
+    assert list(np.asarray(whole.batch_sizes)) == [2, 2, 1]
+    with pytest.raises(RuntimeError, match="whole numbers"):
+        pack_padded_sequence(mg.ones(3, 2, 1), np.array([2.5, 1.0]))
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        pack_padded_sequence(mg.ones(3, 2, 1), [2, 3])
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        rnn_utils.pack_sequence([mg.ones(2, 1), mg.ones(3, 1)])  # enforce_sorted by default, as torch
+    with pytest.raises(RuntimeError, match="trailing dims differ"):
+        rnn_utils.pad_sequence([mg.ones(3, 2), mg.ones(2, 3)])
+    assert rnn_utils.pad_sequence([mg.ones(2, 3)]).shape == (2, 1, 3)  # one sequence
+    seqs = [mg.tensor(np.arange(8.0).reshape(4, 2)), mg.tensor(np.arange(2.0).reshape(1, 2))]
+    back = rnn_utils.unpad_sequence(rnn_utils.pad_sequence(seqs), [4, 1])  # time-major by default
+    assert [b.shape for b in back] == [(4, 2), (1, 2)]
+    for a, b in zip(seqs, back):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_parameter_names_shapes_and_init_bounds():
-    rnn = nn.RNN(3, 16, num_layers=2, bias=True)
-    shapes = {n: p.shape for n, p in rnn.named_parameters()}
-    assert shapes == {"weight_ih_l0": (16, 3), "weight_hh_l0": (16, 16), "bias_ih_l0": (16,), "bias_hh_l0": (16,),
-                      "weight_ih_l1": (16, 16), "weight_hh_l1": (16, 16), "bias_ih_l1": (16,), "bias_hh_l1": (16,)}
-    for p in rnn.parameters():
-        assert np.abs(p.data).max() <= 0.25
-    assert [n for n, _ in nn.RNN(3, 4, bias=False).named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
-
-
-# ----- torch parity -----------------------------------------------------------------------------------------
-
-
-CONFIGS = [dict(nonlinearity=nl, num_layers=L, bias=bias, batch_first=bf)
-           for nl in ("tanh", "relu") for L in (1, 3) for bias in (True, False) for bf in (False, True)]
-
-
+# ----- parity with torch ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
 @pytest.mark.parametrize("mode", ["batched", "unbatched", "h0", "packed"])
@@ -311,7 +376,7 @@ def test_rnncell_matches_torch(torch):
                                    theirs(torch.tensor(xi), torch.tensor(hi)).detach().numpy(), rtol=1e-12)
 
 
-# ----- masks, clipping inside BPTT, truncation: against independent references ----------------------------------
+# ----- the fused backward's memory ------------------------------------------------------------------------------------
 def test_fused_backward_allocates_only_the_input_gradient_once_warm():
     """Memory, measured: a warm fused backward with a leaf input allocates one array of the input's size, dX,
     which becomes x.grad itself (no copy), and reuses its dA array from the call before; a layer whose input
@@ -367,125 +432,53 @@ def test_a_copy_of_an_rnn_leaves_the_backward_work_array_behind_and_still_trains
             assert p.grad.numpy().tobytes() == q.grad.numpy().tobytes()
 
 
-def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
-    """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
-    from minigrad.nn.rnn import _composed_layer, _FusedLayer
-
-    rng = np.random.default_rng(0)
-    T, B, n_in, H = 5, 3, 2, 4
-    x0, h00 = rng.standard_normal((T, B, n_in)), rng.standard_normal((B, H))
-    weights = [rng.standard_normal(s) * 0.5 for s in [(H, n_in), (H, H), (H,), (H,)]]
-    mask = np.zeros((T, B, 1))
-    for b, n in enumerate([5, 3, 2]):  # sorted by length, as packing orders a batch
-        mask[:n, b] = 1
-    w = rng.standard_normal((T, B, H))  # nonzero at the masked outputs too
-    results = []
-    for layer in ("fused", "composed"):
-        x, h0 = mg.tensor(x0, requires_grad=True), mg.tensor(h00, requires_grad=True)
-        ws = [mg.tensor(v, requires_grad=True) for v in weights]
-        if layer == "fused":
-            out = _FusedLayer.apply(x, h0, *ws, nonlinearity="tanh", active=mask[:, :, 0].sum(axis=1))
-        else:
-            out, _ = _composed_layer(x, h0, *ws, "tanh", mask, False)
-        (out * mg.tensor(w)).sum().backward()
-        results.append([out.data, x.grad.data, h0.grad.data] + [v.grad.data for v in ws])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-
-
-def test_relu_steps_past_the_end_stay_finite():
-    mg.manual_seed(0)
-    rnn = nn.RNN(2, 8, nonlinearity="relu").double()
-    rnn.weight_hh_l0.data[...] = np.eye(8) * 50  # any step on padding would grow 50x per step
-    rnn.weight_ih_l0.data[...] = np.abs(rnn.weight_ih_l0.data)
-    rnn.bias_ih_l0.data[...] = rnn.bias_hh_l0.data[...] = 0
-    x0 = np.zeros((400, 2, 2))
-    x0[:3, 1] = 1.0  # sequence 0 stays at 0 for 400 steps; sequence 1 ends after 3 with a positive state
-    x = mg.tensor(x0, requires_grad=True)
-    out, h_n = rnn(pack_padded_sequence(x, [400, 3]))
-    h_n[:, 1].sum().backward()
-    assert np.isfinite(x.grad.data).all()
-
-
-def _numpy_bptt_with_clamp(x, h0, w_ih, w_hh, b, w_out, c):
-    """min-char-rnn's loop, batched, with ∂L/∂h_t clamped to [-c, c]: L = Σ_t Σ w_out[t] ⊙ h_t."""
-    T = x.shape[0]
-    hs = [h0]
-    for t in range(T):
-        hs.append(np.tanh(x[t] @ w_ih.T + hs[-1] @ w_hh.T + b))
-    dw_ih, dw_hh, db, dh_next = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b), np.zeros_like(h0)
-    for t in range(T - 1, -1, -1):
-        dh = np.clip(w_out[t] + dh_next, -c, c)
-        draw = (1 - hs[t + 1] ** 2) * dh
-        dw_ih += draw.T @ x[t]
-        dw_hh += draw.T @ hs[t]
-        db += draw.sum(axis=0)
-        dh_next = draw @ w_hh
-    return dw_ih, dw_hh, db
-
-
-@pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("c", [0.05, 0.5, 1e9])
-def test_hidden_grad_clip_equals_a_hand_written_loop(fused, c):
-    mg.manual_seed(3)
-    rnn = nn.RNN(3, 5, fused=fused, hidden_grad_clip=c).double()
-    rng = np.random.default_rng(4)
-    x, w_out = rng.standard_normal((7, 2, 3)), rng.standard_normal((7, 2, 5)) * 3
-    out, _ = rnn(mg.tensor(x))
-    (out * mg.tensor(w_out)).sum().backward()
-    expect = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
-                                    rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, c)
-    for got, want in zip((rnn.weight_ih_l0.grad, rnn.weight_hh_l0.grad, rnn.bias_ih_l0.grad), expect):
-        np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-14)
-    if c < 1e9:
-        unclipped = _numpy_bptt_with_clamp(x, np.zeros((2, 5)), rnn.weight_ih_l0.data, rnn.weight_hh_l0.data,
-                                           rnn.bias_ih_l0.data + rnn.bias_hh_l0.data, w_out, np.inf)
-        assert not np.allclose(unclipped[1], expect[1])  # the clamp really acted
-
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_hidden_grad_clip_fused_equals_composed_packed_and_multi_layer(bidirectional):
-    fused, composed = _pair(input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional,
-                            hidden_grad_clip=0.3)
-    rng = np.random.default_rng(6)
-    x0, lengths = rng.standard_normal((6, 3, 3)), [6, 2, 4]
-    results = []
-    for rnn in (fused, composed):
-        x = mg.tensor(x0, requires_grad=True)
-        out, h_n = rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))
-        ((out.data * mg.tensor(rng.standard_normal(out.data.shape) * 0 + 2.0)).sum() + (h_n * 3).sum()).backward()
-        results.append([x.grad.data] + [p.grad.data for _, p in sorted(rnn.named_parameters())])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-
-
-def test_hidden_grad_clip_equals_torch_hooks_on_every_hidden_state(torch):
-    """torch's idiom: a loop over RNNCell with h.register_hook(lambda g: g.clamp(-c, c)) on every state."""
-    c, T, B = 0.2, 6, 2
-    mg.manual_seed(0)
-    ours = nn.RNN(3, 4, hidden_grad_clip=c).double()
-    cell = torch.nn.RNNCell(3, 4).double()
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        getattr(cell, name).data = torch.tensor(getattr(ours, f"{name}_l0").data.copy())
-    x0 = np.random.default_rng(1).standard_normal((T, B, 3))
-    w = np.random.default_rng(2).standard_normal((T, B, 4)) * 2
-    out, _ = ours(mg.tensor(x0))
+# ----- truncated BPTT -------------------------------------------------------------------------------------------------
+def test_tbptt_with_k2_at_least_the_length_equals_full_bptt():
+    fused, _ = _pair(input_size=2, hidden_size=3)
+    x = mg.tensor(np.random.default_rng(0).standard_normal((12, 2, 2)))
+    w = np.random.default_rng(1).standard_normal((12, 2, 3))
+    out, _ = fused(x)
     (out * mg.tensor(w)).sum().backward()
-    h, outs = torch.zeros(B, 4, dtype=torch.float64), []
-    for t in range(T):
-        h = cell(torch.tensor(x0[t]), h)
-        h.register_hook(lambda g: g.clamp(-c, c))
-        outs.append(h)
-    (torch.stack(outs) * torch.tensor(w)).sum().backward()
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        np.testing.assert_allclose(getattr(ours, f"{name}_l0").grad.data, getattr(cell, name).grad.numpy(),
-                                   rtol=1e-12, atol=1e-14)
+    full = {n: p.grad.numpy().copy() for n, p in fused.named_parameters()}
+    fused.zero_grad()
+    for steps, output, _ in truncated_bptt(fused, x, k1=5, k2=12):
+        new = output[-(steps.stop - steps.start):]
+        (new * mg.tensor(w[steps])).sum().backward()
+    for n, p in fused.named_parameters():
+        np.testing.assert_allclose(p.grad, full[n], rtol=1e-12, err_msg=n)
 
 
-@pytest.mark.parametrize("bad", [-0.1, math.nan, "1", True])
-def test_hidden_grad_clip_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="hidden_grad_clip"):
-        nn.RNN(3, 4, hidden_grad_clip=bad)
+def test_tbptt_of_a_batch_first_rnn_cuts_along_time():
+    """batch_first: the windows are taken along dim 1, giving the time-major run's outputs and gradients."""
+    fused, twin = _pair(input_size=2, hidden_size=3)
+    mg.manual_seed(0)
+    bf = nn.RNN(2, 3, batch_first=True).double()
+    bf.load_state_dict(fused.state_dict())
+    x = np.random.default_rng(0).standard_normal((9, 2, 2))
+    grads = []
+    for rnn, data in ((fused, x), (bf, x.transpose(1, 0, 2))):
+        outs = []
+        for steps, output, _ in truncated_bptt(rnn, mg.tensor(data.copy()), k1=4, k2=5):
+            new = output[-(steps.stop - steps.start):] if rnn is fused else output[:, -(steps.stop - steps.start):]
+            (new * new).sum().backward()
+            outs.append(new.detach().numpy() if rnn is fused else new.detach().numpy().transpose(1, 0, 2))
+        grads.append(({n: p.grad.numpy() for n, p in rnn.named_parameters()}, np.concatenate(outs)))
+    np.testing.assert_allclose(grads[1][1], grads[0][1], rtol=1e-12)
+    for n in grads[0][0]:
+        np.testing.assert_allclose(grads[1][0][n], grads[0][0][n], rtol=1e-12, err_msg=n)
+
+
+def test_tbptt_truncates_and_carries_the_state():
+    fused, _ = _pair(input_size=2, hidden_size=3)
+    x = mg.tensor(np.random.default_rng(0).standard_normal((9, 1, 2)))
+    outs = []
+    for _, output, _ in truncated_bptt(fused, x, k1=3, k2=3):
+        assert output.shape[0] == 3
+        outs.append(output.data)
+    full, _ = fused(x)
+    np.testing.assert_allclose(np.concatenate(outs), full.data, rtol=1e-12)  # carried state: same forward
+    with pytest.raises(ValueError, match="k2"):
+        next(truncated_bptt(fused, x, k1=4, k2=2))
 
 
 @pytest.mark.parametrize("k1,k2", [(3, 3), (2, 5), (4, 4), (5, 12)])
@@ -514,24 +507,115 @@ def test_truncated_bptt_gradients_equal_an_explicitly_truncated_reference(k1, k2
         np.testing.assert_allclose(got[name], p.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
 
 
-@pytest.mark.parametrize("batch_first", [False, True])
-@pytest.mark.parametrize("total_length", [None, 7, 9])
-@pytest.mark.parametrize("padding_value", [0.0, 1.0, -1.5])
-def test_pad_packed_sequence_options(batch_first, total_length, padding_value):
-    rng = np.random.default_rng(0)
-    lengths = [3, 7, 5]
-    seqs = [rng.standard_normal((n, 2)) for n in lengths]
-    packed = pack_padded_sequence(rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first),
-                                  lengths, batch_first=batch_first, enforce_sorted=False)
-    padded, got_lengths = pad_packed_sequence(packed, batch_first=batch_first, padding_value=padding_value,
-                                              total_length=total_length)
-    T = total_length or max(lengths)
-    assert padded.shape == ((3, T, 2) if batch_first else (T, 3, 2))
-    np.testing.assert_array_equal(got_lengths.numpy(), lengths)
-    by_seq = padded.numpy() if batch_first else padded.numpy().transpose(1, 0, 2)
-    for b, s in enumerate(seqs):
-        np.testing.assert_array_equal(by_seq[b, :len(s)], s)
-        assert (by_seq[b, len(s):] == padding_value).all()
+def test_truncated_bptt_sends_no_gradient_into_a_given_initial_state():
+    """Every window starts from a detached state, h0 included: h0 gets no gradient (as the explicit
+    "detach between chunks" loop would give it none after the first chunk, and TBPTT's windows all cut)."""
+    rnn = nn.RNN(2, 3).double()
+    h0 = mg.tensor(np.ones((1, 2, 3)), requires_grad=True)
+    for _, output, _ in truncated_bptt(rnn, mg.tensor(np.ones((6, 2, 2))), k1=2, k2=3, h0=h0):
+        output.sum().backward()
+    assert h0.grad is None and rnn.weight_hh_l0.grad is not None
+
+
+def test_truncated_bptt_checks_its_periods_and_works_for_any_callable():
+    rnn = nn.RNN(2, 3).double()
+    x = mg.tensor(np.ones((5, 1, 2)))
+    assert len(list(truncated_bptt(rnn, x, k1=1, k2=1))) == 5
+    for k1, k2 in ((True, 2), (0, 2), (2, 1), (2, 2.0)):
+        with pytest.raises(ValueError):
+            list(truncated_bptt(rnn, x, k1=k1, k2=k2))
+
+    class Plain:  # no batch_first attribute: time is axis 0
+        def __call__(self, inp, h):
+            return rnn(inp, h)
+
+    assert [s for s, _, _ in truncated_bptt(Plain(), x, k1=2, k2=2)] == [slice(0, 2), slice(2, 4), slice(4, 5)]
+
+
+# ----- hidden gradient norms ------------------------------------------------------------------------------------------
+def test_hidden_grad_norms_agree_between_implementations_and_with_the_composed_grads():
+    fused, composed = _pair(input_size=3, hidden_size=4, num_layers=2)
+    x = np.random.default_rng(0).standard_normal((6, 2, 3))
+    for rnn in (fused, composed):
+        rnn.track_hidden_grads = True
+        _run(rnn, x)
+    assert fused.hidden_grad_norms.shape == (2, 6)
+    np.testing.assert_allclose(fused.hidden_grad_norms, composed.hidden_grad_norms, rtol=1e-12)
+    # independent check of the last layer: its input is the first layer's output; then
+    # dL/dh_t = w_t + (dL/dh_{t+1} ⊙ (1 - h_{t+1}²)) W_hh, starting from dL/dh_T = w_T + 2 h_T
+    first = nn.RNN(3, 4).double()
+    first.load_state_dict({k: v for k, v in fused.state_dict().items() if k.endswith("_l0")})
+    cell = nn.RNNCell(4, 4).double()
+    cell.load_state_dict({k.replace("_l1", ""): v for k, v in fused.state_dict().items() if k.endswith("_l1")})
+    with mg.no_grad():
+        inp, _ = first(mg.tensor(x))
+        hs, h = [], mg.tensor(np.zeros((2, 4)))
+        for t in range(6):
+            h = cell(inp[t], h)
+            hs.append(h.data)
+    w = np.random.default_rng(1).standard_normal((6, 2, 4))  # the weights _run used
+    expected, dh = np.zeros(6), 2 * hs[-1]
+    for t in range(5, -1, -1):
+        dh = dh + w[t]
+        expected[t] = np.linalg.norm(dh)
+        dh = (dh * (1 - hs[t] ** 2)) @ cell.weight_hh.data
+    np.testing.assert_allclose(fused.hidden_grad_norms[1], expected, rtol=1e-10)
+
+
+def test_hidden_grads_are_recorded_only_when_asked():
+    rnn = nn.RNN(3, 4)
+    assert rnn.track_hidden_grads is False
+    rnn(mg.ones(5, 2, 3))[0].sum().backward()
+    assert rnn.hidden_grad_norms is None
+    rnn.track_hidden_grads = True
+    rnn(mg.ones(5, 2, 3))[0].sum().backward()
+    assert rnn.hidden_grad_norms.shape == (1, 5)
+
+
+def test_hidden_grad_norms_are_none_before_any_backward():
+    rnn = nn.RNN(2, 3)
+    assert rnn.hidden_grad_norms is None
+    rnn.track_hidden_grads = True
+    rnn(mg.randn(4, 1, 2))
+    assert rnn.hidden_grad_norms is None  # recorded by backward, not by the forward pass
+
+
+# ----- construction and bad input -------------------------------------------------------------------------------------
+def test_bad_input_errors():
+    rnn = nn.RNN(3, 4, num_layers=2)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.RNN(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="3-D"):
+        rnn(mg.zeros(2, 3, 3, 1))
+    with pytest.raises(ValueError, match=r"input_size 3.*\(5, 2, 7\)"):
+        rnn(mg.zeros(5, 2, 7))
+    with pytest.raises(RuntimeError, match=r"expected h0 of shape \(2, 2, 4\)"):
+        rnn(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match="hidden_size"):
+        nn.RNN(3, 0)
+    with pytest.raises(RuntimeError, match="length larger than 0"):
+        rnn(mg.zeros(0, 2, 3))
+    for fused in (True, False):  # torch raises for mixed dtypes on every path
+        r = nn.RNN(3, 4, fused=fused)
+        with pytest.raises(RuntimeError, match="h0 has dtype float64"):
+            r(mg.zeros(5, 2, 3), mg.zeros(1, 2, 4, dtype=np.float64))
+        with pytest.raises(RuntimeError, match="input has dtype float64"):
+            r(mg.zeros(5, 2, 3, dtype=np.float64))
+    with pytest.raises(RuntimeError, match="hx has dtype float64"):
+        nn.RNNCell(3, 4)(mg.zeros(2, 3), mg.zeros(2, 4, dtype=np.float64))
+    for bad in (dict(dropout=1.5), dict(dropout="0.1"), dict(bidirectional=1), dict(num_layers=True)):
+        with pytest.raises(ValueError):
+            nn.RNN(3, 4, **bad)
+
+
+def test_parameter_names_shapes_and_init_bounds():
+    rnn = nn.RNN(3, 16, num_layers=2, bias=True)
+    shapes = {n: p.shape for n, p in rnn.named_parameters()}
+    assert shapes == {"weight_ih_l0": (16, 3), "weight_hh_l0": (16, 16), "bias_ih_l0": (16,), "bias_hh_l0": (16,),
+                      "weight_ih_l1": (16, 16), "weight_hh_l1": (16, 16), "bias_ih_l1": (16,), "bias_hh_l1": (16,)}
+    for p in rnn.parameters():
+        assert np.abs(p.data).max() <= 0.25
+    assert [n for n, _ in nn.RNN(3, 4, bias=False).named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
 
 
 def test_rnncell_names_a_wrong_input_width():
@@ -567,81 +651,8 @@ def test_dropout_warning_only_for_a_single_layer_with_dropout():
         nn.RNN(3, 4, num_layers=2, dropout=0.5)
 
 
-def test_hidden_grads_are_recorded_only_when_asked():
-    rnn = nn.RNN(3, 4)
-    assert rnn.track_hidden_grads is False
-    rnn(mg.ones(5, 2, 3))[0].sum().backward()
-    assert rnn.hidden_grad_norms is None
-    rnn.track_hidden_grads = True
-    rnn(mg.ones(5, 2, 3))[0].sum().backward()
-    assert rnn.hidden_grad_norms.shape == (1, 5)
-
-
 def test_repr_names_the_options_that_differ_from_their_defaults():
     plain = repr(nn.RNN(3, 4))
     assert "RNN(3, 4, num_layers=1" in plain and "dropout" not in plain and "bidirectional" not in plain
     rich = repr(nn.RNN(3, 4, num_layers=2, dropout=0.25, bidirectional=True))
     assert "dropout=0.25" in rich and "bidirectional=True" in rich
-
-
-def test_truncated_bptt_sends_no_gradient_into_a_given_initial_state():
-    """Every window starts from a detached state, h0 included: h0 gets no gradient (as the explicit
-    "detach between chunks" loop would give it none after the first chunk, and TBPTT's windows all cut)."""
-    rnn = nn.RNN(2, 3).double()
-    h0 = mg.tensor(np.ones((1, 2, 3)), requires_grad=True)
-    for _, output, _ in truncated_bptt(rnn, mg.tensor(np.ones((6, 2, 2))), k1=2, k2=3, h0=h0):
-        output.sum().backward()
-    assert h0.grad is None and rnn.weight_hh_l0.grad is not None
-
-
-def test_packing_helpers_take_edge_inputs_and_name_bad_ones():
-    with pytest.raises(RuntimeError, match="Cannot pack empty tensors"):
-        pack_padded_sequence(mg.zeros(0), [1])
-    with pytest.raises(RuntimeError, match="at least 2-D"):
-        pack_padded_sequence(mg.zeros(3), [1])
-    one_step = pack_padded_sequence(mg.ones(1, 2, 3), [1, 1])  # T = 1 is not empty
-    assert list(np.asarray(one_step.batch_sizes)) == [2]
-    whole = pack_padded_sequence(mg.ones(3, 2, 1), np.array([3.0, 2.0]))  # whole floats are lengths
-    assert list(np.asarray(whole.batch_sizes)) == [2, 2, 1]
-    with pytest.raises(RuntimeError, match="whole numbers"):
-        pack_padded_sequence(mg.ones(3, 2, 1), np.array([2.5, 1.0]))
-    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
-        pack_padded_sequence(mg.ones(3, 2, 1), [2, 3])
-    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
-        rnn_utils.pack_sequence([mg.ones(2, 1), mg.ones(3, 1)])  # enforce_sorted by default, as torch
-    with pytest.raises(RuntimeError, match="trailing dims differ"):
-        rnn_utils.pad_sequence([mg.ones(3, 2), mg.ones(2, 3)])
-    assert rnn_utils.pad_sequence([mg.ones(2, 3)]).shape == (2, 1, 3)  # one sequence
-    seqs = [mg.tensor(np.arange(8.0).reshape(4, 2)), mg.tensor(np.arange(2.0).reshape(1, 2))]
-    back = rnn_utils.unpad_sequence(rnn_utils.pad_sequence(seqs), [4, 1])  # time-major by default
-    assert [b.shape for b in back] == [(4, 2), (1, 2)]
-    for a, b in zip(seqs, back):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-
-@pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_pad_sequence_of_two_d_sequences_matches_torch(torch, side, batch_first):
-    """Sequences (L_i, 3) with lengths 1, 4 and 2 (so that no length equals the feature width)."""
-    rng = np.random.default_rng(0)
-    seqs = [rng.standard_normal((n, 3)) for n in (1, 4, 2)]
-    ours = rnn_utils.pad_sequence([mg.tensor(s) for s in seqs], batch_first=batch_first, padding_value=-7.0,
-                                  padding_side=side)
-    theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first=batch_first,
-                                             padding_value=-7.0, padding_side=side)
-    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-
-
-def test_truncated_bptt_checks_its_periods_and_works_for_any_callable():
-    rnn = nn.RNN(2, 3).double()
-    x = mg.tensor(np.ones((5, 1, 2)))
-    assert len(list(truncated_bptt(rnn, x, k1=1, k2=1))) == 5
-    for k1, k2 in ((True, 2), (0, 2), (2, 1), (2, 2.0)):
-        with pytest.raises(ValueError):
-            list(truncated_bptt(rnn, x, k1=k1, k2=k2))
-
-    class Plain:  # no batch_first attribute: time is axis 0
-        def __call__(self, inp, h):
-            return rnn(inp, h)
-
-    assert [s for s, _, _ in truncated_bptt(Plain(), x, k1=2, k2=2)] == [slice(0, 2), slice(2, 4), slice(4, 5)]

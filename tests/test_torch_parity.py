@@ -6,9 +6,10 @@ fixture, so without torch exactly these tests are skipped (and say why); the res
 
 import numpy as np
 import pytest
+from helpers import BINARY_OPS
 
 import minigrad as mg
-from minigrad import nn, optim
+from minigrad import nn
 from minigrad.nn.utils import rnn as rnn_utils
 
 DTYPES = [np.float32, np.float64]
@@ -83,18 +84,16 @@ OPERANDS = {
     "py_bool": lambda lib: True,
     "np_float64": lambda lib: np.float64(2.5),
 }
-BINARY = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
-          "sub": lambda a, b: a - b, "pow": lambda a, b: a ** b}
 TENSORS = ["f32", "f64", "i64", "i32", "u8", "bool", "f64_0d", "f32_0d", "i64_0d"]
 
 
-@pytest.mark.parametrize("op", list(BINARY))
+@pytest.mark.parametrize("op", list(BINARY_OPS))
 @pytest.mark.parametrize("left", TENSORS)
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # x / False: inf, as in torch (silent there)
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # (-2) ** 2.5 and 0 / 0: NaN, as in torch
 def test_binary_ops_promote_as_torch(torch, op, left):
     for right in OPERANDS:
-        fn = BINARY[op]
+        fn = BINARY_OPS[op]
         try:
             expected = fn(OPERANDS[left](torch), OPERANDS[right](torch))
         except (RuntimeError, NotImplementedError):
@@ -132,7 +131,7 @@ def test_result_type_and_errors_where_torch_raises(torch):
     with pytest.raises(RuntimeError, match="same dtype"):
         mg.ones(2, 3) @ mg.ones(3, 2, dtype=mg.float64)
     for lib in (torch, mg):
-        for op in BINARY.values():
+        for op in BINARY_OPS.values():
             with pytest.raises(RuntimeError):
                 op(lib.ones(2, 3), lib.ones(4, 3))
         with pytest.raises(RuntimeError):
@@ -309,65 +308,6 @@ def test_rnn_dropout_between_layers_as_torch(torch, fused):
             np.testing.assert_allclose(_np(u), _np(v), rtol=1e-12, atol=1e-14)
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         nn.RNN(3, 4, dropout=0.5)
-
-
-# ----- optimizers and schedulers -----------------------------------------------------------------------------
-SCHEDULERS = [
-    ("StepLR", dict(step_size=3, gamma=0.5)), ("MultiStepLR", dict(milestones=[2, 5, 5, 9], gamma=0.3)),
-    ("ExponentialLR", dict(gamma=0.9)), ("CosineAnnealingLR", dict(T_max=7, eta_min=0.001)),
-    ("LambdaLR", dict(lr_lambda=lambda e: 1.0 / (1 + e))),
-]
-
-
-@pytest.mark.parametrize("name,kwargs", SCHEDULERS, ids=[s[0] for s in SCHEDULERS])
-def test_schedulers_give_torchs_rates(torch, name, kwargs):
-    rates = []
-    for lib in (mg, torch):
-        p = lib.zeros(2, requires_grad=True)
-        opt = lib.optim.SGD([p], lr=0.1)
-        sched = getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
-        seen = []
-        for _ in range(30):
-            opt.step()
-            sched.step()
-            seen.append(sched.get_last_lr()[0])
-        rates.append(seen)
-    np.testing.assert_allclose(rates[0], rates[1], rtol=1e-12)
-
-
-def test_reduce_lr_on_plateau_gives_torchs_rates(torch):
-    metrics = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.5, 0.5, 0.5, 0.5]
-    for mode, kwargs in (("min", dict(patience=2, cooldown=1)), ("min", dict(patience=1, threshold_mode="abs",
-                                                                              threshold=0.05, min_lr=0.02)),
-                         ("max", dict(patience=0, factor=0.5))):
-        rates = []
-        for lib in (mg, torch):
-            opt = lib.optim.SGD([lib.zeros(1, requires_grad=True)], lr=0.1)
-            sched = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, **kwargs)
-            seen = []
-            for m in metrics:
-                sched.step(m)
-                seen.append(opt.param_groups[0]["lr"])
-            rates.append(seen)
-        np.testing.assert_allclose(rates[0], rates[1], rtol=1e-12)
-
-
-def test_scheduler_state_dict_resumes_the_schedule():
-    def make():
-        opt = optim.SGD([mg.zeros(1, requires_grad=True)], lr=1.0)
-        return opt, optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-
-    opt, sched = make()
-    for _ in range(3):
-        sched.step()
-    saved_opt, saved = opt.state_dict(), sched.state_dict()
-    opt2, sched2 = make()
-    opt2.load_state_dict(saved_opt)
-    sched2.load_state_dict(saved)
-    for _ in range(4):
-        sched.step()
-        sched2.step()
-        assert sched.get_last_lr() == sched2.get_last_lr()
 
 
 # ----- utils.data ---------------------------------------------------------------------------------------------

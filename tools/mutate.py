@@ -1,10 +1,10 @@
 """Mutation testing for minigrad: plant one small bug at a time and check that some test fails.
 
-    python tests/mutate.py                 # every target module, 2 workers, report in .mutation/
-    python tests/mutate.py --jobs 1 minigrad/clip/numpy_backend.py
-    python tests/mutate.py --rerun survived --cap 0   # then: the survivors again, with every test that runs them
-    python tests/mutate.py --sample 300    # a random sample of the mutants not run yet: an estimate of the score
-    python tests/mutate.py --report        # reprint the last report without running anything
+    python tools/mutate.py                 # every target module, 2 workers, report in .mutation/
+    python tools/mutate.py --jobs 1 minigrad/clip/numpy_backend.py
+    python tools/mutate.py --rerun survived --cap 0   # then: the survivors again, with every test that runs them
+    python tools/mutate.py --sample 300    # a random sample of the mutants not run yet: an estimate of the score
+    python tools/mutate.py --report        # reprint the last report without running anything
 
 Not in CI: a full run takes hours on a 2-core machine. Results go to ``.mutation/results.jsonl`` as they come,
 so an interrupted run resumes where it stopped (``--fresh`` starts over).
@@ -48,7 +48,7 @@ augmented assignment or a store into an attribute or subscript; ``min max`` (als
 ``warnings.warn`` calls, ``__repr__``, and lines marked ``# pragma: no mutate``.
 
 Mutants known to be equivalent (no test can tell them apart from the original) are listed with a reason in
-``tests/mutation_equivalent.txt`` by key; the score leaves them out.
+``tools/mutation_equivalent.txt`` by key; the score leaves them out.
 """
 import argparse
 import ast
@@ -67,10 +67,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions.py",
+TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions", "minigrad/_promotion.py", "minigrad/_validation.py", "minigrad/autograd.py",
            "minigrad/distributed.py"]
 EXTRA_TESTS = {"minigrad/distributed.py": ["tests/test_distributed.py"]}
-EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+EQUIVALENT = ROOT / "tools" / "mutation_equivalent.txt"
 STATE = ROOT / ".mutation"
 
 BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
@@ -576,13 +576,13 @@ def report(results, all_keys):
           f"mutants killed ({tot['equivalent']} equivalent and {tot['untestable']} reachable only with hardware or "
           f"packages this machine lacks (n/a) left out; {not_run} not run yet)")
     if survivors:
-        print("\nsurvivors (kill with a test, or list the key in tests/mutation_equivalent.txt with a reason):")
+        print("\nsurvivors (kill with a test, or list the key in tools/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
             tag = r["status"] + (", capped" if r.get("capped") else "")
             print(f"  {r['file']}:{r['line']} [{tag}] {r['key']}")
     stale = set(equivalent) - set(all_keys)
     if stale:
-        print(f"\n{len(stale)} entries of tests/mutation_equivalent.txt match no mutant any more:")
+        print(f"\n{len(stale)} entries of tools/mutation_equivalent.txt match no mutant any more:")
         for k in sorted(stale):
             print("  ", k)
 
