@@ -1,5 +1,5 @@
-"""Choosing the threshold and where to clip: segment norms, the norm monitor, AutoClip, AGC, update clipping and
-the non-finite step guard, each against an independent NumPy formula (clipping inside BPTT: tests/test_rnn.py).
+"""Choosing the threshold: segment norms and unit-wise clipping (AGC) on every backend, and AutoClip, each
+against an independent NumPy formula (clipping inside BPTT: test_rnn.py; the monitor: test_monitor.py).
 The array-level kernels run on every backend (CUDA simulated unless MINIGRAD_REAL_CUDA=1)."""
 import math
 

@@ -67,8 +67,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions", "minigrad/_promotion.py", "minigrad/_validation.py", "minigrad/autograd.py",
-           "minigrad/distributed.py"]
+TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions",
+           "minigrad/_promotion.py", "minigrad/_validation.py", "minigrad/autograd.py", "minigrad/distributed.py"]
 EXTRA_TESTS = {"minigrad/distributed.py": ["tests/test_distributed.py"]}
 EQUIVALENT = ROOT / "tools" / "mutation_equivalent.txt"
 STATE = ROOT / ".mutation"

@@ -132,7 +132,19 @@ def _choose(arrays: list, on_cuda: bool, backend: str | None) -> Any:
 def total_norm(arrays: Any, norm_type: Any = 2.0, *, backend: str | None = None) -> Any:
     """The `norm_type`-norm of all elements of all `arrays` taken as one vector.
 
-    A 0-d float64 NumPy array for host arrays; a 0-d device array (CuPy for CuPy input) for CUDA arrays.
+    Args:
+        arrays: an array or an iterable of arrays (None entries are skipped), all on the host or all on one CUDA
+            device, of floating dtypes (mixed dtypes are fine).
+        norm_type: any real number or ±inf ("inf" too): 0 counts the non-zero elements, -inf is the smallest
+            |x|, negative orders as in torch; NaN is refused.
+        backend: "numpy", "numba" or "cuda"; None chooses (see the module docstring).
+
+    Returns:
+        A 0-d float64 NumPy array for host arrays; a 0-d device array (CuPy for CuPy input) for CUDA arrays,
+        computed without a host synchronisation. No elements give 0.0.
+
+    Raises:
+        ValueError: a bad order or backend, or host and device arrays mixed. TypeError: not a float array.
     """
     p = check_norm_type(norm_type)
     arrays, on_cuda = check_arrays(arrays)
@@ -164,11 +176,15 @@ def norm_and_coefficient(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, er
                          backend: str | None = None, norm: Any = None) -> tuple[Any, Any]:
     """What `clip_norm_` computes, without the scaling: (total norm, coefficient), every argument checked.
 
-    The coefficient is None when there is nothing to scale (no arrays, max_norm = inf, or, on the host, a
-    coefficient of exactly 1); a float for host arrays; for CUDA arrays a `DeviceCoefficient` that `scale_`
-    reads on the device (no host synchronisation). The caller scales with it (`scale_`) or hands it on (a
-    GradBuffer leaves it pending for a fused optimizer step). `norm`: the arrays' norm, when the caller has
-    computed it already (AutoClip; host arrays).
+    Args:
+        arrays, max_norm, norm_type, error_if_nonfinite, backend: as `clip_norm_`.
+        norm: the arrays' norm, when the caller has computed it already (AutoClip; host arrays).
+
+    Returns:
+        (norm, coefficient). The coefficient is None when there is nothing to scale (no arrays, max_norm =
+        inf, or, on the host, a coefficient of exactly 1); a float for host arrays; for CUDA arrays a
+        `DeviceCoefficient` that `scale_` reads on the device (no host synchronisation). The caller scales with
+        it (`scale_`) or hands it on (a GradBuffer leaves it pending for a fused optimizer step).
     """
     norm, coef, _, _ = _norm_clip(arrays, max_norm, norm_type, error_if_nonfinite, backend, norm)
     return norm, coef
@@ -196,7 +212,13 @@ def _norm_clip(arrays: Any, max_norm: Any, norm_type: Any, error_if_nonfinite: b
 
 
 def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> None:
-    """Clamp every element of every array in place to [-clip_value, clip_value]; NaN stays NaN."""
+    """Clamp every element of every array in place to [-clip_value, clip_value]; NaN stays NaN.
+
+    Args:
+        arrays: as `clip_norm_` (writeable).
+        clip_value: a real number >= 0; inf changes nothing.
+        backend: as `total_norm`.
+    """
     clip_value = check_nonnegative("clip_value", clip_value)
     arrays, on_cuda = check_arrays(arrays, writable=True)
     if clip_value == math.inf or not arrays:
@@ -205,9 +227,14 @@ def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> 
 
 
 def scale_(arrays: Any, coef: Any, *, backend: str | None = None) -> None:
-    """x *= coef for every array, in each array's dtype (the coefficient rounded to it first, as torch does).
+    """x *= coef for every array, in each array's dtype (the coefficient rounded to it first, as torch does;
+    float16 is multiplied in float32 and rounded once).
 
-    `coef` is a real number (NaN allowed), or, for CUDA arrays, the DeviceCoefficient of `norm_and_coefficient`.
+    Args:
+        arrays: as `clip_norm_` (writeable).
+        coef: a real number (NaN and inf allowed), or, for CUDA arrays, the DeviceCoefficient that
+            `norm_and_coefficient` returns.
+        backend: as `total_norm`.
     """
     if type(coef).__name__ != "DeviceCoefficient":
         coef = check_real("coef", coef, allow_nan=True)
@@ -216,7 +243,13 @@ def scale_(arrays: Any, coef: Any, *, backend: str | None = None) -> None:
 
 
 def clamp_(arrays: Any, lo: Any, hi: Any, *, backend: str | None = None) -> None:
-    """x = min(max(x, lo), hi) for every array; NaN stays NaN."""
+    """x = min(max(x, lo), hi) for every array, in place; NaN stays NaN.
+
+    Args:
+        arrays: as `clip_norm_` (writeable).
+        lo, hi: real numbers, lo <= hi (±inf allowed).
+        backend: as `total_norm`.
+    """
     lo, hi = check_real("lo", lo), check_real("hi", hi)
     if lo > hi:
         raise ValueError(f"lo must be <= hi, got lo={lo!r} > hi={hi!r}")
@@ -244,9 +277,18 @@ def _flat_view(a: Any, on_cuda: bool) -> tuple[Any, bool]:
 
 
 def segment_norms(array: Any, offsets: Any, norm_type: Any = 2.0, *, backend: str | None = None) -> Any:
-    """The norm_type-norm (> 0, or inf) of each segment array.flat[offsets[k]:offsets[k + 1]]: per-parameter
-    norms of a GradBuffer's flat array, or the unit (row) norms AGC needs, in one pass. float64 on the host;
-    a device array for CUDA input. An empty segment has norm 0."""
+    """The norm of each segment array.flat[offsets[k]:offsets[k + 1]], in one pass: the per-parameter norms of a
+    GradBuffer's flat array, or the unit (row) norms AGC needs.
+
+    Args:
+        array: one float array, host or CUDA (a non-contiguous host array is read in C order).
+        offsets: 1-d integers rising from 0 to array.size; segment k lies between offsets[k] and offsets[k + 1].
+        norm_type: > 0 or inf.
+        backend: as `total_norm`.
+
+    Returns:
+        One norm per segment: float64 on the host, a device array for CUDA input. An empty segment has norm 0.
+    """
     p = check_positive_order("norm_type", norm_type)
     (array,), on_cuda = check_arrays([array])
     offsets = _check_offsets(offsets, array.size)
@@ -255,7 +297,13 @@ def segment_norms(array: Any, offsets: Any, norm_type: Any = 2.0, *, backend: st
 
 
 def scale_segments_(array: Any, offsets: Any, factors: Any, *, backend: str | None = None) -> None:
-    """array.flat[segment k] *= factors[k] in place, in the array's dtype."""
+    """array.flat[segment k] *= factors[k] in place, in the array's dtype; a factor of 1 leaves its segment
+    bit-identical.
+
+    Args:
+        array, offsets, backend: as `segment_norms` (the array writeable).
+        factors: one real number per segment (a device array for CUDA input).
+    """
     (array,), on_cuda = check_arrays([array], writable=True)
     offsets = _check_offsets(offsets, array.size)
     if not on_cuda:
@@ -271,9 +319,20 @@ def scale_segments_(array: Any, offsets: Any, factors: Any, *, backend: str | No
 
 def adaptive_clip_(grad: Any, weight: Any, offsets: Any, clip_factor: Any = 0.01, eps: Any = 1e-3,
                    norm_type: Any = 2.0, *, backend: str | None = None) -> None:
-    """Unit-wise adaptive gradient clipping (AGC, Brock et al. 2021) of one gradient against its weight, the
-    units being the segments `offsets` marks: where ‖G_u‖ >= max(‖W_u‖, eps)·clip_factor, G_u is scaled to that
-    limit (divided by max(‖G_u‖, 1e-6)); other units are left bit-identical."""
+    """Unit-wise adaptive gradient clipping of one gradient against its weight, the units being the segments
+    `offsets` marks: where ‖G_u‖ >= max(‖W_u‖, eps)·clip_factor, G_u is scaled to that limit (divided by
+    max(‖G_u‖, 1e-6)); other units are left bit-identical.
+
+    Args:
+        grad: the gradient (writeable); weight: the parameter, of grad's shape and on its side.
+        offsets: the units, as `segment_norms` takes them.
+        clip_factor: > 0; eps: >= 0, the floor of a unit's weight norm; norm_type: > 0 or inf.
+        backend: as `total_norm`.
+
+    References:
+        Brock, De, Smith & Simonyan (2021), "High-Performance Large-Scale Image Recognition Without
+        Normalization".
+    """
     clip_factor = check_real("clip_factor", clip_factor)
     if not clip_factor > 0:
         raise ValueError(f"clip_factor must be > 0, got {clip_factor!r}")

@@ -215,7 +215,14 @@ def _composed_layer(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
 
 
 class RNNCell(Module):
-    """One step: h' = f(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), as torch.nn.RNNCell."""
+    """One step: h' = f(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), as torch.nn.RNNCell.
+
+    Args:
+        input_size, hidden_size: positive ints. bias: with b_ih and b_hh. nonlinearity: "tanh" or "relu".
+        dtype: of the parameters (float32 by default).
+
+    `forward(input, hx=None)`: input (B, I) or (I,), hx (B, H) or (H,) (zeros when None); returns h'.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  dtype: Any = DEFAULT_DTYPE) -> None:
@@ -286,6 +293,19 @@ class RNN(Module):
 
     Memory: with NumPy arrays, the fused backward keeps its work array dA (the size of the largest layer
     output seen, T·B·H elements) between calls, so that later backward calls do not pay its page faults.
+
+    Args:
+        input_size, hidden_size, num_layers: positive ints.
+        nonlinearity: "tanh" or "relu". bias: with b_ih and b_hh. batch_first: input and output (B, T, ·).
+        dropout: the probability of zeroing each output of every layer but the last, in training mode.
+        bidirectional: also run every sequence reversed and concatenate the two outputs.
+        fused: hand-derived BPTT in one Function per layer (True) or the recurrence from autograd ops.
+        hidden_grad_clip: clamp ∂L/∂h_t to [-c, c] at every step of BPTT (None: no clamp).
+        dtype: of the parameters (float32 by default).
+
+    Returns (forward):
+        (output, h_n): output (T, B, D·H) (a PackedSequence for packed input), h_n (num_layers·D, B, H), each
+        sequence's last valid state.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",

@@ -8,7 +8,15 @@ from minigrad.optim.optimizer import Optimizer, check_number
 
 
 class Adagrad(Optimizer):
-    """s ← s + g²;  p ← p - lr/(1 + (t-1)·lr_decay) · g / (√s + eps), s starting at initial_accumulator_value."""
+    """s ← s + g²;  p ← p - lr/(1 + (t-1)·lr_decay) · g / (√s + eps), s starting at initial_accumulator_value.
+
+    Args:
+        params: an iterable of Tensors, or of dicts (parameter groups with their own hyper-parameters).
+        lr, lr_decay, weight_decay, initial_accumulator_value, eps: real numbers >= 0, as in torch.
+        maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
+            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
+            step to round-off; None or False the per-tensor formula.
+    """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach: bool | None = None, *,

@@ -20,6 +20,20 @@ class Adam(Optimizer):
     u = m̂ / (√v̂ + eps), p ← p - lr · u / max(1, RMS(u) / c). Gradient clipping cannot bound Adam's step: after
     a quiet phase √v̂ is small, and even a clipped gradient makes m̂/√v̂ large; this bounds RMS(Δp) by lr·c.
     `update_clip=None` is torch's Adam, bit for bit.
+
+    Args:
+        params: an iterable of Tensors, or of dicts (parameter groups with their own hyper-parameters).
+        lr: the learning rate (>= 0). betas: (β1, β2), each in [0, 1). eps: added to the denominator (>= 0).
+        weight_decay: >= 0. amsgrad: use the running maximum of v (Reddi et al., 2018).
+        decoupled_weight_decay: AdamW's decay of the parameter instead of an L2 term in the gradient.
+        update_clip: > 0, or None (no update clipping).
+        maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
+            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
+            step to round-off; None or False the per-tensor formula.
+
+    References:
+        Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization"; Shazeer & Stern (2018), "Adafactor:
+        Adaptive Learning Rates with Sublinear Memory Cost" (update clipping).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,

@@ -143,7 +143,18 @@ class Optimizer:
         return todo
 
     def step(self, closure: Any = None) -> Any:
-        """One update of every parameter that has a gradient. A step that raises changes nothing."""
+        """One update of every parameter that has a gradient. A step that raises changes nothing.
+
+        Args:
+            closure: a callable that re-evaluates the model and returns the loss (run with grad enabled).
+
+        Returns:
+            The closure's loss, or None.
+
+        Raises:
+            ValueError, TypeError: a gradient whose shape, dtype or device does not fit its parameter, or a
+                read-only parameter, named by its group and position; nothing is updated then.
+        """
         loss = None
         if closure is not None:
             with enable_grad():
@@ -189,11 +200,18 @@ class Optimizer:
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: None (torch's default), or zeros with set_to_none=False; a
+        GradBuffer's views are zeroed in place, never dropped."""
         zero_grads_((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     # ----- state_dict -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]} as in torch (copies)."""
+        """The optimizer's state, as torch lays it out.
+
+        Returns:
+            {"state": {index: {name: array or step}}, "param_groups": [{hyper-parameters..., "params": [index,
+            ...]}]}, all copies; indices count the parameters across groups in order.
+        """
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -208,7 +226,14 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Replace hyper-parameters and state with a saved state_dict's, after checking all of it: the group
         layout, every hyper-parameter (by the constructor's rules) and every state entry's keys, shapes and
-        values. A rejected dict (another optimizer's, a corrupted one) changes nothing."""
+        values. A rejected dict (another optimizer's, a corrupted one) changes nothing.
+
+        Args:
+            state_dict: what `state_dict()` returned (possibly through save/load).
+
+        Raises:
+            ValueError: naming what does not match.
+        """
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError("load_state_dict: expected a dict with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]

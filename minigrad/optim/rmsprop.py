@@ -8,7 +8,16 @@ from minigrad.optim.optimizer import Optimizer, check_flag, check_number
 
 
 class RMSprop(Optimizer):
-    """v ← α·v + (1-α)·g²;  d = √(v - ḡ²) (centered) or √v, plus eps;  p ← p - lr·g/d (or through momentum)."""
+    """v ← α·v + (1-α)·g²;  d = √(v - ḡ²) (centered) or √v, plus eps;  p ← p - lr·g/d (or through momentum).
+
+    Args:
+        params: an iterable of Tensors, or of dicts (parameter groups with their own hyper-parameters).
+        lr, alpha, eps, weight_decay, momentum: real numbers >= 0, as in torch.
+        centered: normalise by the estimated variance instead of the second moment.
+        maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
+            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
+            step to round-off; None or False the per-tensor formula.
+    """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,

@@ -7,7 +7,16 @@ from minigrad.optim.optimizer import Optimizer, check_flag, check_number
 
 
 class SGD(Optimizer):
-    """g ← g + wd·p;  b ← μ·b + (1 - τ)·g (b = g at the first step);  g ← g + μ·b (Nesterov) or b;  p ← p - lr·g."""
+    """g ← g + wd·p;  b ← μ·b + (1 - τ)·g (b = g at the first step);  g ← g + μ·b (Nesterov) or b;  p ← p - lr·g.
+
+    Args:
+        params: an iterable of Tensors, or of dicts (parameter groups with their own hyper-parameters).
+        lr: the learning rate (>= 0). momentum μ (>= 0), dampening τ, weight_decay wd (>= 0).
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
+        maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
+            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
+            step to round-off; None or False the per-tensor formula.
+    """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,

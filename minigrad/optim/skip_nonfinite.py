@@ -22,6 +22,16 @@ from minigrad.optim.optimizer import Optimizer
 
 
 class SkipNonFinite:
+    """Skip (and count) an optimizer step whose gradient norm is NaN or inf (see the module docstring).
+
+    Args:
+        optimizer: the Optimizer to guard.
+        max_consecutive: a positive int: that many skips in a row raise RuntimeError; None never raises.
+
+    Attributes:
+        skipped, consecutive, taken: the counts of skipped steps, of the current run of skips, of steps taken.
+    """
+
     def __init__(self, optimizer: Optimizer, max_consecutive: int | None = None) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"SkipNonFinite wraps an Optimizer, got {type(optimizer).__name__}")
@@ -35,7 +45,18 @@ class SkipNonFinite:
         return clip.host_value(clip.total_norm(grads))
 
     def step(self, norm: Any = None) -> bool:
-        """Step when `norm` (or the gradients' total norm) is finite; True when a step was taken."""
+        """Step when the gradient norm is finite.
+
+        Args:
+            norm: the norm clip_grad_norm_ returned (a number or a 0-d Tensor); None computes the total norm of
+                the optimizer's gradients.
+
+        Returns:
+            True when a step was taken.
+
+        Raises:
+            RuntimeError: the max_consecutive-th non-finite step in a row.
+        """
         value = self._norm() if norm is None else clip.host_value(getattr(norm, "_data", norm))
         if math.isfinite(value):
             self.optimizer.step()

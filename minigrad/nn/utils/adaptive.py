@@ -36,7 +36,21 @@ def _check_percentile(value: Any) -> float:
 
 
 class AutoClip:
-    """Clip to a percentile of the gradient norms seen so far (see the module docstring)."""
+    """Clip to a percentile of the gradient norms seen so far (see the module docstring).
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors whose gradients each call clips.
+        percentile: in [0, 100]; the threshold is np.percentile of the norms seen, the current one included.
+        window: keep only the last `window` norms (a positive int), or all of them (None).
+        norm_type: > 0 or inf.
+
+    Attributes:
+        threshold: the last max_norm used (None before the first call); history: the finite norms kept.
+
+    References:
+        Seetharaman, Wichern, Pardo & Le Roux (2020), "AutoClip: Adaptive Gradient Clipping for Source
+        Separation Networks".
+    """
 
     def __init__(self, parameters: Any, percentile: float = 10.0, window: int | None = None,
                  norm_type: float = 2.0) -> None:
@@ -48,7 +62,11 @@ class AutoClip:
         self.threshold: float | None = None
 
     def __call__(self) -> Tensor:
-        """Clip the gradients to the updated threshold; return the pre-clip norm (a 0-d Tensor)."""
+        """Clip the gradients to the updated threshold.
+
+        Returns:
+            The pre-clip total norm, a 0-d Tensor (a non-finite one is returned but not added to the history).
+        """
         grads, buffer = grads_and_buffer(self.params)
         norm = clip.total_norm(grads, self.norm_type)
         value = clip.host_value(norm)
@@ -89,7 +107,18 @@ def _units(p: Tensor) -> np.ndarray:
 def adaptive_clip_grad_(parameters: Any, clip_factor: float = 0.01, eps: float = 1e-3,
                         norm_type: float = 2.0) -> None:
     """Unit-wise adaptive gradient clipping of every parameter's gradient (see the module docstring). Every
-    argument and gradient is checked before the first one is modified."""
+    argument and gradient is checked before the first one is modified.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors; gradients that are None are skipped.
+        clip_factor: > 0, the largest ratio ‖G_u‖ / max(‖W_u‖, eps) a unit keeps.
+        eps: >= 0, the floor of a unit's weight norm (zero-initialised weights still get a budget).
+        norm_type: > 0 or inf.
+
+    References:
+        Brock, De, Smith & Simonyan (2021), "High-Performance Large-Scale Image Recognition Without
+        Normalization"; the unit layout is timm's.
+    """
     params = [p for p in as_tensors(parameters) if p._settled_grad() is not None]
     clip_factor = check_real("clip_factor", clip_factor)
     if not clip_factor > 0:

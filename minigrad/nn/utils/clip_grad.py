@@ -47,12 +47,22 @@ def _parameters(parameters: Any) -> Any:
 
 def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
                     foreach: Any = None) -> Tensor:
-    """Scale all gradients by min(max_norm / (total_norm + 1e-6), 1); return the total norm (a 0-d Tensor).
+    """Scale all gradients by min(max_norm / (total_norm + 1e-6), 1), the total norm taken over all gradients
+    as one vector.
 
-    `norm_type` is any real number or ±inf ("inf" too): 0 counts the non-zero elements, negative orders and
-    -inf (the smallest |g|) are allowed, as in torch. `foreach` is accepted for torch compatibility; the backend
-    choice of `minigrad.clip` decides the kernels. When the gradients are a GradBuffer's and a fused optimizer
-    steps on it, the scaling is left to that step (see GradBuffer): `p.grad` still reads as clipped.
+    Args:
+        parameters: a Tensor or an iterable of Tensors; gradients that are None are skipped.
+        max_norm: a real number >= 0 (inf: nothing is scaled).
+        norm_type: any real number or ±inf ("inf" too): 0 counts the non-zero elements (of all gradients;
+            torch counts the non-zero tensors), negative orders and -inf (the smallest |g|) as in torch.
+        error_if_nonfinite: raise RuntimeError, before any gradient changes, when the norm is NaN or inf.
+        foreach: accepted for torch's signature; `minigrad.clip`'s backend choice decides the kernels.
+
+    Returns:
+        The total norm before clipping, a 0-d Tensor in the gradients' dtype.
+
+    When the gradients are a GradBuffer's and a fused optimizer steps on it, the scaling is left to that step
+    (see grad_buffer.py): `p.grad` still reads as clipped.
     """
     grads, buffer = grads_and_buffer(_parameters(parameters))
     norm = clip_norm_grads_(grads, buffer, max_norm, norm_type, error_if_nonfinite)
@@ -60,13 +70,29 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
 
 
 def clip_grad_value_(parameters: Any, clip_value: float, foreach: Any = None) -> None:
-    """Clamp every gradient element to [-clip_value, clip_value] in place."""
+    """Clamp every gradient element to [-clip_value, clip_value] in place (NaN stays NaN).
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors; gradients that are None are skipped.
+        clip_value: a real number >= 0.
+        foreach: accepted for torch's signature.
+    """
     clip.clip_value_(grad_arrays(_parameters(parameters)), clip_value)
 
 
 def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: bool = False,
                    foreach: Any = None) -> Tensor:
-    """The norm of `tensors` (Tensors or arrays; typically the grads) taken as one vector."""
+    """The norm of `tensors` taken as one vector.
+
+    Args:
+        tensors: a Tensor or an iterable of Tensors or arrays (typically the gradients); None entries skipped.
+        norm_type: as `clip_grad_norm_`.
+        error_if_nonfinite: raise RuntimeError when the norm is NaN or inf.
+        foreach: accepted for torch's signature.
+
+    Returns:
+        The norm, a 0-d Tensor in the tensors' promoted dtype (float32 for none).
+    """
     items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     arrays = [t._data if isinstance(t, Tensor) else t for t in items if t is not None]
     norm = clip.total_norm(fuse_buffer_views(arrays), norm_type)
@@ -79,7 +105,15 @@ def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: boo
 
 
 def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
-    """Scale the gradients by min(max_norm / (total_norm + 1e-6), 1) for a norm computed beforehand."""
+    """Scale the gradients by min(max_norm / (total_norm + 1e-6), 1) for a norm computed beforehand.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors; gradients that are None are skipped.
+        max_norm: a real number >= 0.
+        total_norm: the norm (a number or a 0-d Tensor, >= 0; NaN allowed, as in torch), e.g. from
+            `get_total_norm`.
+        foreach: accepted for torch's signature.
+    """
     max_norm = check_real("max_norm", max_norm, minimum=0.0)
     if isinstance(total_norm, Tensor):
         total_norm = total_norm._data

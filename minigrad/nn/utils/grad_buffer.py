@@ -52,6 +52,17 @@ class GradBuffer:
 
     Existing gradients are copied in; parameters without one start at zero. Everything is checked before the
     first `.grad` is rebound: a rejected construction leaves every parameter as it was.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors, each once, all on one device (e.g.
+            `model.parameters()`).
+
+    Attributes:
+        flats: dtype -> the flat gradient array; offsets: dtype -> where each parameter's segment starts.
+
+    Raises:
+        TypeError: not a Tensor. ValueError: a parameter twice, or several devices. TensorError: a gradient
+            whose shape, dtype or device differs from its parameter's.
     """
 
     def __init__(self, parameters: Any) -> None:

@@ -48,7 +48,9 @@ def _named(parameters: Any) -> list[tuple[str, Tensor]]:
 class GradNormMonitor:
     """Per step: the total gradient norm and each parameter's; quantiles, a suggested max_norm and a plot.
 
-    `parameters`: a Module (its parameter names are used), (name, parameter) pairs, or parameters.
+    Args:
+        parameters: a Module (its parameter names are used), (name, parameter) pairs, or parameters.
+        norm_type: > 0 or inf.
     """
 
     def __init__(self, parameters: Any, norm_type: Any = 2.0) -> None:
@@ -80,7 +82,11 @@ class GradNormMonitor:
         return out
 
     def record(self) -> float:
-        """Record this step's norms (call it after backward, before clipping); returns the total norm."""
+        """Record this step's norms; call it after backward and before clipping, so that it sees raw norms.
+
+        Returns:
+            The total gradient norm of this step, a float.
+        """
         norms = self._per_parameter()
         total = float(clip.total_norm([norms], self.norm_type))
         self._total.append(total)
@@ -104,7 +110,14 @@ class GradNormMonitor:
         return {name: table[:, i] for i, (name, _) in enumerate(self.named)}
 
     def quantiles(self, q: Any = (0.5, 0.9, 0.99, 1.0)) -> dict[float, float]:
-        """Quantiles of the finite total norms (linear interpolation, as np.quantile)."""
+        """Quantiles of the finite total norms (linear interpolation, as np.quantile).
+
+        Args:
+            q: a quantile in [0, 1] or an iterable of them.
+
+        Returns:
+            {quantile: value}; NaN values before any finite norm was recorded.
+        """
         finite = self.total[np.isfinite(self.total)]
         qs = [check_real("q", v) for v in (q if hasattr(q, "__iter__") else [q])]
         if any(not 0.0 <= v <= 1.0 for v in qs):
@@ -114,7 +127,12 @@ class GradNormMonitor:
         return {v: float(np.quantile(finite, v)) for v in qs}
 
     def suggest_max_norm(self, quantile: float = 0.9) -> float | None:
-        """The documented rule: the `quantile` (default 0.9) of the finite total norms seen; None before any."""
+        """A max_norm for clip_grad_norm_: the `quantile` of the finite total norms seen (see the module
+        docstring for why 0.9).
+
+        Returns:
+            The suggestion, a float; None before any finite norm was recorded.
+        """
         value = self.quantiles([quantile])[check_real("quantile", quantile)]
         return None if math.isnan(value) else value
 

@@ -114,7 +114,18 @@ def _gather_index(batch_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
                          enforce_sorted: bool = True) -> PackedSequence:
-    """Pack a padded (T, B, *) batch ((B, T, *) with batch_first) of sequences with the given lengths."""
+    """Pack a padded batch of sequences with the given lengths.
+
+    Args:
+        input: (T, B, *), or (B, T, *) with batch_first.
+        lengths: one positive length <= T per sequence (a list, array or int64 Tensor).
+        batch_first: whether `input` is batch-major.
+        enforce_sorted: require decreasing lengths (TensorError otherwise); False sorts them and records the
+            permutation in the result's sorted_indices / unsorted_indices.
+
+    Returns:
+        A PackedSequence; differentiable with respect to `input`.
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"pack_padded_sequence: input must be a Tensor, got {type(input).__name__}")
     if input.ndim < 2:
@@ -164,7 +175,17 @@ def padded_to_packed(padded: Tensor, like: PackedSequence) -> PackedSequence:
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
                         total_length: int | None = None) -> tuple[Tensor, Tensor]:
-    """Undo pack_padded_sequence: (the padded batch in the original order, the lengths as an int64 tensor)."""
+    """Undo pack_padded_sequence.
+
+    Args:
+        sequence: a PackedSequence.
+        batch_first: return (B, T, *) instead of (T, B, *).
+        padding_value: what fills the steps past each sequence's end.
+        total_length: pad to this many steps (>= the longest sequence).
+
+    Returns:
+        (the padded batch in the original order, the lengths as an int64 tensor).
+    """
     if not isinstance(sequence, PackedSequence):
         raise TypeError(f"pad_packed_sequence expects a PackedSequence, got {type(sequence).__name__}")
     padded, mask = packed_to_padded(sequence)
