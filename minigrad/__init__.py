@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from minigrad import functions
 from minigrad._promotion import DEFAULT_DTYPE
 from minigrad._promotion import result_type as _result_type
 from minigrad._validation import TensorError
-from minigrad.autograd import enable_grad, is_grad_enabled, no_grad
+from minigrad.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.devices import device
 from minigrad.random import Generator, generator, manual_seed
 from minigrad.serialization import load, save
@@ -139,7 +140,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
     if end is None:
         start, end = 0, start
     if dtype is None:
-        ints = all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool)
+        ints = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool)
                    for v in (start, end, step))
         dtype = np.int64 if ints else DEFAULT_DTYPE
     if step == 0:
@@ -158,77 +159,77 @@ def eye(n: Any, m: Any = None, dtype: Any = None, device: Any = None, requires_g
     return _made(np.eye(n, m, dtype=_dtype(dtype)), requires_grad, device)
 
 
-# ----- functions on tensors (torch.tanh(x) and friends) -------------------------------------------------------
+# ----- functions on tensors: torch.f(x, ...) is x.f(...) ------------------------------------------------------
 def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def tanh(input: Any) -> Tensor:
-    return _t(input).tanh()
+def _function_of_method(name: str) -> Any:
+    def fn(input: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(_t(input), name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"torch.{name}(input, ...): the same as input.{name}(...) (see Tensor.{name})."
+    return fn
 
 
-def sigmoid(input: Any) -> Tensor:
-    return _t(input).sigmoid()
+_METHODS = ("abs", "add", "all", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp", "cos",
+            "cumprod", "cumsum", "div", "dot", "exp", "flatten", "flip", "gather", "index_select", "log",
+            "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max", "mean", "min", "mm", "mul",
+            "multinomial", "narrow", "neg", "permute", "pow", "reciprocal", "relu", "reshape", "scatter",
+            "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "std",
+            "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "unbind", "unsqueeze", "var")
+globals().update({name: _function_of_method(name) for name in _METHODS})
 
 
-def relu(input: Any) -> Tensor:
-    return _t(input).relu()
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """`input` where `condition` holds, else `other`; they broadcast together (torch.where)."""
+    first = input if isinstance(input, Tensor) or isinstance(other, Tensor) else _t(input)
+    return functions.Where.apply(_t(condition)._data, first, other)
 
 
-def exp(input: Any) -> Tensor:
-    return _t(input).exp()
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """torch.einsum: operands as separate arguments or one list; '...' and the implicit output supported."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): the equation must be a string, got {type(equation).__name__}")
+    return functions.Einsum.apply(*[_t(x) for x in operands], equation=equation)
 
 
-def log(input: Any) -> Tensor:
-    return _t(input).log()
+def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: builtins.bool = False) -> builtins.bool:
+    return builtins.bool(np.allclose(np.asarray(_t(input).detach().cpu()), np.asarray(_t(other).detach().cpu()),
+                                     rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
-def sqrt(input: Any) -> Tensor:
-    return _t(input).sqrt()
+def equal(input: Tensor, other: Tensor) -> builtins.bool:
+    """True when both have the same shape and elements."""
+    a, b = _t(input), _t(other)
+    return a.shape == b.shape and builtins.bool((a == b).all())
 
 
-def abs(input: Any) -> Tensor:  # noqa: A001  (torch's name)
-    return _t(input).abs()
+concat = concatenate = cat
 
 
-def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:
-    return _t(input).clamp(min, max)
+# ----- torch's legacy typed constructors: LongTensor([1, 2]) holds the data, FloatTensor(2, 3) is uninitialised --
+def _typed_constructor(name: str, dtype: np.dtype) -> Any:
+    def make(*args: Any) -> Tensor:
+        if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)) or not args:
+            return Tensor(np.array(args[0] if args else [], dtype=dtype))
+        return Tensor(np.empty(_shape(args), dtype=dtype))
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"torch.{name}(data) or torch.{name}(*sizes): a {dtype} tensor."
+    return make
 
 
-def sum(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
-    return _t(input).sum(dim, keepdim)
-
-
-def mean(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
-    return _t(input).mean(dim, keepdim)
-
-
-def max(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Any:  # noqa: A001
-    return _t(input).max(dim, keepdim)
-
-
-def min(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Any:  # noqa: A001
-    return _t(input).min(dim, keepdim)
-
-
-def argmax(input: Any, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
-    return _t(input).argmax(dim, keepdim)
-
-
-def matmul(input: Any, other: Any) -> Tensor:
-    return _t(input) @ other
-
-
-def softmax(input: Any, dim: Any) -> Tensor:
-    return _t(input).softmax(dim)
-
-
-def log_softmax(input: Any, dim: Any) -> Tensor:
-    return _t(input).log_softmax(dim)
-
-
-def flatten(input: Any) -> Tensor:
-    return _t(input).flatten()
+LongTensor = _typed_constructor("LongTensor", int64)
+FloatTensor = _typed_constructor("FloatTensor", float32)
+DoubleTensor = _typed_constructor("DoubleTensor", float64)
+IntTensor = _typed_constructor("IntTensor", int32)
+BoolTensor = _typed_constructor("BoolTensor", np.dtype(np.bool_))
+ByteTensor = _typed_constructor("ByteTensor", uint8)
 
 
 def is_tensor(obj: Any) -> builtins.bool:
@@ -246,10 +247,11 @@ def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
 
 __all__ = ["Tensor", "TensorError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
            "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
-           "eye", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat",
-           "device", "Generator", "tanh", "sigmoid", "relu", "exp", "log", "sqrt", "abs", "clamp", "sum", "mean",
-           "max", "min", "argmax", "matmul", "softmax", "log_softmax", "flatten", "is_tensor", "numel", "result_type",
-           "float16", "half", "float32", "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64",
-           "long", "complex64", "complex128", "nn", "optim", "utils"]
+           "eye", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
+           "save", "load", "stack", "cat", "concat", "concatenate", "device", "Generator", "where", "einsum",
+           "allclose", "equal", "is_tensor", "numel", "result_type", "LongTensor", "FloatTensor", "DoubleTensor",
+           "IntTensor", "BoolTensor", "ByteTensor", "float16", "half", "float32", "float64", "double", "int8",
+           "uint8", "int16", "short", "int32", "int64", "long", "complex64", "complex128", "autograd", "cuda", "nn",
+           "optim", "utils", *_METHODS]
 
-from minigrad import nn, optim, utils  # noqa: E402  (torch users reach these as attributes)
+from minigrad import autograd, cuda, nn, optim, utils  # noqa: E402  (torch users reach these as attributes)

@@ -24,12 +24,12 @@ def as_array(data: Any, dtype: Any = None) -> Any:
         arr = array_module(data).asarray(data)
     else:
         try:
-            arr = np.asarray(data)
+            arr = np.asarray(data, dtype=dtype)  # straight to the asked dtype: no detour through float32
         except ValueError:
             raise TypeError(f"cannot make a tensor from {type(data).__name__} holding ragged data") from None
-        if arr.dtype == np.float64:
+        if arr.dtype == np.float64 and dtype is None:
             arr = arr.astype(DEFAULT_DTYPE)
-        elif arr.dtype == np.complex128:
+        elif arr.dtype == np.complex128 and dtype is None:
             arr = arr.astype(np.complex64)
         elif arr.dtype == object or arr.dtype.kind in "USV":
             raise TypeError(f"cannot make a tensor from {type(data).__name__} holding {arr.dtype.name} data")

@@ -1,7 +1,7 @@
 """Tensor: an array, its gradient, and the node of the graph that produced it.
 
 Every op is a `Function` (minigrad/functions/) whose forward works on raw arrays; the graph, the backward
-engine and the version counters live in autograd.py. As in torch, `.grad` is a Tensor (or None) and in-place
+engine and the version counters live in minigrad/autograd/. As in torch, `.grad` is a Tensor (or None) and in-place
 methods bump a version counter shared by a tensor and its views.
 """
 from __future__ import annotations
@@ -10,19 +10,22 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from minigrad import autograd, functions
+from minigrad import functions
 from minigrad._promotion import as_array
 from minigrad._validation import TensorError
-from minigrad.autograd import TensorBase, is_grad_enabled, unwrap
+from minigrad.autograd import TensorBase, engine, unwrap
 from minigrad.devices import array_module, device_of, parse_to
-from minigrad.random import normal_, uniform_
 from minigrad.tensor_data import TensorData
+from minigrad.tensor_inplace import InplaceMethods
 from minigrad.tensor_math import MathMethods
-from minigrad.tensor_shape import ShapeMethods, raw_index
+from minigrad.tensor_shape import ShapeMethods
 
 
-class Tensor(MathMethods, ShapeMethods, TensorBase):
-    """An n-dimensional array with autograd. `.data` is the array, `.grad` its gradient (a Tensor) or None."""
+class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
+    """An n-dimensional array with autograd. `.data` is the array, `.grad` its gradient (a Tensor) or None.
+
+    The methods live by kind: arithmetic and reductions in tensor_math.py, shapes and indexing in tensor_shape.py,
+    in-place methods in tensor_inplace.py; here are storage, the gradient, conversions and autograd."""
 
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == builds a tensor, so hashing must be by identity (as torch does)
@@ -35,7 +38,7 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
         self._versions = [0]  # shared with views of this tensor
         self._grad_view: Any = None  # set by GradBuffer: the slot .grad lives in
         self._grad_buffer: Any = None  # and the GradBuffer itself, kept alive by its parameters
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -45,7 +48,7 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
         t = Tensor.__new__(Tensor)
         t._data, t._grad, t._node, t._versions, t._accumulator = arr, None, None, [0], None
         t._grad_view = t._grad_buffer = None
-        t.requires_grad = False
+        t._requires_grad = False
         return t
 
     def __getstate__(self) -> dict:
@@ -130,7 +133,17 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
     @property
     def grad_fn(self) -> Any:
         """The node of the op that produced this tensor (its Context), or None for a leaf."""
+        if self._base is not None:
+            self.requires_grad  # noqa: B018 - rebuilds a stale view's node
         return self._node
+
+    @property
+    def requires_grad(self) -> bool:
+        return TensorBase.requires_grad.fget(self)
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
 
     @property
     def device(self) -> Any:
@@ -174,8 +187,10 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TensorError(f"only floating point tensors can require gradients, got dtype {self._data.dtype}")
         if not requires_grad and self._node is not None:
-            raise TensorError("you can only change requires_grad flags of leaf tensors; use detach()")
-        self.requires_grad = requires_grad
+            raise TensorError("you can only change requires_grad flags of leaf variables. If you want to use a "
+                              "computed variable in a subgraph that doesn't require differentiation use "
+                              "var_no_grad = var.detach().")
+        self._requires_grad = bool(requires_grad)
         return self
 
     def item(self) -> Any:
@@ -200,90 +215,87 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
         return t
 
     def detach_(self) -> "Tensor":
+        if self._base is not None:
+            raise TensorError("Can't detach views in-place. Use detach() instead")
         self._node = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def clone(self) -> "Tensor":
         return functions.Clone.apply(self)
 
-    def contiguous(self) -> "Tensor":
-        return self
+    def contiguous(self, memory_format: Any = None) -> "Tensor":
+        """self when its elements lie in C order, else a C-ordered copy (differentiable), as torch."""
+        return self if self.is_contiguous() else functions.Clone.apply(self)
 
-    # ----- in-place methods (torch's names); each bumps the version counter --------------------------
-    def _inplace(self, op: str) -> Any:
-        """Check that `op` may write into this tensor, bump its version, and return the array to write into."""
-        if is_grad_enabled() and self.requires_grad:
-            kind = "a leaf Variable that requires grad" if self._node is None else "a tensor that is part of a graph"
-            raise TensorError(f"{op}: {kind} is being used in an in-place operation; do it under "
-                              f"minigrad.no_grad() or on .data (minigrad does not record in-place ops)")
-        self._versions[0] += 1
-        return self._data
-
-    def zero_(self) -> "Tensor":
-        self._inplace("zero_")[...] = 0
-        return self
-
-    def fill_(self, value: Any) -> "Tensor":
-        self._inplace("fill_")[...] = unwrap(value)
-        return self
-
-    def copy_(self, src: Any) -> "Tensor":
-        self._inplace("copy_")[...] = unwrap(src)
-        return self
-
-    def _ufunc_(self, op: str, ufunc: Any, other: Any) -> "Tensor":
-        arr = self._inplace(op)
-        ufunc(arr, unwrap(other), out=arr, casting="same_kind")
-        return self
-
-    def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._ufunc_("add_", np.add, unwrap(other) * alpha if alpha != 1 else other)
-
-    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
-        return self._ufunc_("sub_", np.subtract, unwrap(other) * alpha if alpha != 1 else other)
-
-    def mul_(self, other: Any) -> "Tensor":
-        return self._ufunc_("mul_", np.multiply, other)
-
-    def div_(self, other: Any) -> "Tensor":
-        return self._ufunc_("div_", np.true_divide, other)
-
-    __iadd__ = add_
-    __isub__ = sub_
-    __imul__ = mul_
-    __itruediv__ = div_
-
-    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":
-        if min is None and max is None:
-            raise TensorError("clamp_: at least one of `min` and `max` must be given")
-        arr = self._inplace("clamp_")
-        array_module(arr).clip(arr, unwrap(min), unwrap(max), out=arr)
-        return self
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
-        uniform_(self._inplace("uniform_"), a, b)
-        return self
-
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
-        normal_(self._inplace("normal_"), mean, std)
-        return self
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        return bool(self._data.flags.c_contiguous)
 
     # ----- autograd ---------------------------------------------------------------------------------
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` (see autograd.backward).
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: Any = None) -> None:
+        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` (see engine.backward).
 
-        Without `retain_graph` the graph's saved arrays are freed, and a second backward through it raises.
+        Args:
+            gradient: d(loss)/d(self), of self's shape; None for a one-element tensor (then 1).
+            retain_graph: keep the graph's saved arrays; without it a second backward through the graph raises.
+            create_graph: not supported (no higher-order gradients).
+            inputs: accumulate into these tensors' `.grad` only (torch's `inputs=`).
         """
+        if create_graph:
+            raise NotImplementedError("minigrad records no graph of the backward pass: create_graph=True (higher-"
+                                      "order gradients) is not supported")
         if gradient is not None:
             gradient = as_array(gradient, self._data.dtype)
-        autograd.backward(self, gradient, retain_graph)
+        if inputs is None:
+            engine.backward([self], [gradient], bool(retain_graph))
+            return
+        inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
+        grads = engine.grad([self], inputs, [gradient], retain_graph=retain_graph, allow_unused=True)
+        for x, g in zip(inputs, grads):
+            if g is not None:
+                x._accumulate(g._data)
 
-    def _accumulate(self, grad: Any, owned: bool = False) -> None:
+    def register_hook(self, hook: Any) -> Any:
+        """Call `hook(grad)` with the gradient of this tensor during backward; a returned tensor replaces it.
+
+        Returns:
+            A handle whose `remove()` takes the hook off.
+        """
+        if not self.requires_grad:
+            raise TensorError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._node is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            hooks = self._node.__dict__.setdefault("hooks", [])
+            self._node.wrap = Tensor._wrap
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in `.grad` during backward (a leaf keeps it anyway)."""
+        if not self.requires_grad:
+            raise TensorError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._node is None or self.__dict__.get("_retains_grad"):
+            return
+        self._retains_grad = True
+
+        def keep(grad: Any) -> None:  # runs after the node's other hooks, as torch's retains_grad hook does
+            self._grad = Tensor._wrap(grad.copy()) if self._grad is None else Tensor._wrap(self._grad._data + grad)
+
+        self._node.retains = keep
+
+    @property
+    def retains_grad(self) -> bool:
+        return bool(self.__dict__.get("_retains_grad"))
+
+    def _accumulate(self, grad: Any, owned: bool = False) -> None:  # see TensorBase
         """Add `grad` into `.grad` in place (GradBuffer views stay views; aliases are never stored: `grad` itself
         becomes `.grad` only when the engine `owned` it, i.e. nothing else refers to it, as torch steals it)."""
         self._settled_grad()
-        if isinstance(grad, autograd.IndexGrad):
+        if isinstance(grad, engine.IndexGrad):
             grad.values = grad.values.astype(self._data.dtype, copy=False)
             grad.add_into(self._grad._data)  # backward only keeps it sparse when .grad exists
             return
@@ -298,9 +310,6 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
             self._grad = Tensor._wrap(array_module(grad).array(grad, copy=True))
 
     # ----- ops ---------------------------------------------------------------------------------------
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace("__setitem__")[raw_index(index)] = unwrap(value)
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
@@ -365,8 +374,58 @@ class Tensor(MathMethods, ShapeMethods, TensorBase):
     def cpu(self) -> "Tensor":
         return self.to("cpu")
 
-    def cuda(self) -> "Tensor":
+    def cuda(self, device: Any = None) -> "Tensor":
         return self.to("cuda")
+
+    def type(self, dtype: Any = None) -> Any:
+        """Without an argument the type's name (torch's "torch.FloatTensor"); with a dtype, a cast to it."""
+        if dtype is None:
+            names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                     "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+            prefix = "torch.cuda." if self.is_cuda else "torch."
+            return f"{prefix}{names.get(self.dtype.name, self.dtype.name)}Tensor"
+        return self._cast(dtype)
+
+    # ----- new tensors like this one (torch's new_* methods: this one's dtype and device by default) --------------
+    def _new(self, arr: Any, dtype: Any, device: Any, requires_grad: bool) -> "Tensor":
+        t = Tensor(arr, dtype=self.dtype if dtype is None else np.dtype(dtype))
+        device = self.device if device is None else device
+        if device != "cpu":
+            t = Tensor._wrap(t.to(device)._data)
+        return t.requires_grad_(requires_grad) if requires_grad else t
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self._new(np.zeros(_size(size)), dtype, device, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self._new(np.ones(_size(size)), dtype, device, requires_grad)
+
+    def new_full(self, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> "Tensor":
+        return self._new(np.full(_size((size,)), fill_value), dtype, device, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self._new(np.empty(_size(size)), dtype, device, requires_grad)
+
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        """A copy of `data` as a new leaf, of this tensor's dtype unless `dtype` is given (torch's rule)."""
+        return self._new(np.array(unwrap(data), copy=True), dtype, device, requires_grad)
+
+
+class _HookHandle:
+    """What register_hook returns: `remove()` takes the hook off."""
+
+    def __init__(self, hooks: list, hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _size(size: tuple) -> tuple:
+    """torch's size arguments: f(2, 3) or f((2, 3)) or f([2, 3])."""
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
 def _tensor(x: Any) -> Tensor:

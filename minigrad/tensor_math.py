@@ -5,20 +5,23 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from minigrad import functions
 from minigrad._promotion import as_array, promote
 from minigrad._validation import TensorError, check_dims
 from minigrad.autograd import TensorBase, unwrap
 from minigrad.devices import array_module
+from minigrad.random import rng_of
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
     from minigrad.tensor import Tensor
 
 
-class MaxResult(tuple):
-    """`(values, indices)` of `Tensor.max(dim)`, reachable by name as in torch."""
+class ValuesIndices(tuple):
+    """`(values, indices)` of max(dim), min(dim), topk and sort, reachable by name as in torch."""
 
-    def __new__(cls, values: Any, indices: Any) -> "MaxResult":
+    def __new__(cls, values: Any, indices: Any) -> "ValuesIndices":
         return super().__new__(cls, (values, indices))
 
     values = property(lambda self: self[0])
@@ -96,6 +99,31 @@ class MathMethods:
     def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
         return self._compare(other, lambda a, b: a != b)
 
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def _logical(self, other: Any, op: Callable, name: str) -> "Tensor":
+        a, b = self._data, unwrap(other)
+        if a.dtype.kind == "f" or getattr(b, "dtype", np.dtype(int)).kind == "f" or isinstance(b, float):
+            raise TensorError(f'"{name}" is not implemented for floating point tensors (as in torch)')
+        return self._wrap(array_module(a).asarray(op(a, b)))
+
+    def __and__(self, other: Any) -> "Tensor":
+        return self._logical(other, lambda a, b: a & b, "bitwise_and")
+
+    def __or__(self, other: Any) -> "Tensor":
+        return self._logical(other, lambda a, b: a | b, "bitwise_or")
+
+    def __xor__(self, other: Any) -> "Tensor":
+        return self._logical(other, lambda a, b: a ^ b, "bitwise_xor")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self) -> "Tensor":
+        return self._logical(0, lambda a, b: ~a, "bitwise_not")
+
+    def logical_not(self) -> "Tensor":
+        return self._wrap(array_module(self._data).logical_not(self._data))
+
     def pow(self, exponent: Any) -> "Tensor":
         return functions.Pow.apply(self, exponent)
 
@@ -118,7 +146,55 @@ class MathMethods:
         return functions.Abs.apply(self)
 
     def sqrt(self) -> "Tensor":
-        return functions.Pow.apply(self, 0.5)
+        return functions.Sqrt.apply(self)
+
+    def sin(self) -> "Tensor":
+        return functions.Sin.apply(self)
+
+    def cos(self) -> "Tensor":
+        return functions.Cos.apply(self)
+
+    def neg(self) -> "Tensor":
+        return functions.Neg.apply(self)
+
+    negative = neg
+
+    def reciprocal(self) -> "Tensor":
+        return functions.Div.apply(1.0, self)
+
+    def sign(self) -> "Tensor":
+        return self._wrap(array_module(self._data).sign(self._data))  # piecewise constant: no gradient
+
+    def add(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return functions.Add.apply(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return functions.Sub.apply(self, other if alpha == 1 else other * alpha)
+
+    subtract = sub
+
+    def mul(self, other: Any) -> "Tensor":
+        return functions.Mul.apply(self, other)
+
+    multiply = mul
+
+    def div(self, other: Any) -> "Tensor":
+        return functions.Div.apply(self, other)
+
+    divide = true_divide = div
+
+    def where(self, condition: Any, other: Any) -> "Tensor":
+        """self where `condition` holds, else `other` (torch's x.where(condition, y))."""
+        return functions.Where.apply(unwrap(condition), self, other)
+
+    def masked_fill(self, mask: Any, value: Any) -> "Tensor":
+        return functions.MaskedFill.apply(self, unwrap(mask), value)
+
+    def triu(self, diagonal: int = 0) -> "Tensor":
+        return functions.TriangleMask.apply(self, diagonal=diagonal, upper=True)
+
+    def tril(self, diagonal: int = 0) -> "Tensor":
+        return functions.TriangleMask.apply(self, diagonal=diagonal, upper=False)
 
     def clamp(self, min: Any = None, max: Any = None) -> "Tensor":
         """Elements limited to [min, max]; the gradient passes where the input was inside (torch's rule)."""
@@ -129,6 +205,25 @@ class MathMethods:
     clip = clamp
 
     def matmul(self, other: Any) -> "Tensor":
+        return self @ other
+
+    def mm(self, mat2: Any) -> "Tensor":
+        if self.ndim != 2 or getattr(mat2, "ndim", 0) != 2:
+            raise TensorError(f"mm: both arguments must be 2-D matrices, got {self.ndim}-D and "
+                              f"{getattr(mat2, 'ndim', 0)}-D")
+        return self @ mat2
+
+    def bmm(self, mat2: Any) -> "Tensor":
+        if self.ndim != 3 or getattr(mat2, "ndim", 0) != 3:
+            raise TensorError(f"bmm: both arguments must be 3-D batches of matrices, got {self.ndim}-D and "
+                              f"{getattr(mat2, 'ndim', 0)}-D")
+        if self.shape[0] != mat2.shape[0]:
+            raise TensorError(f"bmm: the batch sizes differ: {self.shape[0]} and {mat2.shape[0]}")
+        return self @ mat2
+
+    def dot(self, other: Any) -> "Tensor":
+        if self.ndim != 1 or getattr(other, "ndim", 0) != 1:
+            raise TensorError("dot: 1D tensors expected")
         return self @ other
 
     def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
@@ -148,14 +243,14 @@ class MathMethods:
             return functions.MaxAll.apply(self)
         dim = check_dims(dim, self.ndim)[0]
         values = functions.MaxDim.apply(self, dim=dim, keepdim=keepdim)
-        return MaxResult(values, self.argmax(dim, keepdim))
+        return ValuesIndices(values, self.argmax(dim, keepdim))
 
     def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
             return -functions.MaxAll.apply(-self)
         values, _ = (-self).max(dim, keepdim)
-        return MaxResult(-values, self.argmin(dim, keepdim))
+        return ValuesIndices(-values, self.argmin(dim, keepdim))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         return self._arg(self._data.argmax, dim, keepdim)
@@ -179,6 +274,96 @@ class MathMethods:
         if p == 2.0:
             return (self * self).sum(dim, keepdim).sqrt()
         return (a ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def var(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+            correction: Any = None) -> "Tensor":
+        """The variance over `dim` (all elements by default) with Bessel's correction (1) unless `unbiased=False`
+        or another `correction`, as torch.var; NaN where the count does not exceed the correction."""
+        if isinstance(dim, bool):  # torch's older var(unbiased)
+            dim, unbiased = None, dim
+        if correction is None:
+            correction = 1 if unbiased is None else int(bool(unbiased))
+        if self.dtype.kind not in "fc":
+            raise TensorError(f"var(): could not infer output dtype: the input must be floating point, got "
+                              f"{self.dtype}")
+        dims = check_dims(dim, self.ndim)
+        count = math.prod(self.shape[d] for d in dims) if dims is not None else self.numel()
+        deviation = self - self.mean(dims, keepdim=True)
+        squares = (deviation * deviation).sum(dims, keepdim)
+        return squares / (count - correction) if count > correction else squares * math.nan
+
+    def std(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+            correction: Any = None) -> "Tensor":
+        """The square root of `var` with the same arguments."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor":
+        """log Σ exp(x) over `dim`, computed with the largest element shifted out (no overflow)."""
+        dims = check_dims(dim, self.ndim)
+        xp = array_module(self._data)
+        top = xp.max(self._data, axis=dims, keepdims=True) if self._data.size else xp.zeros((1,) * self.ndim)
+        top = xp.where(xp.isfinite(top), top, 0).astype(self.dtype)
+        out = (self - top).exp().sum(dims, keepdim=True).log() + top
+        return out if keepdim else out.squeeze(dims)
+
+    def cumsum(self, dim: int, dtype: Any = None) -> "Tensor":
+        return functions.Cumsum.apply(self, dim=check_dims(dim, self.ndim)[0], dtype=dtype)
+
+    def cumprod(self, dim: int, dtype: Any = None) -> "Tensor":
+        return functions.Cumprod.apply(self, dim=check_dims(dim, self.ndim)[0], dtype=dtype)
+
+    def _order(self, dim: int, descending: bool) -> Any:
+        """Stable indices that sort along `dim` (NaN last ascending, first descending, as torch)."""
+        xp = array_module(self._data)
+        key = self._data
+        if descending:
+            key = xp.where(xp.isnan(key), -xp.inf, -key) if key.dtype.kind == "f" else \
+                (~key if key.dtype == np.bool_ else -key.astype(np.int64))
+        return xp.argsort(key, axis=dim, kind="stable")
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
+        dim = check_dims(dim, self.ndim)[0]
+        index = self._order(dim, descending)
+        return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
+        return self._wrap(self._order(check_dims(dim, self.ndim)[0], descending))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
+        """The k largest (smallest) elements along `dim`, in order, and their indices."""
+        dim = check_dims(dim, self.ndim)[0]
+        size = self.shape[dim] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
+            raise TensorError(f"topk: k ({k!r}) is out of range for dimension {dim} of size {size}")
+        index = array_module(self._data).take(self._order(dim, largest), range(k), axis=dim)
+        return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        return self._wrap(array_module(self._data).asarray(self._data.any(axis=check_dims(dim, self.ndim),
+                                                                          keepdims=keepdim)))
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        return self._wrap(array_module(self._data).asarray(self._data.all(axis=check_dims(dim, self.ndim),
+                                                                          keepdims=keepdim)))
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator: Any = None) -> "Tensor":
+        """Indices drawn from each row's categorical distribution (weights >= 0, not necessarily summing to 1),
+        from minigrad's generator; int64, no gradient (torch's draws differ: another generator)."""
+        probs = np.asarray(self.detach().cpu()._data, dtype=np.float64)
+        if probs.ndim not in (1, 2):
+            raise TensorError(f"multinomial: prob_dist must be 1 or 2 dim, got {probs.ndim}")
+        rows = probs.reshape(-1, probs.shape[-1])
+        if np.any(rows < 0) or not np.all(np.isfinite(rows)) or np.any(rows.sum(axis=1) <= 0):
+            raise TensorError("multinomial: probability tensor contains either `inf`, `nan` or element < 0, or a "
+                              "row that sums to zero")
+        if not replacement and num_samples > np.count_nonzero(rows, axis=1).min():
+            raise TensorError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples without "
+                              "replacement")
+        rng = rng_of(generator)
+        out = np.stack([rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=r / r.sum())
+                        for r in rows]).astype(np.int64)
+        result = self._wrap(out.reshape(probs.shape[:-1] + (num_samples,)))
+        return result if isinstance(self._data, np.ndarray) else result.to(self.device)
 
     def softmax(self, dim: int = -1) -> "Tensor":
         return functions.Softmax.apply(self, dim=dim)

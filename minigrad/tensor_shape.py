@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minigrad import functions
-from minigrad._validation import TensorError
+from minigrad._validation import TensorError, check_dims
 from minigrad.autograd import TensorBase
+from minigrad.devices import array_module
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
     from minigrad.tensor import Tensor
@@ -41,37 +42,173 @@ class ShapeMethods:
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return functions.Reshape.apply(self, shape=shape)
 
-    view = reshape
+    def view(self, *shape: Any) -> "Tensor":
+        """A view with another shape; RuntimeError where the layout would need a copy (use reshape)."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return functions.Reshape.apply(self, shape=shape, strict=True)
 
     def view_as(self, other: "Tensor") -> "Tensor":
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
-    def flatten(self) -> "Tensor":
-        return self.reshape(-1)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (d % self.ndim for d in (start_dim, end_dim))
+        if start > end:
+            raise TensorError("flatten() has invalid args: start_dim cannot come after end_dim")
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def permute(self, *dims: Any) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        if sorted(d % self.ndim for d in dims) != list(range(self.ndim)):
+        if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
             raise TensorError(f"permute: dims {dims} are not a permutation of the {self.ndim} dims of {self.shape}")
         return functions.Permute.apply(self, axes=tuple(d % self.ndim for d in dims))
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        dim0, dim1 = check_dims(dim0, self.ndim)[0], check_dims(dim1, self.ndim)[0]
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return functions.Permute.apply(self, axes=tuple(axes))
+
+    swapaxes = transpose
+
+    def movedim(self, source: Any, destination: Any) -> "Tensor":
+        """The dims `source` (an int or a sequence) moved to the positions `destination`, the others in order."""
+        src = check_dims(source, self.ndim) if isinstance(source, int) else \
+            tuple(check_dims(d, self.ndim)[0] for d in source)
+        dst = check_dims(destination, self.ndim) if isinstance(destination, int) else \
+            tuple(check_dims(d, self.ndim)[0] for d in destination)
+        if len(src) != len(dst):
+            raise TensorError("movedim: Invalid source or destination dims: source and destination differ in length")
+        order = [d for d in range(self.ndim) if d not in src]
+        for s, d in sorted(zip(dst, src)):
+            order.insert(s, d)
+        return self.permute(order)
+
+    def t(self) -> "Tensor":
+        """The transpose of a matrix (a vector or a scalar as it is), as torch's t()."""
+        if self.ndim > 2:
+            raise TensorError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self.transpose(0, 1) if self.ndim == 2 else functions.Permute.apply(self, axes=tuple(range(self.ndim)))
 
     @property
     def T(self) -> "Tensor":  # noqa: N802 - torch's name
         return functions.Permute.apply(self, axes=tuple(reversed(range(self.ndim))))
 
-    def squeeze(self, dim: int | None = None) -> "Tensor":
-        if dim is None:
-            return self.reshape(tuple(s for s in self.shape if s != 1))
-        dim = dim % max(self.ndim, 1)
-        if self.ndim == 0 or self.shape[dim] != 1:
-            return self
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
+    def squeeze(self, dim: Any = None) -> "Tensor":
+        """Drop the dims of size 1 (all, or those of `dim`, an int or a tuple: others are left alone)."""
+        dims = range(self.ndim) if dim is None else (check_dims(dim, self.ndim) or ())
+        drop = {d for d in dims if self.ndim and self.shape[d] == 1}
+        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
 
     def unsqueeze(self, dim: int) -> "Tensor":
-        dim = dim % (self.ndim + 1)
+        dim = check_dims(dim, self.ndim + 1)[0]
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def narrow(self, dim: int, start: int, length: int) -> "Tensor":
+        """A view of `length` elements from `start` along `dim`."""
+        dim = check_dims(dim, self.ndim)[0]
+        size = self.shape[dim]
+        start = int(start)
+        if start < 0:
+            start += size
+        if not 0 <= start <= size or length < 0 or start + length > size:
+            raise TensorError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({size}).")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def select(self, dim: int, index: int) -> "Tensor":
+        """A view of the slice at `index` along `dim` (that dim removed)."""
+        dim = check_dims(dim, self.ndim)[0]
+        size = self.shape[dim]
+        if not -size <= index < size:
+            raise IndexError(f"select(): index {index} out of range for tensor of size {list(self.shape)} at "
+                             f"dimension {dim}")
+        return self[(slice(None),) * dim + (int(index),)]
+
+    def _pieces(self, dim: int, bounds: list) -> tuple:
+        """Views of consecutive pieces along `dim`, marked as the outputs of one multi-view op (torch forbids
+        changing them in place while autograd records)."""
+        lead = (slice(None),) * dim
+        pieces = tuple(self[lead + (slice(lo, hi),)] for lo, hi in zip(bounds[:-1], bounds[1:]))
+        for piece in pieces:
+            if piece._base is not None:
+                piece._view_kind = "multi"
+        return pieces
+
+    def unbind(self, dim: int = 0) -> tuple:
+        dim = check_dims(dim, self.ndim)[0]
+        pieces = tuple(self.select(dim, i) for i in range(self.shape[dim]))
+        for piece in pieces:
+            if piece._base is not None:
+                piece._view_kind = "multi"
+        return pieces
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple:
+        """Pieces of `split_size` along `dim` (the last may be smaller), or of the listed sizes."""
+        dim = check_dims(dim, self.ndim)[0]
+        size = self.shape[dim]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            step = int(split_size_or_sections)
+            if step <= 0 and size:
+                raise TensorError(f"split: split_size must be positive, got {step}")
+            bounds = list(range(0, size, step)) + [size] if size else [0, 0]
+        else:
+            sizes = [int(n) for n in split_size_or_sections]
+            if sum(sizes) != size or any(n < 0 for n in sizes):
+                raise TensorError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's "
+                                  f"size at dimension {dim}), but got split_sizes={sizes}")
+            bounds = [0] + list(np.cumsum(sizes))
+        return self._pieces(dim, bounds)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        """At most `chunks` pieces of ceil(size / chunks) along `dim`."""
+        if chunks <= 0:
+            raise TensorError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        size = self.shape[check_dims(dim, self.ndim)[0]]
+        return self.split(max(1, -(-size // chunks)), dim)
+
+    def expand(self, *sizes: Any) -> "Tensor":
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        return functions.Expand.apply(self, shape=tuple(int(n) for n in sizes))
+
+    def expand_as(self, other: "Tensor") -> "Tensor":
+        return self.expand(other.shape)
+
+    def repeat(self, *repeats: Any) -> "Tensor":
+        repeats = tuple(repeats[0]) if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)) else repeats
+        return functions.Repeat.apply(self, repeats=tuple(int(n) for n in repeats))
+
+    def flip(self, *dims: Any) -> "Tensor":
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return functions.Flip.apply(self, dims=check_dims(dims, self.ndim))
+
+    def index_select(self, dim: int, index: Any) -> "Tensor":
+        dim = check_dims(dim, self.ndim)[0]
+        idx = raw_index(index)
+        if getattr(idx, "ndim", 1) > 1 or getattr(idx, "dtype", np.dtype(np.int64)).kind not in "iu":
+            raise IndexError("index_select(): Index is supposed to be a vector of integers")
+        return self[(slice(None),) * dim + (idx,)]
+
+    def masked_select(self, mask: Any) -> "Tensor":
+        mask = raw_index(mask)
+        if getattr(mask, "dtype", None) != np.bool_:
+            raise TensorError("masked_select: expected a boolean mask")
+        return self.expand(np.broadcast_shapes(self.shape, mask.shape))[array_module(mask).broadcast_to(
+            mask, np.broadcast_shapes(self.shape, mask.shape))]
+
+    def _scatter_args(self, op: str, dim: int, index: Any) -> tuple:
+        """The dim, checked, and the index as an array (its dtype and values are checked by the op)."""
+        index = index._data if isinstance(index, TensorBase) else index
+        return check_dims(dim, self.ndim)[0], np.asarray(index) if isinstance(index, list) else index
+
+    def gather(self, dim: int, index: Any) -> "Tensor":
+        dim, index = self._scatter_args("gather", dim, index)
+        return functions.Gather.apply(self, dim, index)
+
+    def scatter(self, dim: int, index: Any, src: Any = None, value: Any = None) -> "Tensor":
+        dim, index = self._scatter_args("scatter", dim, index)
+        return functions.Scatter.apply(self, dim, index, src if value is None else value)
+
+    def scatter_add(self, dim: int, index: Any, src: Any) -> "Tensor":
+        dim, index = self._scatter_args("scatter_add", dim, index)
+        return functions.Scatter.apply(self, dim, index, src, add=True)

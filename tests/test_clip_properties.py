@@ -243,8 +243,8 @@ def test_backends_agree_with_the_reference(backend):
         dev = to_backend(arrays, backend)
         n_ref = float(clip.clip_norm_(ref, max_norm, p, backend="numpy"))
         _same(host_value(clip.clip_norm_(dev, max_norm, p, backend=backend), backend), n_ref, _rtol(p))
-        for a, b in zip(ref, to_host(dev, backend)):
-            np.testing.assert_allclose(b, a, rtol=4 * EPS[a.dtype], equal_nan=True)
+        for a, b in zip(ref, to_host(dev, backend)):  # the coefficient carries the norm's rounding (1/p amplified)
+            np.testing.assert_allclose(b, a, rtol=max(4 * EPS[a.dtype], _rtol(p)), equal_nan=True)
 
     check()
 

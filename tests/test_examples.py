@@ -141,3 +141,43 @@ def test_choose_threshold_quick_sweeps_every_method_on_both_tasks(tmp_path):
         for label in ("none", "max_norm 0.1", "max_norm 1", "max_norm 10", "suggestion (~", "autoclip", "agc 0.01"):
             assert label in section, (task, label)
     assert "update clip 1" in out.split("train_rnn: final loss")[1]
+
+
+def _torch_version_of(script, tmp_path):
+    """The example with only its imports changed to torch's, written beside it (it reads data relative to itself)."""
+    source = open(os.path.join(ROOT, "examples", script)).read()
+    source = re.sub(r"^import minigrad as torch.*$", "import torch", source, flags=re.M)
+    source = source.replace("import minigrad.nn as nn", "import torch.nn as nn")
+    source = source.replace("import minigrad.nn.functional as F", "import torch.nn.functional as F")
+    assert "minigrad" not in source.split('"""', 2)[2]  # nothing else of minigrad's left in the code
+    path = os.path.join(ROOT, "examples", f"_torch_{os.getpid()}_{script}")
+    with open(path, "w") as f:
+        f.write(source)
+    return os.path.basename(path)
+
+
+def test_word_language_model_reaches_torchs_losses_from_the_same_weights(tmp_path):
+    """An ordinary PyTorch LM script: the same file with `import torch` instead of `import minigrad as torch`,
+    started from minigrad's initial weights, gives every training loss to float32 round-off (dropout off: torch's
+    masks come from another generator)."""
+    pytest.importorskip("torch")
+    init, ours, theirs = tmp_path / "init.npz", tmp_path / "ours.txt", tmp_path / "theirs.txt"
+    common = ["--quick", "--dropout", "0", "--epochs", "3"]
+    out = run("word_language_model.py", *common, "--init-to", str(init), "--losses-to", str(ours)).stdout
+    assert "test ppl" in out
+    script = _torch_version_of("word_language_model.py", tmp_path)
+    try:
+        run(script, *common, "--init-from", str(init), "--losses-to", str(theirs))
+    finally:
+        os.remove(os.path.join(ROOT, "examples", script))
+    a = np.loadtxt(ours)
+    b = np.loadtxt(theirs)
+    assert a.shape == b.shape and a.size >= 12
+    np.testing.assert_allclose(a, b, rtol=2e-4)
+    assert a[-3:].mean() < a[:3].mean()  # it learns
+
+
+def test_word_language_model_runs_with_dropout_and_relu():
+    out = run("word_language_model.py", "--quick", "--model", "RNN_RELU", "--seed", "3").stdout
+    losses = [float(x) for x in re.findall(r"train loss\s+([\d.]+)", out)]
+    assert len(losses) == 2 and all(np.isfinite(losses))

@@ -80,11 +80,11 @@ def test_embedding_rejects_bad_indices_and_skips_padding_grad():
 
 def test_loss_input_errors_name_the_shapes():
     x = mg.tensor(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match=r"target shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(3\) to match target batch_size \(2\)"):
         nn.CrossEntropyLoss()(x, np.array([0, 1]))
-    with pytest.raises(TypeError, match="integer class indices"):
+    with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
         nn.CrossEntropyLoss()(x, np.array([0.0, 1.0, 2.0]))
-    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
         nn.CrossEntropyLoss()(x, np.array([0, 1, 4]))
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(3,\)"):
         nn.MSELoss()(x, np.zeros(3))

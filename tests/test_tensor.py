@@ -132,7 +132,7 @@ def test_backward_on_non_scalar_needs_gradient():
     x = mg.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(RuntimeError, match=r"only for scalar outputs.*shape \(2, 3\)"):
         (x * 2).backward()
-    with pytest.raises(ValueError, match=r"`gradient` has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"the gradient has a shape of \(3,\)"):
         (x * 2).backward(np.ones(3))
     (x * 2).backward(np.full((2, 3), 0.5))
     np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
@@ -154,7 +154,7 @@ def test_shape_errors_name_the_shapes():
         a @ b
     with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
         a + b
-    with pytest.raises(ValueError, match="reshape"):
+    with pytest.raises(ValueError, match="is invalid for input of size 6"):
         a.reshape(4)
     with pytest.raises(ValueError, match="stack"):
         mg.stack([a, b])

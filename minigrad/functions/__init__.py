@@ -6,24 +6,47 @@ from minigrad.functions.elementwise import (
                                             Cast,
                                             Clamp,
                                             Clone,
+                                            Cos,
                                             Div,
                                             Exp,
+                                            Fill,
                                             Log,
+                                            MaskedFill,
                                             Mul,
                                             Neg,
                                             Pow,
                                             Relu,
                                             Sigmoid,
+                                            Sin,
+                                            Sqrt,
                                             Sub,
                                             Tanh,
                                             ToDevice,
+                                            TriangleMask,
+                                            Where,
                                             sigmoid,
 )
-from minigrad.functions.linalg import MatMul
+from minigrad.functions.linalg import Einsum, MatMul
 from minigrad.functions.losses import BCEWithLogits
-from minigrad.functions.reductions import LogSoftmax, MaxAll, MaxDim, Softmax, Sum
-from minigrad.functions.shape import Cat, EmbeddingLookup, GetItem, Permute, Reshape, Scatter, Stack
+from minigrad.functions.reductions import Cumprod, Cumsum, LogSoftmax, MaxAll, MaxDim, Softmax, Sum
+from minigrad.functions.shape import (
+                                            Cat,
+                                            EmbeddingLookup,
+                                            Expand,
+                                            Flip,
+                                            Gather,
+                                            GetItem,
+                                            Permute,
+                                            Place,
+                                            Repeat,
+                                            Reshape,
+                                            Scatter,
+                                            SetItem,
+                                            Stack,
+)
 
-__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Div", "Exp", "Log", "Mul", "Neg", "Pow", "Relu",
-           "Sigmoid", "Sub", "Tanh", "ToDevice", "sigmoid", "MatMul", "BCEWithLogits", "LogSoftmax", "MaxAll",
-           "MaxDim", "Softmax", "Sum", "Cat", "EmbeddingLookup", "GetItem", "Permute", "Reshape", "Scatter", "Stack"]
+__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Exp", "Fill", "Log", "MaskedFill",
+           "Mul", "Neg", "Pow", "Relu", "Sigmoid", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask", "Where",
+           "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Cumprod", "Cumsum", "LogSoftmax", "MaxAll", "MaxDim",
+           "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place",
+           "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]

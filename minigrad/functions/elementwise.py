@@ -59,7 +59,9 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         broadcast_check("mul", a, b)
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.shapes = (shape_of(a), shape_of(b))
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)  # each factor only for the other
         a, b = promote(a, b)
         return a * b
 
@@ -67,15 +69,17 @@ class Mul(Function):
     def backward(ctx: Context, grad: Any) -> tuple:
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        return (unbroadcast(grad * b, shape_of(a)) if need_a else None,
-                unbroadcast(grad * a, shape_of(b)) if need_b else None)
+        return (unbroadcast(grad * b, ctx.shapes[0]) if need_a else None,
+                unbroadcast(grad * a, ctx.shapes[1]) if need_b else None)
 
 
 class Div(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         broadcast_check("div", a, b)
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.shapes = (shape_of(a), shape_of(b))
+        ctx.save_for_backward(a if need_b else None, b)
         dtype = result_type(a, b)
         a, b = promote(a, b, dtype if dtype.kind in "fc" else DEFAULT_DTYPE)  # true division, as in torch
         return a / b
@@ -84,8 +88,8 @@ class Div(Function):
     def backward(ctx: Context, grad: Any) -> tuple:
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        return (unbroadcast(grad / b, shape_of(a)) if need_a else None,
-                unbroadcast(-grad * a / (b * b), shape_of(b)) if need_b else None)
+        return (unbroadcast(grad / b, ctx.shapes[0]) if need_a else None,
+                unbroadcast(-grad * a / (b * b), ctx.shapes[1]) if need_b else None)
 
 
 class Pow(Function):
@@ -95,15 +99,17 @@ class Pow(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         broadcast_check("pow", a, b)
         out = _power(*promote(a, b), scalar_exponent=not hasattr(b, "ndim") or isinstance(b, np.generic))
-        ctx.save_for_backward(a, b, out)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.shapes = (shape_of(a), shape_of(b))
+        ctx.save_for_backward(a, b if need_a else None, out if need_b else None)
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        grad_a = unbroadcast(grad * b * a ** (b - 1), shape_of(a)) if need_a else None
-        grad_b = unbroadcast(grad * out * array_module(out).log(a), shape_of(b)) if need_b else None
+        grad_a = unbroadcast(grad * b * a ** (b - 1), ctx.shapes[0]) if need_a else None
+        grad_b = unbroadcast(grad * out * array_module(out).log(a), ctx.shapes[1]) if need_b else None
         return grad_a, grad_b
 
 
@@ -192,12 +198,13 @@ class Sigmoid(Function):
 class Relu(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
-        ctx.save_for_backward(a > 0)
-        return array_module(a).maximum(a, 0)
+        out = array_module(a).maximum(a, 0)
+        ctx.save_for_backward(out)  # torch saves the result
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        return grad * ctx.saved_tensors[0]
+        return grad * (ctx.saved_tensors[0] > 0)
 
 
 class Abs(Function):
@@ -234,7 +241,7 @@ class Clamp(Function):
 class Clone(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
-        return a.copy()
+        return a.copy(order="C")
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
@@ -261,3 +268,140 @@ class ToDevice(Function):
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         return move_array(grad, ctx.device)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = array_module(a).sqrt(floating(a))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad / (2 * ctx.saved_tensors[0])
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return array_module(a).sin(floating(a))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * array_module(grad).cos(ctx.saved_tensors[0])
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return array_module(a).cos(floating(a))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return -grad * array_module(grad).sin(ctx.saved_tensors[0])
+
+
+def _as_mask(mask: Any, op: str) -> Any:
+    if not hasattr(mask, "dtype") or mask.dtype != np.bool_:
+        raise TensorError(f"{op} expected a boolean mask (condition), got "
+                          f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    return mask
+
+
+class Where(Function):
+    """torch.where(condition, a, b): a where the condition holds, else b; the three broadcast together and a, b
+    promote as in arithmetic. The gradient goes to a where the condition holds, to b elsewhere."""
+
+    @staticmethod
+    def forward(ctx: Context, cond: Any, a: Any, b: Any) -> Any:
+        cond = _as_mask(cond, "where")
+        broadcast_check("where", a, b)
+        broadcast_check("where", cond, a)
+        broadcast_check("where", cond, b)
+        ctx.save_for_backward(cond)
+        ctx.shapes = (shape_of(a), shape_of(b))
+        a, b = promote(a, b)
+        return array_module(a).where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        (cond,) = ctx.saved_tensors
+        _, need_a, need_b = ctx.needs_input_grad
+        xp = array_module(grad)
+        return (None, unbroadcast(xp.where(cond, grad, 0), ctx.shapes[0]) if need_a else None,
+                unbroadcast(xp.where(cond, 0, grad), ctx.shapes[1]) if need_b else None)
+
+
+class MaskedFill(Function):
+    """a with `value` where `mask` holds (the mask broadcasts to a; a keeps its dtype). A 0-d tensor value gets
+    the sum of the gradient over the filled places."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, mask: Any, value: Any) -> Any:
+        mask = _as_mask(mask, "masked_fill")
+        if hasattr(value, "ndim") and value.ndim != 0:
+            raise TensorError(f"masked_fill only supports a 0-dimensional value tensor, but got tensor with "
+                              f"{value.ndim} dimension(s)")
+        try:
+            np.broadcast_shapes(mask.shape, a.shape)
+        except ValueError:
+            raise TensorError(f"masked_fill: the mask of shape {mask.shape} does not broadcast to the tensor's "
+                              f"shape {a.shape}") from None
+        if np.broadcast_shapes(mask.shape, a.shape) != a.shape:
+            raise TensorError(f"masked_fill: the mask of shape {mask.shape} would expand the tensor of shape "
+                              f"{a.shape}")
+        ctx.save_for_backward(mask)
+        xp = array_module(a)
+        return xp.where(mask, xp.asarray(value).astype(a.dtype), a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        (mask,) = ctx.saved_tensors
+        need_a, _, need_value = ctx.needs_input_grad
+        xp = array_module(grad)
+        return (xp.where(mask, 0, grad) if need_a else None, None,
+                xp.where(mask, grad, 0).sum() if need_value else None)
+
+
+class Fill(Function):
+    """An array of a's shape and dtype holding `value` broadcast (fill_, zero_, copy_, the random fills): a's old
+    values get a zero gradient; a tensor value gets the gradient summed back to its shape."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, value: Any) -> Any:
+        xp = array_module(a)
+        value = xp.asarray(value)
+        try:
+            out = xp.broadcast_to(value, a.shape)
+        except ValueError:
+            raise TensorError(f"the source of shape {value.shape} does not broadcast to the tensor's shape "
+                              f"{a.shape}") from None
+        ctx.shape = value.shape
+        return out.astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        need_a, need_value = ctx.needs_input_grad
+        return (array_module(grad).zeros_like(grad) if need_a else None,  # torch sends zeros, not nothing
+                unbroadcast(grad, ctx.shape) if need_value else None)
+
+
+class TriangleMask(Function):
+    """triu / tril: the elements on and above (upper) or on and below (lower) the `diagonal`-th diagonal of the
+    last two dims; the others are 0, and so is their gradient."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, diagonal: int, upper: bool) -> Any:
+        if a.ndim < 2:
+            raise TensorError(f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions")
+        ctx.diagonal, ctx.upper = diagonal, upper
+        xp = array_module(a)
+        return (xp.triu if upper else xp.tril)(a, diagonal)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        return (xp.triu if ctx.upper else xp.tril)(grad, ctx.diagonal)

@@ -30,12 +30,13 @@ class MaxAll(Function):
         if a.size == 0:
             raise TensorError("max(): expected a non-empty tensor")
         out = a.max()
-        ctx.save_for_backward(a == out)
+        ctx.save_for_backward(a)
+        ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        (mask,) = ctx.saved_tensors
+        mask = ctx.saved_tensors[0] == ctx.out
         return grad * mask / mask.sum()
 
 
@@ -92,3 +93,45 @@ class Softmax(Function):
     def backward(ctx: Context, grad: Any) -> Any:
         (out,) = ctx.saved_tensors
         return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
+
+
+class Cumsum(Function):
+    """Running sums along `dim`; the gradient is the running sum of the gradient taken from the other end."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int, dtype: Any = None) -> Any:
+        ctx.dim = dim
+        return array_module(a).cumsum(a, axis=dim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        xp = array_module(grad)
+        return xp.flip(xp.cumsum(xp.flip(grad, ctx.dim), axis=ctx.dim), ctx.dim)
+
+
+class Cumprod(Function):
+    """Running products along `dim`. Backward without dividing by the input (zeros are exact): with P_k the
+    product of the elements before k and R_k = g_k + a_{k+1} R_{k+1} (from the far end), grad_k = P_k R_k."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int, dtype: Any = None) -> Any:
+        ctx.dim = dim
+        ctx.save_for_backward(a)
+        return array_module(a).cumprod(a, axis=dim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        xp = array_module(grad)
+        a = xp.moveaxis(a.astype(grad.dtype, copy=False), ctx.dim, 0)
+        g = xp.moveaxis(grad, ctx.dim, 0)
+        n = a.shape[0]
+        before = xp.ones_like(g)  # P_k: the product of a_0 .. a_{k-1}
+        if n > 1:
+            before[1:] = xp.cumprod(a[:-1], axis=0)
+        rest = xp.empty_like(g)  # R_k
+        carry = xp.zeros_like(g[0]) if n else None
+        for k in range(n - 1, -1, -1):
+            carry = g[k] + (a[k + 1] * carry if k + 1 < n else 0)
+            rest[k] = carry
+        return xp.moveaxis(before * rest, 0, ctx.dim)

@@ -1,4 +1,4 @@
-"""Element-wise layers with torch.nn's names: Tanh, ReLU, Sigmoid, Identity, Dropout."""
+"""Element-wise layers with torch.nn's names: Tanh, ReLU, Sigmoid, Identity, Dropout, Softmax, LogSoftmax."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,10 +16,10 @@ class Tanh(Module):
 class ReLU(Module):
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
-        self.inplace = inplace  # accepted for torch's signature; the result is always a new tensor
+        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return input.relu()
+        return input.relu_() if self.inplace else input.relu()
 
 
 class Sigmoid(Module):
@@ -49,3 +49,21 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Softmax(Module):
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.softmax(-1 if self.dim is None else self.dim)
+
+
+class LogSoftmax(Module):
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.log_softmax(-1 if self.dim is None else self.dim)

@@ -1,12 +1,13 @@
 """Functional forms of the layers and losses (torch.nn.functional's names and arguments)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from minigrad import functions
-from minigrad._validation import check_probability
+from minigrad._validation import TensorError, check_probability
 from minigrad.devices import array_module
 from minigrad.random import generator
 from minigrad.tensor import Tensor, _tensor
@@ -82,36 +83,113 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return x.log_softmax(dim)
 
 
-def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
-                  reduction: str = "mean") -> Tensor:
-    """-log softmax(input)[target] with class-index targets: input (N, C) or (C,) or (N, C, d...)."""
-    _check_reduction(reduction)
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """int64 one-hot rows: out[..., k] = 1 where tensor == k (num_classes = max + 1 by default)."""
+    idx = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if idx.dtype.kind not in "iu":
+        raise TensorError("one_hot is only applicable to index tensor of type LongTensor.")
+    xp = array_module(idx)
+    n = int(idx.max()) + 1 if num_classes == -1 and idx.size else max(int(num_classes), 0)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise TensorError("one_hot: Class values must be smaller than num_classes and non-negative.")
+    return Tensor(xp.asarray(idx[..., None] == xp.arange(n)).astype(np.int64))
+
+
+def _class_layout(input: Tensor, target: Any, who: str) -> tuple[Tensor, Any]:
+    """input (N, C, d1...) as (M, C) rows with the target (N, d1...) as (M,) class indices; (C,) with () too."""
     tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
-    if tgt.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {tgt.dtype}")
-    x = input
-    if x.ndim == 1:
-        x, tgt = x.unsqueeze(0), tgt.reshape(1)
-    elif x.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
-        x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
-        tgt = tgt.reshape(-1)
-    if x.ndim != 2 or tgt.shape != (x.shape[0],):
-        raise ValueError(f"cross_entropy: target shape {np.shape(target)} does not match input shape "
-                         f"{input.shape}: expected one class index per row")
-    n_classes = x.shape[1]
+    if tgt.dtype not in (np.int64, np.uint8):
+        raise TensorError(f"{who}: expected target dtype to be Long or Byte (int64 or uint8 class indices), but got "
+                          f"{tgt.dtype}")
+    if input.ndim == 0:
+        raise ValueError(f"{who}: the input needs a class dimension, got a 0-d tensor")
+    if input.ndim == 1:
+        if tgt.ndim != 0:
+            raise ValueError(f"{who}: a 1-D input of class scores takes a 0-D target, got shape {tgt.shape}")
+        return input.unsqueeze(0), tgt.reshape(1)
+    expected = (input.shape[0],) + input.shape[2:]
+    if tgt.shape != expected:
+        if tgt.ndim >= 1 and tgt.shape[0] != input.shape[0]:
+            raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                             f"({tgt.shape[0]}).")
+        raise ValueError(f"{who}: expected target of shape {expected} for input of shape {input.shape}, got "
+                         f"{tgt.shape}")
+    rows = input if input.ndim == 2 else input.movedim(1, -1).reshape(-1, input.shape[1])
+    return rows, tgt.reshape(-1)
+
+
+def _class_weights(weight: Any, n_classes: int, dtype: Any) -> np.ndarray:
+    if weight is None:
+        return np.ones(n_classes, dtype=dtype)
+    w = np.asarray(_tensor(weight).detach().cpu()._data, dtype=dtype)
+    if w.shape != (n_classes,):
+        raise TensorError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
+                          f"got weight tensor of shape: {list(w.shape)}")
+    return w
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """The negative log-likelihood of class-index targets, for log-probabilities `input` (N, C), (C,) or
+    (N, C, d1, ...): loss_i = -weight[y_i] · input[i, y_i], 0 where y_i == ignore_index; "mean" divides the sum
+    by the total weight of the targets that count (NaN when none does), as torch."""
+    _check_reduction(reduction)
+    rows, tgt = _class_layout(input, target, "nll_loss")
+    n_classes = rows.shape[1]
     valid = tgt != ignore_index
-    if np.any((tgt[valid] < 0) | (tgt[valid] >= n_classes)):
-        raise IndexError(f"cross_entropy: target values must lie in [0, {n_classes}), "
-                         f"got [{int(tgt.min())}, {int(tgt.max())}]")
-    xp = array_module(x._data)
-    safe = xp.asarray(np.where(valid, tgt, 0))
-    picked = -x.log_softmax(dim=1)[xp.arange(x.shape[0]), safe]
-    w = np.ones(n_classes) if weight is None else np.asarray(_tensor(weight)._data, dtype=np.float64)
-    row_w = xp.asarray((w[np.where(valid, tgt, 0)] * valid).astype(x.dtype))
-    loss = picked * Tensor(row_w)
-    if reduction == "mean":
-        return loss.sum() / float(row_w.sum())
-    return _reduce(loss, reduction)
+    bad = valid & ((tgt < 0) | (tgt >= n_classes))
+    if np.any(bad):
+        raise IndexError(f"Target {int(tgt[bad][0])} is out of bounds.")
+    xp = array_module(rows._data)
+    safe = np.where(valid, tgt, 0)
+    weights = _class_weights(weight, n_classes, rows.dtype)[safe] * valid
+    picked = rows[xp.arange(rows.shape[0]), xp.asarray(safe)] * -1.0
+    loss = picked * Tensor(xp.asarray(weights.astype(rows.dtype)))
+    if reduction == "none":
+        shape = np.shape(target._data if isinstance(target, Tensor) else target)
+        return loss.reshape(shape)
+    if reduction == "sum":
+        return loss.sum()
+    total = float(weights.sum())
+    return loss.sum() / total if total else loss.sum() * math.nan
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """torch's cross_entropy: log_softmax over the class dim (1, or 0 for a 1-D input) then nll_loss, for
+    class-index targets; or, for float targets of the input's shape, class probabilities: -Σ_c w_c p_c log q_c
+    ("mean" over the samples). With label_smoothing ε the target mixes (1 - ε) of itself with ε/C uniform."""
+    _check_reduction(reduction)
+    eps = check_probability("label_smoothing", label_smoothing)
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = input.log_softmax(dim=class_dim)
+    n_classes = input.shape[class_dim]
+    raw = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if raw.dtype.kind == "f" and raw.shape == input.shape:  # class probabilities
+        probs = _tensor(target)
+        if eps:
+            probs = probs * (1 - eps) + eps / n_classes
+        w = _class_weights(weight, n_classes, input.dtype).reshape((n_classes,) + (1,) * (input.ndim - class_dim - 1))
+        per_sample = -(logp * probs * Tensor(array_module(input._data).asarray(w))).sum(class_dim)
+        if reduction == "mean":
+            return per_sample.sum() / max(input.numel() // max(n_classes, 1), 1)
+        return _reduce(per_sample, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not eps:
+        return nll
+    rows, tgt = _class_layout(logp, target, "cross_entropy")
+    valid = tgt != ignore_index
+    w = _class_weights(weight, n_classes, input.dtype)
+    xp = array_module(rows._data)
+    smooth = -(rows * Tensor(xp.asarray(w))).sum(1) * Tensor(xp.asarray(valid.astype(input.dtype)))
+    if reduction == "none":
+        smooth = smooth.reshape(raw.shape)
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        total = float(w[np.where(valid, tgt, 0)][valid].sum()) if weight is not None else float(valid.sum())
+        smooth = smooth.sum() / total if total else smooth.sum() * math.nan
+    return nll * (1 - eps) + smooth * (eps / n_classes)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

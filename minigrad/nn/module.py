@@ -7,8 +7,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from minigrad._promotion import as_array
+from minigrad._validation import TensorError
 from minigrad.devices import move_array
 from minigrad.tensor import Tensor
+
+
+class StateDictKeyError(TensorError, KeyError):
+    """load_state_dict with missing or unexpected keys: torch's RuntimeError, and a KeyError too."""
 
 
 class Parameter(Tensor):
@@ -55,6 +60,8 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -67,12 +74,55 @@ class Module:
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a Tensor or None)")
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor that belongs to the module's state but is not a parameter (running statistics, masks): moved by
+        `to()`, saved by `state_dict()` unless `persistent=False`."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} (a Tensor or None)")
+        self._buffers[name] = tensor
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        modules = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mod_name, module in modules:
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{mod_name}.{name}" if mod_name else name), buf
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        return iter(self._modules.items())
+
+    def apply(self, fn: Any) -> "Module":
+        """Call fn(module) on every submodule (children first) and then on this one, as torch's Module.apply."""
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register `param` under `name`; None records a parameter that is absent (as bias=False does)."""
@@ -119,17 +169,29 @@ class Module:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     # ----- state --------------------------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Parameter name -> a copy of its array."""
-        return OrderedDict((name, p._data.copy()) for name, p in self.named_parameters())
+    def _named_state(self) -> "OrderedDict[str, Tensor]":
+        """The parameters and the persistent buffers by their dotted names: what a state_dict holds."""
+        state = OrderedDict(self.named_parameters())
+        for mod_name, module in self.named_modules():
+            for name, buf in module._buffers.items():
+                if buf is not None and name not in module._non_persistent:
+                    state[f"{mod_name}.{name}" if mod_name else name] = buf
+        return state
+
+    def state_dict(self) -> "OrderedDict[str, Tensor]":
+        """Parameter (and persistent buffer) name -> the tensor detached, sharing its memory (as torch's: copy it,
+        e.g. with copy.deepcopy, to keep a snapshot)."""
+        return OrderedDict((name, t.detach()) for name, t in self._named_state().items())
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple[list, list]:
-        """Copy arrays into the parameters. Every key and shape is checked before anything is written."""
-        own = dict(self.named_parameters())
+        """Copy arrays into the parameters and buffers. Every key and shape is checked before anything is
+        written."""
+        own = self._named_state()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise StateDictKeyError(f"Error(s) in loading state_dict for {type(self).__name__}: missing keys "
+                                    f"{missing}, unexpected keys {unexpected}")
         incoming = {}
         for name, value in state_dict.items():
             if name not in own:
@@ -163,19 +225,22 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grads_(self.parameters(), set_to_none)
 
-    def _apply_to_parameters(self, fn: Any) -> "Module":
+    def _apply_to_parameters(self, fn: Any, floating_buffers_only: bool = False) -> "Module":
         for p in self.parameters():
             p._data = fn(p._data)
             if p._settled_grad() is not None:
                 p._grad._data = fn(p._grad._data)
             p._grad_view = p._grad_buffer = None
+        for buf in self.buffers():
+            if not floating_buffers_only or buf.dtype.kind == "f":
+                buf._data = fn(buf._data)
         return self
 
     def double(self) -> "Module":
-        return self._apply_to_parameters(lambda a: a.astype(np.float64))
+        return self._apply_to_parameters(lambda a: a.astype(np.float64), floating_buffers_only=True)
 
     def float(self) -> "Module":
-        return self._apply_to_parameters(lambda a: a.astype(np.float32))
+        return self._apply_to_parameters(lambda a: a.astype(np.float32), floating_buffers_only=True)
 
     def to(self, device: str) -> "Module":
         """Move every parameter's array to "cpu" or "cuda" in place (Parameters keep their identity)."""
@@ -202,3 +267,33 @@ class Sequential(Module):
         for m in self._modules.values():
             x = m(x)
         return x
+
+
+class ModuleList(Module):
+    """Modules held in a list, each registered (its parameters are the container's), as torch.nn.ModuleList."""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append expects a Module, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Any) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index: int) -> Any:
+        items = list(self._modules.values())
+        return ModuleList(items[index]) if isinstance(index, slice) else items[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())

@@ -14,7 +14,7 @@ import numpy as np
 from minigrad._validation import TensorError, check_positive_int
 from minigrad.autograd import no_grad
 from minigrad.devices import array_module
-from minigrad.functions import Scatter
+from minigrad.functions import Place
 from minigrad.tensor import Tensor, cat, stack
 
 
@@ -159,7 +159,7 @@ def packed_to_padded(sequence: PackedSequence) -> tuple[Tensor, np.ndarray]:
     steps, batch = len(batch_sizes), int(batch_sizes[0]) if len(batch_sizes) else 0
     t, j = _gather_index(batch_sizes)
     xp = array_module(data._data)
-    padded = Scatter.apply(data, index=(xp.asarray(t), xp.asarray(j)), shape=(steps, batch) + data.shape[1:])
+    padded = Place.apply(data, index=(xp.asarray(t), xp.asarray(j)), shape=(steps, batch) + data.shape[1:])
     mask = np.zeros((steps, batch, 1), dtype=bool)
     mask[t, j] = True
     return padded, mask

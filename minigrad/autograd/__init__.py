@@ -1,0 +1,24 @@
+"""Autograd, as torch.autograd: grad mode (grad_mode.py), Function and the graph it records, views and in-place
+rebasing (function.py), and the backward engine with `grad` (engine.py)."""
+from minigrad.autograd.engine import IndexGrad, backward, grad, scatter_add
+from minigrad.autograd.function import (
+                                        AccumulateGrad,
+                                        Context,
+                                        CopySlices,
+                                        Function,
+                                        TensorBase,
+                                        apply_inplace,
+                                        check_inplace,
+                                        check_overlap,
+                                        check_versions,
+                                        leaf_node,
+                                        refresh_view,
+                                        replay_view,
+                                        unwrap,
+)
+from minigrad.autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+
+__all__ = ["AccumulateGrad", "Context", "CopySlices", "Function", "TensorBase", "apply_inplace", "check_inplace",
+           "check_overlap", "check_versions", "leaf_node", "refresh_view", "replay_view", "unwrap", "enable_grad",
+           "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled", "IndexGrad", "backward", "grad",
+           "scatter_add"]

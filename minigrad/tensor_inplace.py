@@ -1,0 +1,172 @@
+"""The Tensor's in-place methods (torch's names, ending in `_`, and `+=`, `x[i] = v`).
+
+Each writes into the tensor's own array, bumps its version counter, and, when autograd records it, rebases the
+tensor's history onto the op (autograd.apply_inplace: torch's rules, views included). When nothing needs a
+gradient (no_grad, or no input requires grad) the common arithmetic runs as one NumPy ufunc with `out=`.
+`Tensor` inherits these.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minigrad import functions
+from minigrad._validation import TensorError
+from minigrad.autograd import TensorBase, apply_inplace, check_inplace, check_overlap, is_grad_enabled, unwrap
+from minigrad.devices import array_module, device_of
+from minigrad.random import normal_, uniform_
+from minigrad.tensor_shape import raw_index
+
+if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
+    from minigrad.tensor import Tensor
+
+
+def _scaled(other: Any, alpha: Any) -> Any:
+    """other · alpha (torch's `alpha=` of add_ and sub_), differentiable when other is a tensor."""
+    return other if alpha == 1 else other * alpha
+
+
+class InplaceMethods:
+    """In-place methods of a Tensor."""
+
+    def _records(self, *others: Any) -> bool:
+        """Whether an in-place op on self with these other inputs would be recorded by autograd."""
+        return is_grad_enabled() and (self.requires_grad or any(isinstance(a, TensorBase) and a.requires_grad
+                                                                 for a in others))
+
+    def _ufunc_(self, op: str, fn: type, ufunc: Any, other: Any, alpha: Any = 1) -> "Tensor":
+        """self = ufunc(self, other · alpha) in place: one ufunc pass when nothing records, else the recorded op."""
+        check_overlap(self._data, [unwrap(other)], op)  # the input as given, before any scaling
+        other = _scaled(other, alpha)
+        if self._records(other):
+            return apply_inplace(fn, self, other, op=op)
+        check_inplace(self, op)
+        arr = self._data
+        raw = unwrap(other)
+        try:
+            fits = not hasattr(raw, "shape") or np.broadcast_shapes(np.shape(raw), arr.shape) == arr.shape
+        except ValueError:
+            fits = False
+        if fits:
+            try:
+                ufunc(arr, raw, out=arr, casting="same_kind")
+            except TypeError:  # NumPy's UFuncTypeError: a result this dtype cannot hold
+                raise TensorError(f"{op}: result type {np.result_type(arr, raw)} can't be cast to the desired "
+                                  f"output type {arr.dtype}") from None
+            self._versions[0] += 1
+            return self
+        return apply_inplace(fn, self, other, op=op)  # the general path names the bad shape
+
+    def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._ufunc_("add_", functions.Add, np.add, other, alpha)
+
+    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._ufunc_("sub_", functions.Sub, np.subtract, other, alpha)
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._ufunc_("mul_", functions.Mul, np.multiply, other)
+
+    def div_(self, other: Any) -> "Tensor":
+        return self._ufunc_("div_", functions.Div, np.true_divide, other)
+
+    def pow_(self, exponent: Any) -> "Tensor":
+        return apply_inplace(functions.Pow, self, exponent, op="pow_")
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":
+        if min is None and max is None:
+            raise TensorError("clamp_: at least one of `min` and `max` must be given")
+        return apply_inplace(functions.Clamp, self, op="clamp_", lo=unwrap(min), hi=unwrap(max))
+
+    clip_ = clamp_
+
+    def _unary_(self, fn: type, op: str) -> "Tensor":
+        return apply_inplace(fn, self, op=op)
+
+    def neg_(self) -> "Tensor":
+        return self._unary_(functions.Neg, "neg_")
+
+    def exp_(self) -> "Tensor":
+        return self._unary_(functions.Exp, "exp_")
+
+    def log_(self) -> "Tensor":
+        return self._unary_(functions.Log, "log_")
+
+    def tanh_(self) -> "Tensor":
+        return self._unary_(functions.Tanh, "tanh_")
+
+    def sigmoid_(self) -> "Tensor":
+        return self._unary_(functions.Sigmoid, "sigmoid_")
+
+    def relu_(self) -> "Tensor":
+        return self._unary_(functions.Relu, "relu_")
+
+    def abs_(self) -> "Tensor":
+        return self._unary_(functions.Abs, "abs_")
+
+    def sqrt_(self) -> "Tensor":
+        return self._unary_(functions.Sqrt, "sqrt_")
+
+    def sin_(self) -> "Tensor":
+        return self._unary_(functions.Sin, "sin_")
+
+    def cos_(self) -> "Tensor":
+        return self._unary_(functions.Cos, "cos_")
+
+    def masked_fill_(self, mask: Any, value: Any) -> "Tensor":
+        return apply_inplace(functions.MaskedFill, self, unwrap(mask), value, op="masked_fill_")
+
+    def _fill_(self, value: Any, op: str) -> "Tensor":
+        """self[...] = value (broadcast): zero_, fill_, copy_ and the random fills."""
+        if self._records(value):
+            return apply_inplace(functions.Fill, self, value, op=op)
+        check_inplace(self, op)
+        raw = unwrap(value)
+        check_overlap(self._data, [raw], op)
+        xp = array_module(self._data)
+        try:
+            xp.broadcast_to(xp.asarray(raw), self._data.shape)
+        except ValueError:
+            raise TensorError(f"{op}: the source of shape {np.shape(raw)} does not broadcast to the tensor's shape "
+                              f"{self._data.shape}") from None
+        if isinstance(self._data, np.ndarray) and not self._data.flags.writeable:
+            raise TensorError(f"{op}: the tensor's array is read-only")
+        self._data[...] = raw
+        self._versions[0] += 1
+        return self
+
+    def zero_(self) -> "Tensor":
+        return self._fill_(0, "zero_")
+
+    def fill_(self, value: Any) -> "Tensor":
+        if isinstance(value, TensorBase) and value.ndim != 0:
+            raise TensorError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                              f"dimensions")
+        return self._fill_(value, "fill_")
+
+    def copy_(self, src: Any, non_blocking: bool = False) -> "Tensor":
+        if isinstance(src, TensorBase) and device_of(src._data) != device_of(self._data):
+            src = src.to(device_of(self._data))  # a copy across devices, differentiable
+        return self._fill_(src, "copy_")
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        return self._fill_(uniform_(np.empty(self.shape, self.dtype), a, b), "uniform_")
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return self._fill_(normal_(np.empty(self.shape, self.dtype), mean, std), "normal_")
+
+    def scatter_(self, dim: int, index: Any, src: Any = None, value: Any = None) -> "Tensor":
+        dim, index = self._scatter_args("scatter_", dim, index)
+        return apply_inplace(functions.Scatter, self, dim, index, src if value is None else value, op="scatter_")
+
+    def scatter_add_(self, dim: int, index: Any, src: Any) -> "Tensor":
+        dim, index = self._scatter_args("scatter_add_", dim, index)
+        return apply_inplace(functions.Scatter, self, dim, index, src, add=True, op="scatter_add_")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        apply_inplace(functions.SetItem, self, value, index=raw_index(index), op="__setitem__")

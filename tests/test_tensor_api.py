@@ -1,0 +1,233 @@
+"""The tensor API of ordinary RNN scripts (torch's names, arguments and dtype rules): every differentiable method
+passes gradcheck in float64, and values, dtypes and gradients equal torch's; bad input gets torch's exception
+type and changes nothing."""
+import math
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.gradcheck import gradcheck
+
+RNG = np.random.default_rng(0)
+X34 = RNG.standard_normal((3, 4))
+X34B = RNG.standard_normal((3, 4))
+X31 = RNG.standard_normal((3, 1))
+X234 = RNG.standard_normal((2, 3, 4))
+X243 = RNG.standard_normal((2, 4, 3))
+MASK34 = RNG.random((3, 4)) < 0.5
+IDX_REPEATS = np.array([[0, 0, 3], [2, 1, 2], [3, 3, 3]])
+IDX_UNIQUE = np.array([[3, 0], [1, 2], [0, 3]])
+WITH_ZEROS = np.array([[0.5, 0.0, -2.0, 1.5], [0.0, 0.0, 3.0, -1.0], [1.2, -0.7, 0.9, 2.0]])
+
+# name -> (function of (lib, *tensors), input arrays); every input is float64 and differentiated
+CASES = {
+    "t": (lambda lib, x: x.t(), [X34]),
+    "T": (lambda lib, x: x.T * 2, [X234]),
+    "narrow": (lambda lib, x: x.narrow(1, 1, 2), [X34]),
+    "narrow-negative-start": (lambda lib, x: x.narrow(0, -2, 2), [X34]),
+    "select": (lambda lib, x: x.select(1, -1), [X234]),
+    "expand": (lambda lib, x: x.expand(2, 3, 4), [X31]),
+    "expand-keep": (lambda lib, x: x.expand(-1, 5), [X31]),
+    "expand_as": (lambda lib, x, y: x.expand_as(y) * y, [X31, X34]),
+    "repeat": (lambda lib, x: x.repeat(2, 1, 2), [X34]),
+    "flip": (lambda lib, x: x.flip(0) * lib.arange(4.0, dtype=lib.float64), [X34]),
+    "flip-two": (lambda lib, x: x.flip(0, 2), [X234]),
+    "masked_fill": (lambda lib, x: x.masked_fill(lib.tensor(MASK34), 0.5), [X34]),
+    "masked_fill-row": (lambda lib, x: x.masked_fill(lib.tensor(MASK34[0]), -1.0), [X34]),
+    "where": (lambda lib, x, y: lib.where(lib.tensor(MASK34), x, y), [X34, X34B]),
+    "where-broadcast": (lambda lib, x, y: lib.where(lib.tensor(MASK34), x, y), [X31, X34B]),
+    "where-method": (lambda lib, x: x.where(lib.tensor(MASK34), 2.0), [X34]),
+    "gather": (lambda lib, x: x.gather(1, lib.tensor(IDX_REPEATS)), [X34]),
+    "gather-dim0": (lambda lib, x: x.gather(0, lib.tensor(IDX_UNIQUE.T[:, :3] % 3)), [X34]),
+    "scatter": (lambda lib, x, s: x.scatter(1, lib.tensor(IDX_UNIQUE), s), [X34, X34B[:, :2].copy()]),
+    "scatter-value": (lambda lib, x: x.scatter(1, lib.tensor(IDX_UNIQUE), 7.0), [X34]),
+    "scatter_add": (lambda lib, x, s: x.scatter_add(1, lib.tensor(IDX_REPEATS), s), [X34, X34B[:, :3].copy()]),
+    "index_select": (lambda lib, x: x.index_select(1, lib.tensor([3, 0, 3])), [X34]),
+    "masked_select": (lambda lib, x: x.masked_select(lib.tensor(MASK34)), [X34]),
+    "chunk": (lambda lib, x: x.chunk(2, 1)[0] * 2 + x.chunk(2, 1)[1] * 3, [X34]),
+    "chunk-uneven": (lambda lib, x: lib.cat([c * (k + 1) for k, c in enumerate(x.chunk(3, 0))], 0), [X234]),
+    "split": (lambda lib, x: lib.cat([p * (k + 1) for k, p in enumerate(x.split([1, 3], 1))], 1), [X34]),
+    "split-size": (lambda lib, x: lib.cat([p * (k + 1) for k, p in enumerate(x.split(3, 1))], 1), [X34]),
+    "unbind": (lambda lib, x: lib.stack([r * (k + 1) for k, r in enumerate(x.unbind(1))], 0), [X34]),
+    "cumsum": (lambda lib, x: x.cumsum(1), [X34]),
+    "cumsum-dim0": (lambda lib, x: x.cumsum(-3), [X234]),
+    "cumprod": (lambda lib, x: x.cumprod(1), [X34]),
+    "cumprod-zeros": (lambda lib, x: x.cumprod(1), [WITH_ZEROS]),
+    "cumprod-dim0": (lambda lib, x: x.cumprod(0), [WITH_ZEROS]),
+    "var": (lambda lib, x: x.var(), [X34]),
+    "var-dim": (lambda lib, x: x.var(1, keepdim=True), [X34]),
+    "var-biased": (lambda lib, x: x.var(0, unbiased=False), [X34]),
+    "var-correction": (lambda lib, x: x.var((0, 2), correction=2), [X234]),
+    "std": (lambda lib, x: x.std(), [X34]),
+    "std-dim": (lambda lib, x: x.std(dim=1), [X234]),
+    "logsumexp": (lambda lib, x: x.logsumexp(1), [X34 * 30]),
+    "logsumexp-keep": (lambda lib, x: x.logsumexp((0, 2), keepdim=True), [X234]),
+    "topk": (lambda lib, x: x.topk(2, dim=1).values, [X34]),
+    "topk-smallest": (lambda lib, x: x.topk(3, dim=0, largest=False)[0], [X34]),
+    "sort": (lambda lib, x: x.sort(dim=1).values, [X34]),
+    "sort-descending": (lambda lib, x: x.sort(dim=0, descending=True)[0], [X34]),
+    "sin": (lambda lib, x: x.sin(), [X34]),
+    "cos": (lambda lib, x: x.cos(), [X34]),
+    "sqrt": (lambda lib, x: (x * x + 0.5).sqrt(), [X34]),
+    "reciprocal": (lambda lib, x: (x * x + 0.5).reciprocal(), [X34]),
+    "triu": (lambda lib, x: x.triu(1), [X34]),
+    "tril": (lambda lib, x: x.tril(-1), [X234]),
+    "mm": (lambda lib, x, y: x.mm(y.t()), [X34, X34B]),
+    "bmm": (lambda lib, x, y: x.bmm(y), [X234, X243]),
+    "dot": (lambda lib, x, y: x[0].dot(y[1]), [X34, X34B]),
+    "movedim": (lambda lib, x: x.movedim(0, 2), [X234]),
+    "movedim-two": (lambda lib, x: x.movedim((0, 1), (2, 0)), [X234]),
+    "flatten": (lambda lib, x: x.flatten(1), [X234]),
+    "squeeze-tuple": (lambda lib, x: x.unsqueeze(0).unsqueeze(2).squeeze((0, 2)), [X34]),
+    "add-alpha": (lambda lib, x, y: x.add(y, alpha=2.5), [X34, X34B]),
+    "sub-alpha": (lambda lib, x, y: lib.sub(x, y, alpha=-1.5), [X34, X34B]),
+    "einsum-matmul": (lambda lib, x, y: lib.einsum("ij,kj->ik", x, y), [X34, X34B]),
+    "einsum-batch": (lambda lib, x, y: lib.einsum("bij,bjk->bik", x, y), [X234, X243]),
+    "einsum-dot": (lambda lib, x, y: lib.einsum("ij,ij->", x, y), [X34, X34B]),
+    "einsum-transpose": (lambda lib, x: lib.einsum("ij->ji", x), [X34]),
+    "einsum-implicit": (lambda lib, x, y: lib.einsum("ij,jk", x, y), [X34, X243[0]]),
+    "einsum-ellipsis": (lambda lib, x, y: lib.einsum("...ij,jk->...ik", x, y), [X234, X34B.T.copy()]),
+    "einsum-rowsum": (lambda lib, x: lib.einsum("ij->i", x), [X34]),
+    "einsum-outer-list": (lambda lib, x, y: lib.einsum("i,j->ij", [x[0], y[1]]), [X34, X34B]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gradcheck(name):
+    fn, arrays = CASES[name]
+    inputs = [mg.tensor(a.copy(), requires_grad=True) for a in arrays]
+    assert gradcheck(lambda *xs: fn(mg, *xs), inputs)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_values_dtypes_and_gradients_equal_torchs(torch, name):
+    fn, arrays = CASES[name]
+    results = []
+    for lib in (mg, torch):
+        inputs = [lib.tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = fn(lib, *inputs)
+        upstream = np.random.default_rng(1).standard_normal(tuple(out.shape))
+        out.backward(lib.tensor(upstream))
+        results.append((out.detach().numpy(), str(out.dtype).replace("torch.", ""), tuple(out.shape),
+                        [x.grad.numpy() for x in inputs]))
+    (v1, d1, s1, g1), (v2, d2, s2, g2) = results
+    assert s1 == s2 and d1 == d2
+    np.testing.assert_allclose(v1, v2, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ----- results without a gradient: indices, masks, creation ------------------------------------------------------
+NO_GRAD = {
+    "argsort": lambda lib: lib.tensor(X34).argsort(dim=1),
+    "argsort-descending": lambda lib: lib.tensor(np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]]))
+    .argsort(dim=1, descending=True, stable=True),
+    "sort-ties-stable": lambda lib: lib.tensor(np.array([3, 1, 3, 1, 2])).sort(stable=True).indices,
+    "sort-nan": lambda lib: lib.tensor(np.array([2.0, np.nan, -1.0])).sort(descending=True).indices,
+    "sort-nan-ascending": lambda lib: lib.tensor(np.array([2.0, np.nan, -1.0])).sort().values,
+    "topk-indices": lambda lib: lib.tensor(X34).topk(2).indices,
+    "eq": lambda lib: lib.tensor(np.array([1, 2, 3])).eq(2),
+    "ne-tensor": lambda lib: lib.tensor(np.array([1.0, 2.0])).ne(lib.tensor(np.array([1.0, 3.0]))),
+    "and": lambda lib: lib.tensor(MASK34) & lib.tensor(~MASK34[0]),
+    "or": lambda lib: lib.tensor(MASK34) | lib.tensor(MASK34[::-1].copy()),
+    "invert": lambda lib: ~lib.tensor(MASK34),
+    "any": lambda lib: lib.tensor(MASK34).any(1),
+    "all": lambda lib: lib.tensor(MASK34).all(),
+    "sign": lambda lib: lib.tensor(np.array([-2.0, 0.0, 3.0])).sign(),
+    "cumsum-int": lambda lib: lib.tensor(np.array([1, 2, 3], dtype=np.int32)).cumsum(0),
+    "new_zeros": lambda lib: lib.tensor(X34).new_zeros(2, 3),
+    "new_ones-tuple": lambda lib: lib.tensor(np.arange(3)).new_ones((2,)),
+    "new_full": lambda lib: lib.tensor(X34.astype(np.float32)).new_full((2, 2), 1.5),
+    "new_tensor": lambda lib: lib.tensor(X34.astype(np.float32)).new_tensor([1, 2]),
+    "new_tensor-dtype": lambda lib: lib.tensor(X34).new_tensor([1, 2], dtype=lib.int64),
+    "LongTensor": lambda lib: lib.LongTensor([[1, 2], [3, 4]]),
+    "FloatTensor": lambda lib: lib.FloatTensor([1.5, 2.5]),
+    "DoubleTensor-size": lambda lib: lib.DoubleTensor(2, 3).zero_(),
+    "one_hot": lambda lib: lib.nn.functional.one_hot(lib.tensor(np.array([2, 0, 1])), 4),
+    "one_hot-inferred": lambda lib: lib.nn.functional.one_hot(lib.tensor(np.array([[1, 3], [0, 0]]))),
+    "type-name": lambda lib: lib.tensor(np.arange(3.0)).type(),
+    "type-cast": lambda lib: lib.tensor(np.array([1.7, -1.7])).type(lib.int64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_GRAD))
+def test_results_without_gradient_equal_torchs(torch, name):
+    ours, theirs = NO_GRAD[name](mg), NO_GRAD[name](torch)
+    if isinstance(ours, str):
+        assert ours == theirs
+        return
+    assert str(ours.dtype).replace("torch.", "") == str(theirs.dtype).replace("torch.", "")
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_multinomial_draws_each_rows_categories_at_their_rates():
+    mg.manual_seed(0)
+    probs = mg.tensor(np.array([[0.0, 1.0, 3.0], [5.0, 0.0, 5.0]]))
+    draws = probs.multinomial(4000, replacement=True)
+    assert draws.dtype == np.int64 and draws.shape == (2, 4000)
+    counts = [np.bincount(r, minlength=3) / 4000 for r in draws.numpy()]
+    np.testing.assert_allclose(counts[0], [0.0, 0.25, 0.75], atol=0.03)
+    np.testing.assert_allclose(counts[1], [0.5, 0.0, 0.5], atol=0.03)
+    once = mg.tensor(np.array([1.0, 1.0, 1.0])).multinomial(3)
+    assert sorted(once.tolist()) == [0, 1, 2]  # without replacement: each category once
+
+
+def test_cuda_answers_without_a_gpu():
+    assert mg.cuda.is_available() in (True, False)
+    assert mg.cuda.device_count() == (1 if mg.cuda.is_available() else 0) or mg.cuda.device_count() > 1
+    device = mg.device("cuda" if mg.cuda.is_available() else "cpu")
+    assert mg.ones(2).to(device).device == device
+
+
+# ----- bad input: torch's exception type, nothing changed ---------------------------------------------------------
+BAD = {
+    "narrow-past-end": (lambda lib, x: x.narrow(1, 3, 2), RuntimeError),
+    "select-out-of-range": (lambda lib, x: x.select(0, 3), IndexError),
+    "dim-out-of-range": (lambda lib, x: x.cumsum(2), IndexError),
+    "transpose-dim": (lambda lib, x: x.transpose(0, 5), IndexError),
+    "gather-index-out-of-bounds": (lambda lib, x: x.gather(1, lib.tensor(np.array([[4]]))), RuntimeError),
+    "gather-float-index": (lambda lib, x: x.gather(1, lib.tensor(np.array([[1.0]]))), RuntimeError),
+    "gather-index-dims": (lambda lib, x: x.gather(1, lib.tensor(np.array([1]))), RuntimeError),
+    "scatter-index-too-large": (lambda lib, x: x.scatter(1, lib.tensor(np.array([[0]] * 4)), 1.0), RuntimeError),
+    "index_select-2d-index": (lambda lib, x: x.index_select(0, lib.tensor(np.array([[0]]))), IndexError),
+    "expand-incompatible": (lambda lib, x: x.expand(3, 5), RuntimeError),
+    "expand-fewer-dims": (lambda lib, x: x.expand(4), RuntimeError),
+    "repeat-fewer-dims": (lambda lib, x: x.repeat(2), RuntimeError),
+    "masked_fill-float-mask": (lambda lib, x: x.masked_fill(lib.tensor(X34), 0.0), RuntimeError),
+    "masked_fill-vector-value": (lambda lib, x: x.masked_fill(lib.tensor(MASK34), lib.ones(2)), RuntimeError),
+    "mm-3d": (lambda lib, x: x.mm(lib.ones(4, 2, 2, dtype=lib.float64)), RuntimeError),
+    "bmm-2d": (lambda lib, x: x.bmm(x), RuntimeError),
+    "topk-k-too-large": (lambda lib, x: x.topk(5, dim=1), RuntimeError),
+    "split-bad-sizes": (lambda lib, x: x.split([1, 2], 1), RuntimeError),
+    "chunk-zero": (lambda lib, x: x.chunk(0), RuntimeError),
+    "t-3d": (lambda lib, x: x.reshape(1, 3, 4).t(), RuntimeError),
+    "einsum-operands": (lambda lib, x: lib.einsum("ij,jk->ik", x), RuntimeError),
+    "einsum-subscripts": (lambda lib, x: lib.einsum("ijk->i", x), RuntimeError),
+    "flatten-start-after-end": (lambda lib, x: x.flatten(1, 0), RuntimeError),
+    "int-result-in-place": (lambda lib, x: lib.tensor(np.array([1, 2])).add_(0.5), RuntimeError),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_gets_torchs_exception_type_and_changes_nothing(name):
+    fn, error = BAD[name]
+    x = mg.tensor(X34.copy())
+    before = x.numpy().copy()
+    with pytest.raises(error):
+        fn(mg, x)
+    np.testing.assert_array_equal(x.numpy(), before)
+    assert x._version == 0
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_torch_raises_the_same_type(torch, name):
+    fn, error = BAD[name]
+    with pytest.raises(error):
+        fn(torch, torch.tensor(X34.copy()))
+
+
+def test_var_of_one_element_is_nan_like_torchs():
+    assert math.isnan(mg.tensor([2.0]).var().item())
+    assert mg.tensor([2.0]).var(unbiased=False).item() == 0.0
