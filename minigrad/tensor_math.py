@@ -335,7 +335,7 @@ class MathMethods:
         size = self.shape[dim] if self.ndim else 1
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
             raise TensorError(f"topk: k ({k!r}) is out of range for dimension {dim} of size {size}")
-        index = array_module(self._data).take(self._order(dim, largest), range(k), axis=dim)
+        index = self._order(dim, largest)[(slice(None),) * dim + (slice(0, k),)]
         return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
 
     def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":

@@ -44,7 +44,7 @@ def matmul_pair(draw):
 
 # ----- clipping ---------------------------------------------------------------------------------------------
 CLIP_DTYPES = (np.float16, np.float32, np.float64)
-DEVICE_DTYPES = (np.float32, np.float64)  # what the CUDA backend takes
+DEVICE_DTYPES = (np.float16, np.float32, np.float64)  # what the CUDA backend takes
 LAYOUTS = ("contiguous", "transposed", "reversed", "strided")
 # the largest magnitude drawn per dtype: 1e30 in float32 and 1e200 in float64 need the overflow-safe norm
 MAGNITUDE = {np.dtype(np.float16): 6e4, np.dtype(np.float32): 1e30, np.dtype(np.float64): 1e200}

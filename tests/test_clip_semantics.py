@@ -64,7 +64,7 @@ def _exact_scaled_root(power_sum, p, scale):
 
 # ----- CUDA arrays: recognition, layout, streams and the kernels' paths -----------------------------------------------
 def test_anything_with_the_cuda_array_interface_is_taken_for_a_device_array():
-    with pytest.raises(TypeError, match="the CUDA backend supports float32 and float64"):
+    with pytest.raises(TypeError, match="the CUDA backend supports float16, float32 and float64"):
         clip.total_norm([_FakeDeviceArray()])
 
 

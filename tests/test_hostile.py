@@ -51,12 +51,12 @@ def _integer(backend):
     return cuda.to_device(np.array([3, 4]))
 
 
-def _float16_on_device(backend):
+def _integers_on_device(backend):
     if backend != "cuda":
         return None
     from numba import cuda
 
-    return cuda.to_device(np.ones(3, np.float16))
+    return cuda.to_device(np.ones(3, np.int16))
 
 
 def _host_among_device(backend):
@@ -66,7 +66,7 @@ def _host_among_device(backend):
 BAD_ITEMS = {"read-only": (_read_only, ValueError, "read-only"),
              "non-contiguous": (_non_contiguous, ValueError, "contiguous"),
              "integer": (_integer, TypeError, "floating point|float32 and float64"),
-             "float16 on a device": (_float16_on_device, TypeError, "float32 and float64"),
+             "integers on a device": (_integers_on_device, TypeError, "float16, float32 and float64"),
              "host among device": (_host_among_device, ValueError, "mix host")}
 CALLS = {"clip_norm_": lambda arrays, b: clip.clip_norm_(arrays, 1.0, backend=b),
          "clip_value_": lambda arrays, b: clip.clip_value_(arrays, 0.5, backend=b),

@@ -39,6 +39,8 @@ NUMBA_MIN_ELEMENTS = 1 << 10
 _DTYPE = operator.attrgetter("dtype")
 _WRITEABLE = operator.attrgetter("flags.writeable")
 _SIZE = operator.attrgetter("size")
+_C_CONTIGUOUS = operator.attrgetter("flags.c_contiguous")
+_DEVICE_DTYPES = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
 BACKENDS = ("numpy", "numba", "cuda")
 
 
@@ -76,9 +78,14 @@ def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
     """
     arrays = _as_list(arrays)
     # the common case, checked in three C-level passes (map + attrgetter: half the time of a Python loop)
-    if set(map(type, arrays)) <= {np.ndarray} and all(d.kind == "f" for d in set(map(_DTYPE, arrays))) and (
+    types = set(map(type, arrays))
+    if types <= {np.ndarray} and all(d.kind == "f" for d in set(map(_DTYPE, arrays))) and (
             not writable or all(map(_WRITEABLE, arrays))):
         return arrays, False
+    # CuPy arrays, the other common case: their flags say the layout without building the CUDA interface
+    if len(types) == 1 and next(iter(types)).__module__.startswith("cupy") and set(map(_DTYPE, arrays)) <= \
+            _DEVICE_DTYPES and all(map(_C_CONTIGUOUS, arrays)):
+        return arrays, True
     on_device = 0
     for i, a in enumerate(arrays):
         if isinstance(a, np.ndarray):
@@ -89,8 +96,9 @@ def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
             continue
         if not _is_cuda(a):
             raise TypeError(f"arrays[{i}] is a {type(a).__name__}, not a NumPy or CUDA array")
-        if np.dtype(a.dtype) not in (np.float32, np.float64):
-            raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float32 and float64")
+        if np.dtype(a.dtype) not in (np.float16, np.float32, np.float64):
+            raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float16, float32 and "
+                            f"float64")
         _backend_module("cuda").check_layout(a, i)
         on_device += 1
     if 0 < on_device < len(arrays):
@@ -197,7 +205,10 @@ def _norm_clip(arrays: Any, max_norm: Any, norm_type: Any, error_if_nonfinite: b
     p = check_norm_type(norm_type)
     arrays, on_cuda = check_arrays(arrays, writable=True)
     impl = _choose(arrays, on_cuda, backend)
-    norm = impl.total_norm(arrays, p) if norm is None or on_cuda else np.asarray(norm, dtype=np.float64)
+    if on_cuda:
+        norm, device_coef = impl.norm_and_coefficient(arrays, p, max_norm if max_norm != math.inf else -1.0)
+    else:
+        norm = impl.total_norm(arrays, p) if norm is None else np.asarray(norm, dtype=np.float64)
     if error_if_nonfinite or not on_cuda:
         value = host_value(norm)
         if error_if_nonfinite and not math.isfinite(value):
@@ -206,7 +217,7 @@ def _norm_clip(arrays: Any, max_norm: Any, norm_type: Any, error_if_nonfinite: b
     if max_norm == math.inf or not arrays:
         return norm, None, impl, arrays
     if on_cuda:
-        return norm, impl.coefficient(norm, max_norm), impl, arrays  # computed and read on the device
+        return norm, device_coef, impl, arrays  # computed by the norm's own launches, read on the device
     coef = clip_coef(value, max_norm)
     return norm, (None if coef == 1.0 else coef), impl, arrays
 

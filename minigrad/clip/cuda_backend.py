@@ -1,17 +1,19 @@
 """numba.cuda backend: works in place on any CUDA array (numba device arrays, CuPy, torch.cuda), zero copy.
 
-Imported only when a CUDA array is seen, so `import minigrad` never loads numba.cuda.
+Imported only when a CUDA array is seen, so `import minigrad` never loads numba.cuda. The kernels are in
+cuda_kernels.py; here are the views, the launches and the device buffers.
 
-A norm is three kinds of launch, none of which waits for the host:
-1. per array, `_block_reduce`: each thread accumulates a grid-stride slice in float64 (a power sum, a max or
-   min of |x|, or a count of non-zeros), a shared-memory tree combines the block, and thread 0 writes one
-   partial per block into a buffer (no atomics, so the result is deterministic for a given size);
-2. `_combine`: one thread merges the partials in index order and finishes the norm (scaled norms take a
-   max pass first, or a min pass for p < 0: see pnorm.py);
-3. `_coefficients`: one thread turns the norm into min(max_norm / (norm + 1e-6), 1), stored once per dtype so
-   that `_scale` multiplies in the array's own dtype, as the CPU backends do.
+A norm clip is two or three kinds of launch, none of which waits for the host:
+1. per array, a block reduction: each thread accumulates a grid-stride slice in float64 (`_block_sumsq` for the
+   common p = 2 case, `_block_reduce` for the others: a power sum, a max or min of |x|, or a count), a
+   shared-memory tree combines the block, and thread 0 writes one partial per block (no atomics). The grid is
+   sized to the device (a few blocks per multiprocessor). Many CuPy arrays take one launch for all of them
+   instead (cuda_multi.py);
+2. `_finish`: one block merges the partials in a fixed order and finishes the norm (scaled norms take a max pass
+   first, or a min pass for p < 0: see pnorm.py) and, for a clip, the coefficient min(max_norm / (norm + 1e-6), 1),
+   stored once per dtype that `_scale` multiplies in;
+3. per array, `_scale`.
 The host only reads the norm when the caller asks for its value or passes `error_if_nonfinite=True`.
-Under NUMBA_ENABLE_CUDASIM=1 the same kernels run as Python threads, with small blocks.
 """
 from __future__ import annotations
 
@@ -19,218 +21,30 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from numba import config, cuda, float64
+from numba import cuda
 
-from minigrad.clip.pnorm import needs_scaling, scaled_root
+from minigrad.clip import cuda_multi
+from minigrad.clip.cuda_kernels import (
+    _COUNT,
+    _MAX,
+    _MIN,
+    _SUM,
+    SIMULATED,
+    THREADS,
+    _block_reduce,
+    _block_sumsq,
+    _clamp,
+    _finish,
+    _scale,
+    _scale_items,
+    _segment_block,
+    _segment_combine,
+    _unit_factors,
+)
+from minigrad.clip.pnorm import needs_scaling
 
-SIMULATED = bool(config.ENABLE_CUDASIM)
-THREADS = 8 if SIMULATED else 256  # per block, a power of two; the simulator pays dearly for each syncthreads
-MAX_BLOCKS = 2 if SIMULATED else 1024  # per array; each block's threads stride over the rest
-_SUM, _MAX, _MIN, _COUNT = 0, 1, 2, 3
-
-
-@cuda.jit(device=True)
-def _merge(kind, a, b):  # pragma: no cover - compiled
-    """Two partial results into one: a sum (or count), or a max / min in which NaN wins."""
-    if kind == _SUM or kind == _COUNT:
-        return a + b
-    if kind == _MAX:
-        return b if (b > a or b != b) else a
-    return b if (b < a or b != b) else a
-
-
-_scaled_root = cuda.jit(device=True)(scaled_root)  # scale · s^(1/p), inf only where that overflows
-
-
-@cuda.jit(device=True)
-def _block_total(shared, tid, kind, acc):  # pragma: no cover - compiled
-    """Every thread's `acc` merged by a shared-memory tree; the block's total (read it in thread 0)."""
-    shared[tid] = acc
-    cuda.syncthreads()
-    step = THREADS // 2
-    while step > 0:
-        if tid < step:
-            shared[tid] = _merge(kind, shared[tid], shared[tid + step])
-        cuda.syncthreads()  # outside the branch: every thread of the block must reach it
-        step //= 2
-    return shared[0]
-
-
-@cuda.jit(device=True)
-def _finish_sum(acc, p, scale, scaled):  # pragma: no cover - compiled
-    """scale · acc^(1/p) for a power sum; a special scale (0: all zeros or a zero for p < 0, inf, NaN) alone
-    decides the norm."""
-    if scaled and not (0.0 < scale < math.inf):
-        return scale
-    if p == 1.0:
-        return scale * acc
-    if p == 2.0:
-        return scale * math.sqrt(acc)
-    if acc != 0.0:
-        return _scaled_root(acc, p, scale)
-    return acc
-
-
-@cuda.jit(device=True)
-def _add(kind, p, scaled, scale, acc, x):  # pragma: no cover - compiled
-    """acc with one element x merged in: |x| for a max / min, 1 for a non-zero (count), (|x|/scale)^p."""
-    v = abs(float64(x))
-    if kind == _MAX or kind == _MIN:
-        return _merge(kind, acc, v)
-    if kind == _COUNT:
-        return acc + (0.0 if x == 0 else 1.0)
-    if p < 0.0:  # scaled by the min: (|x|/m)^p = (m/|x|)^-p, which cannot overflow (|x| = inf gives 0)
-        return acc + (scale / v) ** -p
-    if scaled:
-        v = v / scale
-    return acc + (v * v if p == 2.0 else (v if p == 1.0 else v ** p))
-
-
-@cuda.jit
-def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
-    """One partial per block: Σ (|x|/scale)^p (kind _SUM), max / min |x| or a count, accumulated in float64.
-
-    Each thread takes x[i], x[i+g], x[i+2g], ... (g: the grid's size) in that order; the loop body loads four
-    of them before adding any, so that four loads per thread are in flight (the order of the additions, and so
-    the bits, are those of the plain one-at-a-time loop; docs/benchmarks.md has the timings)."""
-    shared = cuda.shared.array(THREADS, float64)
-    tid = cuda.threadIdx.x
-    scale = scale_buf[0] if scaled else 1.0
-    skip = scaled and not (0.0 < scale < math.inf)  # the scale alone decides the norm: no NaN from 0/0
-    acc = math.inf if kind == _MIN else 0.0
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    if not skip:
-        while i + 3 * g < n:
-            a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-            acc = _add(kind, p, scaled, scale, acc, a)
-            acc = _add(kind, p, scaled, scale, acc, b)
-            acc = _add(kind, p, scaled, scale, acc, c)
-            acc = _add(kind, p, scaled, scale, acc, d)
-            i += 4 * g
-        while i < n:
-            acc = _add(kind, p, scaled, scale, acc, x[i])
-            i += g
-    total = _block_total(shared, tid, kind, acc)
-    if tid == 0:
-        partials[offset + cuda.blockIdx.x] = total
-
-
-@cuda.jit
-def _combine(partials, count, kind, p, scale_buf, scaled, out):  # pragma: no cover - compiled
-    if cuda.grid(1) != 0:
-        return
-    acc = math.inf if kind == _MIN else 0.0
-    for j in range(count):
-        acc = _merge(kind, acc, partials[j])
-    if kind == _SUM:
-        acc = _finish_sum(acc, p, scale_buf[0] if scaled else 1.0, scaled)
-    out[0] = acc
-
-
-@cuda.jit
-def _coefficients(norm, max_norm, coef32, coef64):  # pragma: no cover - compiled
-    if cuda.grid(1) == 0:
-        c = max_norm / (norm[0] + 1e-6)
-        if not (c != c or c < 1.0):
-            c = 1.0
-        coef32[0] = c
-        coef64[0] = c
-
-
-@cuda.jit(device=True)
-def _clamped(v, lo, hi):  # pragma: no cover - compiled
-    if v < lo:
-        v = lo
-    if v > hi:
-        v = hi
-    return v
-
-
-@cuda.jit
-def _scale(x, coef):  # pragma: no cover - compiled
-    """x *= coef[0], four loads per thread in flight before the stores (as in _block_reduce)."""
-    c = coef[0]
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    while i + 3 * g < n:
-        a, b, d, e = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-        x[i], x[i + g], x[i + 2 * g], x[i + 3 * g] = a * c, b * c, d * c, e * c
-        i += 4 * g
-    while i < n:
-        x[i] = x[i] * c
-        i += g
-
-
-@cuda.jit
-def _clamp(x, lo, hi):  # pragma: no cover - compiled
-    """x = min(max(x, lo), hi) (NaN stays NaN), four loads per thread in flight before the stores."""
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    while i + 3 * g < n:
-        a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-        x[i], x[i + g] = _clamped(a, lo, hi), _clamped(b, lo, hi)
-        x[i + 2 * g], x[i + 3 * g] = _clamped(c, lo, hi), _clamped(d, lo, hi)
-        i += 4 * g
-    while i < n:
-        x[i] = _clamped(x[i], lo, hi)
-        i += g
-
-
-@cuda.jit
-def _segment_block(x, items, kind, p, scales, scaled, partials):  # pragma: no cover - compiled
-    """One block per work item (segment, lo, hi): Σ (|x|/scale_segment)^p or max |x| over its range."""
-    shared = cuda.shared.array(THREADS, float64)
-    w, tid = cuda.blockIdx.x, cuda.threadIdx.x
-    seg, lo, hi = items[w, 0], items[w, 1], items[w, 2]
-    scale = scales[seg] if scaled else 1.0
-    skip = scaled and not (0.0 < scale < math.inf)
-    acc = 0.0
-    i = lo + tid
-    while i < hi and not skip:
-        v = abs(float64(x[i]))
-        if kind == _MAX:
-            acc = _merge(kind, acc, v)
-        else:
-            if scaled:
-                v = v / scale
-            acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
-        i += THREADS
-    total = _block_total(shared, tid, kind, acc)
-    if tid == 0:
-        partials[w] = total
-
-
-@cuda.jit
-def _segment_combine(partials, item_start, kind, p, scales, scaled, out):  # pragma: no cover - compiled
-    """One thread per segment: its items' partials in order, finished into the segment's norm."""
-    k = cuda.grid(1)
-    if k >= out.size:
-        return
-    acc = 0.0
-    for j in range(item_start[k], item_start[k + 1]):
-        acc = _merge(kind, acc, partials[j])
-    if kind == _SUM:
-        acc = _finish_sum(acc, p, scales[k] if scaled else 1.0, scaled)
-    out[k] = acc
-
-
-@cuda.jit
-def _unit_factors(weight_norms, grad_norms, clip_factor, eps, factors):  # pragma: no cover - compiled
-    """AGC: limit = max(‖W‖, eps)·clip_factor; limit / max(‖G‖, 1e-6) where ‖G‖ >= limit, else 1."""
-    k = cuda.grid(1)
-    if k < factors.size:
-        limit = max(weight_norms[k], eps) * clip_factor
-        factors[k] = limit / max(grad_norms[k], 1e-6) if grad_norms[k] >= limit else 1.0
-
-
-@cuda.jit
-def _scale_items(x, items, factors):  # pragma: no cover - compiled
-    """One block per work item: x[lo:hi] *= factors[segment] (factors in x's dtype; 1 leaves it untouched)."""
-    w = cuda.blockIdx.x
-    f = factors[items[w, 0]]
-    if f != 1:
-        i = items[w, 1] + cuda.threadIdx.x
-        while i < items[w, 2]:
-            x[i] = x[i] * f
-            i += THREADS
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+DTYPES = (_F16, _F32, _F64)
 
 
 def is_cuda_array(a: Any) -> bool:
@@ -312,18 +126,25 @@ def check_layout(a: Any, index: int) -> None:
                          f"{strides}); nothing was modified")
 
 
+def _max_blocks() -> int:
+    """Blocks per array: enough to keep every multiprocessor busy (8 of 256 threads each), no more."""
+    if SIMULATED:
+        return 2
+    return 8 * cuda.get_current_device().MULTIPROCESSOR_COUNT
+
+
 def _blocks(n: int) -> int:
-    return max(1, min(MAX_BLOCKS, (n + THREADS - 1) // THREADS))
+    return max(1, min(_buffers().max_blocks, (n + THREADS - 1) // THREADS))
 
 
 class _Scratch:
     """Device buffers reused across calls (allocation would otherwise dominate small clips)."""
 
     def __init__(self) -> None:
+        self.max_blocks = _max_blocks()
         self.partials = cuda.device_array(0, np.float64)
         self.max_buf = cuda.device_array(1, np.float64)
-        self.coef = {np.dtype(np.float32): cuda.device_array(1, np.float32),
-                     np.dtype(np.float64): cuda.device_array(1, np.float64)}
+        self.coef = {_F32: cuda.device_array(1, np.float32), _F64: cuda.device_array(1, np.float64)}
 
     def partial_buffer(self, n: int) -> Any:
         if self.partials.size < n:
@@ -341,16 +162,24 @@ def _buffers() -> _Scratch:
     return _scratch
 
 
-def _reduce(flats: list, kind: int, p: float, scaled: bool, out: Any) -> None:
-    """Launch the per-array partial kernels, then the combine kernel writing the result into out[0]."""
+def _reduce(arrays: list, flats: list, kind: int, p: float, scaled: bool, out: Any, max_norm: float = -1.0) -> None:
+    """The partials of every array, then `_finish` writing the result into out[0] (and, with max_norm >= 0,
+    the clip coefficients)."""
     scratch = _buffers()
-    blocks = [_blocks(f.size) for f in flats]
-    partials = scratch.partial_buffer(max(1, sum(blocks)))
-    offset = 0
-    for f, nb in zip(flats, blocks):
-        _block_reduce[nb, THREADS](f, kind, p, scratch.max_buf, scaled, partials, offset)
-        offset += nb
-    _combine[1, 1](partials, offset, kind, p, scratch.max_buf, scaled, out)
+    if not flats:  # the arrays take the one-launch path (see total_norm)
+        partials, count = cuda_multi.sum_squares(arrays, scratch)
+    else:
+        blocks = [_blocks(f.size) for f in flats]
+        partials = scratch.partial_buffer(max(1, sum(blocks)))
+        count = 0
+        for f, nb in zip(flats, blocks):
+            if kind == _SUM and p == 2.0 and not scaled:
+                _block_sumsq[nb, THREADS](f, partials, count)
+            else:
+                _block_reduce[nb, THREADS](f, kind, p, scratch.max_buf, scaled, partials, count)
+            count += nb
+    _finish[1, THREADS](partials, count, kind, p, scratch.max_buf, scaled, out, max_norm, scratch.coef[_F32],
+                        scratch.coef[_F64])
 
 
 def _wrap_like(first: Any, d: Any) -> Any:
@@ -374,47 +203,78 @@ def _output(first: Any) -> tuple[Any, Any]:
     return d, d
 
 
-def total_norm(arrays: Sequence[Any], p: float) -> Any:
-    """The p-norm of all elements as a 0-d device array (no host synchronisation)."""
-    flats = [f for f in (_flat(a) for a in arrays) if f.size]
+def total_norm(arrays: Sequence[Any], p: float, max_norm: float = -1.0) -> Any:
+    """The p-norm of all elements as a 0-d device array (no host synchronisation); with max_norm >= 0 the same
+    launch leaves the clip coefficient in the scratch buffers (see `norm_and_coefficient`)."""
+    arrays = [a for a in arrays if _size(a)]
+    # many CuPy arrays: one launch over a pointer table, without a numba view of each (cuda_multi.py)
+    multi = p == 2.0 and cuda_multi.applies(arrays) and not needs_scaling([a.dtype for a in arrays], p)
+    flats = [] if multi else [_flat(a) for a in arrays]
     out, result = _output(arrays[0] if arrays else None)
+    if multi:
+        _reduce(arrays, flats, _SUM, p, False, out, max_norm)
+        return result.reshape(())
     if not flats:
         out.copy_to_device(np.zeros(1))
     elif p == math.inf or p == -math.inf:
-        _reduce(flats, _MAX if p > 0 else _MIN, p, False, out)
+        _reduce(arrays, flats, _MAX if p > 0 else _MIN, p, False, out, max_norm)
     elif p == 0.0:
-        _reduce(flats, _COUNT, p, False, out)
+        _reduce(arrays, flats, _COUNT, p, False, out, max_norm)
     else:
         scaled = needs_scaling([f.dtype for f in flats], p)
         if scaled:
-            _reduce(flats, _MAX if p > 0 else _MIN, p, False, _buffers().max_buf)
-        _reduce(flats, _SUM, p, scaled, out)
+            _reduce(arrays, flats, _MAX if p > 0 else _MIN, p, False, _buffers().max_buf)
+        _reduce(arrays, flats, _SUM, p, scaled, out, max_norm)
     return result.reshape(())
 
 
+def _size(a: Any) -> int:
+    """The number of elements of a CUDA array (torch's tensors have a size() method, not an attribute)."""
+    size = getattr(a, "size", None)
+    return size if isinstance(size, (int, np.integer)) else math.prod(a.__cuda_array_interface__["shape"])
+
+
 class DeviceCoefficient:
-    """A norm clip's coefficient on the device, once per dtype it is applied in (float32, float64)."""
+    """A norm clip's coefficient on the device, once per dtype it is applied in (float32 serves float16 too)."""
 
     def __init__(self, by_dtype: dict) -> None:
         self.by_dtype = by_dtype
 
+    def for_dtype(self, dtype: Any) -> Any:
+        dtype = np.dtype(dtype)
+        return self.by_dtype[_F32 if dtype == _F16 else dtype]
 
-def coefficient(norm: Any, max_norm: float) -> DeviceCoefficient:
-    """min(max_norm / (norm + 1e-6), 1) on the device, per dtype; `norm` stays on the device."""
-    scratch = _buffers()
-    _coefficients[1, 1](_flat(norm), float(max_norm), scratch.coef[np.dtype(np.float32)],
-                        scratch.coef[np.dtype(np.float64)])
-    return DeviceCoefficient(scratch.coef)
+    def copy(self) -> "DeviceCoefficient":
+        """A copy in buffers of its own: the next clip overwrites the scratch buffers this one may live in."""
+        return DeviceCoefficient({dt: cuda.to_device(buf.copy_to_host()) if SIMULATED else _copy_device(buf)
+                                  for dt, buf in self.by_dtype.items()})
+
+
+def _copy_device(buf: Any) -> Any:
+    out = cuda.device_array_like(buf)
+    out.copy_to_device(buf)
+    return out
+
+
+def norm_and_coefficient(arrays: Sequence[Any], p: float, max_norm: float) -> tuple[Any, DeviceCoefficient]:
+    """The norm and min(max_norm / (norm + 1e-6), 1), both on the device, computed by the same launches."""
+    norm = total_norm(arrays, p, float(max_norm))
+    if not any(_size(a) for a in arrays):  # nothing was launched: the coefficient of a norm of 0
+        return norm, DeviceCoefficient({dt: cuda.to_device(np.array([1.0], dt)) for dt in (_F32, _F64)})
+    return norm, DeviceCoefficient(_buffers().coef)
 
 
 def scale_(arrays: Sequence[Any], coef: Any) -> None:
-    """x *= coef; `coef` is a float or the DeviceCoefficient of `coefficient`."""
+    """x *= coef; `coef` is a float or a DeviceCoefficient."""
     if not isinstance(coef, DeviceCoefficient):
-        coef = DeviceCoefficient({dt: cuda.to_device(np.array([coef], dtype=dt)) for dt in _buffers().coef})
+        coef = DeviceCoefficient({dt: cuda.to_device(np.array([coef], dtype=dt)) for dt in (_F32, _F64)})
+    arrays = [a for a in arrays if _size(a)]
+    if cuda_multi.applies(arrays):
+        cuda_multi.scale_(arrays, coef)
+        return
     for a in arrays:
         f = _flat(a)
-        if f.size:
-            _scale[_blocks(f.size), THREADS](f, coef.by_dtype[np.dtype(f.dtype)])
+        _scale[_blocks(f.size), THREADS](f, coef.for_dtype(f.dtype))
 
 
 def clamp_(arrays: Sequence[Any], lo: float, hi: float) -> None:

@@ -204,7 +204,7 @@ class Flip(Function):
 def _along(index: Any, dim: int) -> tuple:
     """The fancy index that picks index[i0, ..., ik] along `dim` at every other position (gather's meaning)."""
     xp = array_module(index)
-    grids = list(xp.indices(index.shape, sparse=True))
+    grids = [xp.arange(n).reshape((1,) * d + (n,) + (1,) * (index.ndim - d - 1)) for d, n in enumerate(index.shape)]
     grids[dim] = index
     return tuple(grids)
 

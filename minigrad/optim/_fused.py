@@ -31,12 +31,14 @@ parameter in all, torch's clip + fused Adam 40).
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from minigrad.devices import array_module
 from minigrad.nn.utils.grad_buffer import GradBuffer
 from minigrad.tensor import Tensor
 
@@ -207,7 +209,14 @@ class FlatLayout:
         self.buffer, self.dtype = buf, dtype
         self.params = [p for p in buf.params if p.dtype == dtype]
         self.grad = buf.flats[dtype]
-        self.flat = np.empty_like(self.grad)
+        self.xp = array_module(self.grad)
+        if self.xp is np:
+            self.kernels = sys.modules[__name__]
+        else:  # parameters on a CUDA device: the same rules as numba.cuda kernels
+            from minigrad.optim import _fused_cuda
+
+            self.kernels = _fused_cuda
+        self.flat = self.xp.empty_like(self.grad)
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params])
         self.views = []
         for p, lo, hi in zip(self.params, self.offsets[:-1], self.offsets[1:]):
@@ -237,7 +246,7 @@ class FlatLayout:
         or `fill`) when a parameter's entry is not its view yet."""
         flat = self.state_flats.get(name)
         if flat is None:
-            flat = self.state_flats[name] = np.full(self.flat.size, fill, dtype=self.dtype)
+            flat = self.state_flats[name] = self.xp.full(self.flat.size, fill, dtype=self.dtype)
         for p, lo, hi in zip(self.params, self.offsets[:-1], self.offsets[1:]):
             entry = state.setdefault(p, {})
             current = entry.get(name)

@@ -14,8 +14,8 @@ class Adagrad(Optimizer):
         params: an iterable of Tensors, or of dicts (parameter groups with their own hyper-parameters).
         lr, lr_decay, weight_decay, initial_accumulator_value, eps: real numbers >= 0, as in torch.
         maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
-            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
-            step to round-off; None or False the per-tensor formula.
+            kernel per flat buffer of float32/float64 parameters (optim/_fused.py; on a CUDA device
+            optim/_fused_cuda.py), equal to the unfused step to round-off; None or False the per-tensor formula.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
@@ -44,13 +44,11 @@ class Adagrad(Optimizer):
         param -= decayed_lr * (grad / (array_module(param).sqrt(state["sum"]) + group["eps"]))
 
     def _fused_update(self, layout: Any, group: dict, step: int) -> None:
-        from minigrad.optim import _fused
-
         total = layout.state(self.state, "sum", fill=group["initial_accumulator_value"])
         step += 1
         decayed_lr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         sign = -1.0 if group["maximize"] else 1.0
-        _fused.adagrad(layout.flat, layout.grad, total, layout.pending(),
+        layout.kernels.adagrad(layout.flat, layout.grad, total, layout.pending(),
                        *layout.typed(sign, decayed_lr, group["eps"], group["weight_decay"]))
         for p in layout.params:
             self.state[p]["step"] = step

@@ -28,8 +28,8 @@ class Adam(Optimizer):
         decoupled_weight_decay: AdamW's decay of the parameter instead of an L2 term in the gradient.
         update_clip: > 0, or None (no update clipping).
         maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
-            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
-            step to round-off; None or False the per-tensor formula.
+            kernel per flat buffer of float32/float64 parameters (optim/_fused.py; on a CUDA device
+            optim/_fused_cuda.py), equal to the unfused step to round-off; None or False the per-tensor formula.
 
     References:
         Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization"; Shazeer & Stern (2018), "Adafactor:
@@ -93,8 +93,6 @@ class Adam(Optimizer):
         param -= (lr / max(1.0, rms / group["update_clip"])) * u
 
     def _fused_update(self, layout: Any, group: dict, step: int) -> None:
-        from minigrad.optim import _fused
-
         beta1, beta2 = group["betas"]
         lr, wd, step = group["lr"], group["weight_decay"], step + 1
         decoupled = group["decoupled_weight_decay"]
@@ -104,18 +102,18 @@ class Adam(Optimizer):
         bc1, bc2_sqrt = 1 - beta1 ** step, math.sqrt(1 - beta2 ** step)
         sign = -1.0 if group["maximize"] else 1.0
         if group["update_clip"] is None:
-            _fused.adam(layout.flat, layout.grad, m, v, vmax, layout.pending(),
+            layout.kernels.adam(layout.flat, layout.grad, m, v, vmax, layout.pending(),
                         *layout.typed(sign, lr / bc1, beta1, beta2, bc2_sqrt, group["eps"], l2, decay),
                         group["amsgrad"])
         else:
             items = layout.items
-            partials = _fused.adam_moments(layout.flat, layout.grad, m, v, vmax, items, layout.pending(),
+            partials = layout.kernels.adam_moments(layout.flat, layout.grad, m, v, vmax, items, layout.pending(),
                                            *layout.typed(sign, bc1, beta1, beta2, bc2_sqrt, group["eps"], l2),
                                            group["amsgrad"])
             sums = np.bincount(items[:, 0], weights=partials, minlength=len(layout.params))  # in item order
             rms = np.sqrt(sums / np.diff(layout.offsets))
             factors = lr / np.maximum(1.0, rms / group["update_clip"])
-            _fused.adam_apply(layout.flat, m, v, vmax, items, factors,
+            layout.kernels.adam_apply(layout.flat, m, v, vmax, items, factors,
                               *layout.typed(bc1, bc2_sqrt, group["eps"], decay), group["amsgrad"])
         for p in layout.params:
             self.state[p]["step"] = step

@@ -126,9 +126,12 @@ class Optimizer:
                 if g is None:
                     continue
                 where = f"param_groups[{gi}]['params'][{pi}]"
-                if fused and (not isinstance(p._data, np.ndarray) or p.dtype not in _FUSED_DTYPES):
-                    raise TypeError(f"{where}: fused=True updates float32/float64 NumPy parameters, got a "
-                                    f"{type(p._data).__name__} of dtype {p.dtype}; use fused=None")
+                if fused and p.dtype not in _FUSED_DTYPES:
+                    raise TypeError(f"{where}: fused=True updates float32/float64 parameters, got dtype {p.dtype}; "
+                                    f"use fused=None")
+                if fused and not isinstance(p._data, np.ndarray) and group.get("update_clip") is not None:
+                    raise TypeError(f"{where}: fused=True on a CUDA device does not clip updates (update_clip); "
+                                    f"use fused=None")
                 if g.shape != p.shape:
                     raise ValueError(f"{where}: gradient of shape {g.shape} does not match its parameter's "
                                      f"shape {p.shape}")

@@ -15,8 +15,8 @@ class RMSprop(Optimizer):
         lr, alpha, eps, weight_decay, momentum: real numbers >= 0, as in torch.
         centered: normalise by the estimated variance instead of the second moment.
         maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
-            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
-            step to round-off; None or False the per-tensor formula.
+            kernel per flat buffer of float32/float64 parameters (optim/_fused.py; on a CUDA device
+            optim/_fused_cuda.py), equal to the unfused step to round-off; None or False the per-tensor formula.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
@@ -65,13 +65,11 @@ class RMSprop(Optimizer):
             param -= group["lr"] * (grad / avg)
 
     def _fused_update(self, layout: Any, group: dict, step: int) -> None:
-        from minigrad.optim import _fused
-
         momentum, centered = group["momentum"], group["centered"]
         sq = layout.state(self.state, "square_avg")
         gavg = layout.state(self.state, "grad_avg") if centered else layout.flat[:0]
         buf = layout.state(self.state, "momentum_buffer") if momentum > 0 else layout.flat[:0]
-        _fused.rmsprop(layout.flat, layout.grad, sq, gavg, buf, layout.pending(),
+        layout.kernels.rmsprop(layout.flat, layout.grad, sq, gavg, buf, layout.pending(),
                        *layout.typed(-1.0 if group["maximize"] else 1.0, group["lr"], group["alpha"], group["eps"],
                                      group["weight_decay"], momentum), centered)
         for p in layout.params:

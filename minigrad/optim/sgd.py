@@ -14,8 +14,8 @@ class SGD(Optimizer):
         lr: the learning rate (>= 0). momentum μ (>= 0), dampening τ, weight_decay wd (>= 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: ascend instead of descend. foreach: accepted for torch's signature. fused: True runs one Numba
-            kernel per flat buffer of float32/float64 NumPy parameters (optim/_fused.py), equal to the unfused
-            step to round-off; None or False the per-tensor formula.
+            kernel per flat buffer of float32/float64 parameters (optim/_fused.py; on a CUDA device
+            optim/_fused_cuda.py), equal to the unfused step to round-off; None or False the per-tensor formula.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -54,11 +54,9 @@ class SGD(Optimizer):
         param -= group["lr"] * grad
 
     def _fused_update(self, layout: Any, group: dict, step: int) -> None:
-        from minigrad.optim import _fused
-
         momentum = group["momentum"]
         first = not any("momentum_buffer" in self.state.get(p, {}) for p in layout.params)
         buf = layout.state(self.state, "momentum_buffer") if momentum != 0 else layout.flat[:0]
-        _fused.sgd(layout.flat, layout.grad, buf, layout.pending(),
+        layout.kernels.sgd(layout.flat, layout.grad, buf, layout.pending(),
                    *layout.typed(-1.0 if group["maximize"] else 1.0, group["lr"], momentum, group["dampening"],
                                  group["weight_decay"]), group["nesterov"], first)

@@ -93,7 +93,8 @@ class GradBuffer:
         self.flats: dict[np.dtype, Any] = {}
         self.views: dict[np.dtype, list] = {}
         self.offsets: dict[np.dtype, np.ndarray] = {}  # where each parameter's segment starts in its flat array
-        self.pending = 1.0  # a clip coefficient not applied yet (see the module docstring)
+        self.pending: Any = 1.0  # a clip coefficient not applied yet (see the module docstring)
+        self._device_scales: dict = {}  # (dtype, value) -> that value on the device, for fused CUDA steps
         self.consumer: Any = None  # a weak reference to the fused optimizer that applies `pending`
         for dtype, flat, views in layout:
             for p, view in views:
@@ -114,8 +115,18 @@ class GradBuffer:
             clip.scale_(list(self.flats.values()), coef)
 
     def pending_scale(self, dtype: np.dtype) -> Any:
-        """The pending coefficient as a scalar of `dtype`: what a fused step multiplies each gradient by."""
-        return dtype.type(self.pending)
+        """The pending coefficient as a scalar of `dtype` (on a CUDA device: a one-element device array, which the
+        fused kernel reads there): what a fused step multiplies each gradient by."""
+        if isinstance(next(iter(self.flats.values())), np.ndarray):
+            return dtype.type(self.pending)
+        if not isinstance(self.pending, float):  # a coefficient a clip computed on the device
+            return self.pending.for_dtype(dtype)
+        key = (dtype, self.pending)
+        if key not in self._device_scales:  # made once: a host-to-device copy costs more than the step's launch
+            from numba import cuda  # a CUDA buffer: numba.cuda is loaded already
+
+            self._device_scales[key] = cuda.to_device(np.array([self.pending], dtype=dtype))
+        return self._device_scales[key]
 
     def before_clearing(self, cleared: set) -> None:
         """Before the members whose ids are in `cleared` are zeroed: a pending coefficient is dropped when that is
@@ -125,11 +136,16 @@ class GradBuffer:
         else:
             self.settle()
 
-    def defer(self, coef: float) -> bool:
-        """Leave `coef` for the fused consumer to apply in its step; False (nothing deferred) without one."""
+    def defer(self, coef: Any) -> bool:
+        """Leave `coef` (a float, or a clip's DeviceCoefficient on a CUDA device) for the fused consumer to apply
+        in its step; False (nothing deferred) without one."""
         if self.consumer is None or self.consumer() is None:
             return False
-        self.pending *= coef
+        if isinstance(coef, float) and isinstance(self.pending, float):
+            self.pending *= coef
+        else:  # on the device: the earlier coefficient applied now, the new one kept in buffers of its own
+            self.settle()
+            self.pending = coef.copy()
         return True
 
     def zero_grad(self) -> None:
