@@ -1,6 +1,8 @@
 """Fused optimizer steps (fused=True): one kernel per flat buffer, equal to the unfused step, the same bits for
 any thread count, the clip folded into the step, and the layout's life (relayout, state_dict, replaced arrays)."""
 
+import math
+
 import numpy as np
 import pytest
 from helpers import OPTIMIZER_CONFIGS as CONFIGS
@@ -298,3 +300,69 @@ def test_fused_rejects_what_it_cannot_update():
         optim.Adam([p], fused=True).step()
     with pytest.raises(ValueError, match="fused"):
         optim.SGD([p], fused="yes")
+
+
+# ----- the device kernels (optim/_fused_cuda.py), under numba's simulator unless MINIGRAD_REAL_CUDA=1 ------------
+CUDA_RULES = [("sgd", dict(momentum=0.9, dampening=0.1, wd=0.01, nesterov=False, first=False)),
+              ("sgd", dict(momentum=0.9, dampening=0.0, wd=0.0, nesterov=True, first=True)),
+              ("adam", dict(amsgrad=False)), ("adam", dict(amsgrad=True)),
+              ("adagrad", dict()), ("rmsprop", dict(centered=True, momentum=0.5)),
+              ("rmsprop", dict(centered=False, momentum=0.0))]
+
+
+@pytest.mark.parametrize("rule,kw", CUDA_RULES, ids=[f"{r}-{i}" for i, (r, _) in enumerate(CUDA_RULES)])
+def test_cuda_fused_kernels_compute_the_cpu_kernels_formula(rule, kw):
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    from minigrad.optim import _fused, _fused_cuda
+
+    rng = np.random.default_rng(0)
+    n = 37
+    p, g = rng.standard_normal(n), rng.standard_normal(n)
+    states = [np.abs(rng.standard_normal(n)) for _ in range(3)]
+    states[0] += 16.0  # RMSprop's centered variance square_avg - grad_avg² stays positive
+    scale = np.array([0.5])
+    f = np.float64
+    def args(p, g, s, gs):
+        if rule == "sgd":
+            return (p, g, s[0], gs, f(-1.0), f(0.1), f(kw["momentum"]), f(kw["dampening"]), f(kw["wd"]),
+                    kw["nesterov"], kw["first"])
+        if rule == "adam":
+            return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(0.99), f(0.3), f(1e-8), f(0.1),
+                    f(0.999), kw["amsgrad"])
+        if rule == "adagrad":
+            return (p, g, s[0], gs, f(1.0), f(0.05), f(1e-10), f(0.0))
+        return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(1e-8), f(0.1), f(kw["momentum"]),
+                kw["centered"])
+
+    host = [p.copy(), g.copy(), [s.copy() for s in states]]
+    getattr(_fused, rule)(*args(host[0], host[1], host[2], scale[0]))
+    dev = [cuda.to_device(p), cuda.to_device(g), [cuda.to_device(s) for s in states]]
+    getattr(_fused_cuda, rule)(*args(dev[0], dev[1], dev[2], cuda.to_device(scale)))
+    np.testing.assert_allclose(dev[0].copy_to_host(), host[0], rtol=1e-12)
+    for d, h in zip(dev[2], host[2]):
+        np.testing.assert_allclose(d.copy_to_host(), h, rtol=1e-12)
+
+
+def test_a_cuda_coefficient_copy_keeps_its_values_when_the_scratch_is_reused():
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    from minigrad import clip
+    from minigrad.clip import cuda_backend
+
+    first = [cuda.to_device(np.full(10, 3.0))]
+    _, coef = clip.norm_and_coefficient(first, 1.0)
+    kept = coef.copy()
+    clip.norm_and_coefficient([cuda.to_device(np.full(10, 30.0))], 1.0)  # overwrites the scratch buffers
+    expect = 1.0 / (math.sqrt(90.0) + 1e-6)
+    assert kept.for_dtype(np.float64).copy_to_host()[0] == pytest.approx(expect, rel=1e-15)
+    assert kept.for_dtype(np.float16) is kept.for_dtype(np.float32)  # float16 is scaled by the float32 value
+    assert isinstance(coef, cuda_backend.DeviceCoefficient)
