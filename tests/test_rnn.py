@@ -1,6 +1,7 @@
 """nn.RNN: torch parity, fused == composed, packed sequences, TBPTT, diagnostics, long sequences, errors."""
 import math
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -119,28 +120,34 @@ def test_both_implementations_run_3000_steps():
         assert out.shape == (3000, 2, 4) and np.all(np.isfinite(rnn.weight_hh_l0.grad))
 
 
-def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one():
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_fused_layer_masks_the_gradient_of_outputs_past_each_end_as_the_composed_one(cell):
     """Outputs past a sequence's end are 0 and constant: a gradient sent to them must not reach anything."""
-    from minigrad.nn.rnn import _composed_layer, _FusedLayer
+    from minigrad.nn import _elman, _gru, _lstm
 
+    fused, composed, gates, states = {"elman": (partial(_elman.fused_elman, nonlinearity="tanh"),
+                                                partial(_elman.composed_elman, nonlinearity="tanh"), 1, 1),
+                                      "lstm": (_lstm.fused_lstm, _lstm.composed_lstm, 4, 2),
+                                      "gru": (_gru.fused_gru, _gru.composed_gru, 3, 1)}[cell]
     rng = np.random.default_rng(0)
     T, B, n_in, H = 5, 3, 2, 4
-    x0, h00 = rng.standard_normal((T, B, n_in)), rng.standard_normal((B, H))
-    weights = [rng.standard_normal(s) * 0.5 for s in [(H, n_in), (H, H), (H,), (H,)]]
+    x0, h00 = rng.standard_normal((T, B, n_in)), [rng.standard_normal((B, H)) for _ in range(states)]
+    weights = [rng.standard_normal(s) * 0.5 for s in [(gates * H, n_in), (gates * H, H), (gates * H,), (gates * H,)]]
     mask = np.zeros((T, B, 1))
     for b, n in enumerate([5, 3, 2]):  # sorted by length, as packing orders a batch
         mask[:n, b] = 1
-    w = rng.standard_normal((T, B, H))  # nonzero at the masked outputs too
+    w = [rng.standard_normal((T, B, H)) for _ in range(states)]  # nonzero at the masked outputs too
     results = []
     for layer in ("fused", "composed"):
-        x, h0 = mg.tensor(x0, requires_grad=True), mg.tensor(h00, requires_grad=True)
+        x, h0 = mg.tensor(x0, requires_grad=True), [mg.tensor(h, requires_grad=True) for h in h00]
         ws = [mg.tensor(v, requires_grad=True) for v in weights]
         if layer == "fused":
-            out = _FusedLayer.apply(x, h0, *ws, nonlinearity="tanh", active=mask[:, :, 0].sum(axis=1))
+            outs = fused(x, h0, ws, mask[:, :, 0].sum(axis=1), None, None, None)
         else:
-            out, _ = _composed_layer(x, h0, *ws, "tanh", mask, False)
-        (out * mg.tensor(w)).sum().backward()
-        results.append([out.data, x.grad.data, h0.grad.data] + [v.grad.data for v in ws])
+            outs = composed(x, h0, ws, mask, None, None)
+        sum((o * mg.tensor(v)).sum() for o, v in zip(outs, w)).backward()
+        results.append([o.data for o in outs] + [x.grad.data] + [h.grad.data for h in h0]
+                       + [v.grad.data for v in ws])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
@@ -421,9 +428,9 @@ def test_a_copy_of_an_rnn_leaves_the_backward_work_array_behind_and_still_trains
     rnn = nn.RNN(8, 16)
     x = np.random.default_rng(0).standard_normal((30, 4, 8)).astype(np.float32)
     rnn(mg.tensor(x))[0].sum().backward()
-    assert rnn._bptt_scratch and rnn._bptt_scratch[0].size == 30 * 4 * 16
+    assert [a.size for a in rnn._work.free["dA"]] == [30 * 4 * 16]
     for twin in (copy.deepcopy(rnn), pickle.loads(pickle.dumps(rnn))):
-        assert twin._bptt_scratch == [] and len(rnn._bptt_scratch) == 1
+        assert twin._work.free == {} and len(rnn._work.free["dA"]) == 1
         twin.zero_grad()
         rnn.zero_grad()
         for model in (rnn, twin):

@@ -220,6 +220,7 @@ def backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph
                 if node.fn.fresh_grads and sum(g is parent_grad for g in input_grads) == 1:
                     owned[id(parent_grad)] = parent_grad
         if not retain_graph:
+            node.fn.release(node)
             node.saved_tensors = ()
             node.__dict__.clear()
             node.freed = True

@@ -153,6 +153,11 @@ class Function:
         raise NotImplementedError
 
     @staticmethod
+    def release(ctx: Context) -> None:
+        """Called when a backward frees this node's saved arrays (not with retain_graph): nothing can read them
+        again, so a Function may hand its internal work arrays back for reuse (see nn/_bptt.py)."""
+
+    @staticmethod
     def written(a: Any, **kwargs: Any) -> Any:
         """The part of `a` that this op, run in place, writes (all of it; x[i] = v writes x[i] only)."""
         return a

@@ -4,9 +4,9 @@ from minigrad.nn.activation import Dropout, Identity, LogSoftmax, ReLU, Sigmoid,
 from minigrad.nn.layers import Embedding, Linear
 from minigrad.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential
-from minigrad.nn.rnn import RNN, RNNCell
+from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minigrad.nn.utils import rnn as _rnn_utils  # noqa: F401  (makes nn.utils.rnn reachable)
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "Linear", "Embedding", "RNN", "RNNCell", "Tanh", "ReLU",
-           "Sigmoid", "Identity", "Dropout", "Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "MSELoss",
-           "BCEWithLogitsLoss", "functional", "init", "utils"]
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "Linear", "Embedding", "RNN", "RNNCell", "LSTM",
+           "LSTMCell", "GRU", "GRUCell", "Tanh", "ReLU", "Sigmoid", "Identity", "Dropout", "Softmax", "LogSoftmax",
+           "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "functional", "init", "utils"]
