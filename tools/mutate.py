@@ -53,9 +53,11 @@ Mutants known to be equivalent (no test can tell them apart from the original) a
 import argparse
 import ast
 import copy
+import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -67,8 +69,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions",
-           "minigrad/_promotion.py", "minigrad/_validation.py", "minigrad/autograd.py", "minigrad/distributed.py"]
+TARGETS = ["minigrad/clip", "minigrad/nn/rnn.py", "minigrad/nn/_bptt.py", "minigrad/nn/_elman.py",
+           "minigrad/nn/_lstm.py", "minigrad/nn/_gru.py", "minigrad/nn/utils", "minigrad/optim", "minigrad/functions",
+           "minigrad/_promotion.py", "minigrad/_validation.py", "minigrad/autograd", "minigrad/distributed.py"]
 EXTRA_TESTS = {"minigrad/distributed.py": ["tests/test_distributed.py"]}
 EQUIVALENT = ROOT / "tools" / "mutation_equivalent.txt"
 STATE = ROOT / ".mutation"
@@ -116,8 +119,19 @@ class _Collector(ast.NodeVisitor):
         self.compiled = False  # inside a Numba/CUDA kernel
         self.stmt = (0, 0)     # the lines of the enclosing statement (a compound statement's header)
         self.at_import = False  # a default value: evaluated when the def runs
+        self.defs = []         # the enclosing def/class nodes
+        self.anchor = None     # the module- or class-level statement being visited (the scope of its mutants)
 
     def visit(self, node):
+        if isinstance(node, ast.stmt) and (not self.defs or isinstance(self.defs[-1], ast.ClassDef)):
+            outer_anchor, self.anchor = self.anchor, node
+            try:
+                return self._visit_stmt(node)
+            finally:
+                self.anchor = outer_anchor
+        return self._visit_stmt(node)
+
+    def _visit_stmt(self, node):
         if not isinstance(node, ast.stmt) or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return super().visit(node)
         body = getattr(node, "body", None)
@@ -134,15 +148,19 @@ class _Collector(ast.NodeVisitor):
         if "pragma: no mutate" in self.lines[line - 1]:
             return
         old = ast.get_source_segment(self.text, node)
+        anchor = self.defs[-1] if self.defs and not isinstance(self.defs[-1], ast.ClassDef) else self.anchor
+        scope_text = ast.get_source_segment(self.text, anchor) if anchor is not None else self.text
         self.found.append(dict(line=line, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset,
                                old=old, new=new_text, what=what, scope=".".join(self.scope) or "<module>",
-                               compiled=self.compiled, stmt=self.stmt, at_import=self.at_import))
+                               compiled=self.compiled, stmt=self.stmt, at_import=self.at_import,
+                               scope_sha=hashlib.sha1(scope_text.encode()).hexdigest()[:10]))
 
     def _expr(self, node, new, what):
         self._add(node, "(" + ast.unparse(new) + ")", what)
 
     def _scoped(self, node, name):
         self.scope.append(name)
+        self.defs.append(node)
         was = self.compiled
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.compiled = was or _is_compiled(node)
@@ -158,6 +176,7 @@ class _Collector(ast.NodeVisitor):
             for stmt in node.body:
                 self.visit(stmt)
         self.scope.pop()
+        self.defs.pop()
         self.compiled = was
 
     def visit_FunctionDef(self, node):
@@ -299,18 +318,34 @@ class _Collector(ast.NodeVisitor):
 
 
 def mutants_of(path, root=ROOT):
+    """Every mutant of one file. Its `key` (for the results store) and its `ident` (for the list of equivalents)
+    name the scope's text by a hash, so that a key cannot slide onto another mutant when the code around it is
+    edited: any edit of the scope (its def, or its module- or class-level statement) makes a new key."""
     rel = str(path.relative_to(root))
     text = path.read_text()
     c = _Collector(text)
     c.visit(ast.parse(text))
-    seen = defaultdict(int)
+    seen, seen_blocks = defaultdict(int), defaultdict(int)
     out = []
     for m in c.found:
-        base = f"{rel}:{m['scope']}:{m['old'].splitlines()[0][:60]} -> {m['new'].splitlines()[0][:60]}"
+        where = f"{rel}:{m['scope']}@{m['scope_sha']}"
+        base = f"{where}:{m['old'].splitlines()[0][:60]} -> {m['new'].splitlines()[0][:60]}"
         seen[base] += 1
-        m.update(file=rel, key=f"{base} #{seen[base]}")
+        old_block, new_block = _blocks(text, m)
+        seen_blocks[(where, old_block, new_block)] += 1
+        m.update(file=rel, key=f"{base} #{seen[base]}", old_lines=old_block, new_lines=new_block,
+                 ident=(where, old_block, new_block, seen_blocks[(where, old_block, new_block)]))
         out.append(m)
     return out
+
+
+def _blocks(text, m):
+    """The source lines the mutant touches, before and after (exact text, indentation included)."""
+    lines = text.encode().splitlines()
+    first, last = lines[m["line"] - 1], lines[m["end_line"] - 1]
+    old = b"\n".join(lines[m["line"] - 1:m["end_line"]]).decode()
+    new = (first[:m["col"]] + m["new"].encode() + last[m["end_col"]:]).decode()
+    return old, new
 
 
 def apply(text, m):
@@ -534,26 +569,65 @@ def run_one(m, tests, capped, cov, workdir):
                 seconds=round(time.perf_counter() - t0, 1), detail=detail)
 
 
-def load_equivalent():
-    out = {}
-    if EQUIVALENT.exists():
-        for line in EQUIVALENT.read_text().splitlines():
-            if line.strip() and not line.startswith("#"):
-                key, _, reason = line.partition("  # ")
-                out[key.strip()] = reason.strip()
+HEADER = re.compile(r"^(\S+:\S+@[0-9a-f]{10}) #(\d+)$")
+
+
+def load_equivalent(path=EQUIVALENT):
+    """{ident: reason} from the list of equivalent mutants. An entry is a header `file:scope@hash #n`, the exact
+    source lines before the mutation (each after "- "), after it ("+ "), and the reason (indented lines); #n
+    counts identical edits of identical lines in one scope. Lines starting with # are comments."""
+    out, entry = {}, None
+
+    def close():
+        if entry is not None:
+            ident = (entry[0], "\n".join(entry[2]), "\n".join(entry[3]), entry[1])
+            out[ident] = " ".join(entry[4])
+
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        header = HEADER.match(line)
+        if header:
+            close()
+            entry = [header.group(1), int(header.group(2)), [], [], []]
+        elif entry is not None and line.startswith("- "):
+            entry[2].append(line[2:])
+        elif entry is not None and line.startswith("+ "):
+            entry[3].append(line[2:])
+        elif entry is not None and line.startswith("    "):
+            entry[4].append(line.strip())
+        elif line.strip() and not line.startswith("#"):
+            raise ValueError(f"{path.name}: cannot read the line {line!r}")
+    close()
     return out
 
 
-def report(results, all_keys):
+def format_entry(m, reason):
+    """The list entry for mutant `m` (see load_equivalent)."""
+    where, old, new, n = m["ident"]
+    return "\n".join([f"{where} #{n}"] + [f"- {x}" for x in old.split("\n")] + [f"+ {x}" for x in new.split("\n")]
+                     + [f"    {reason}", ""])
+
+
+def stale_equivalents(mutants, files):
+    """Entries for the files in this run that match no mutant: the code changed under them."""
+    idents = {m["ident"] for m in mutants}
+    return [i for i in load_equivalent() if i not in idents and i[0].split(":")[0] in files]
+
+
+def report(results, mutants, files):
+    """Print the score table and the survivors; returns the stale entries of the list of equivalents."""
     equivalent = load_equivalent()
+    ident_of = {m["key"]: m["ident"] for m in mutants}
     by_file = defaultdict(lambda: defaultdict(int))
     survivors = []
     for r in results.values():
-        if r["key"] not in all_keys or r["status"] == "error":  # an error is run again: counted as not run
+        if r["key"] not in ident_of or r["status"] == "error":  # an error is run again: counted as not run
             continue
         s = r["status"]
-        if s != "killed" and r["key"] in equivalent:  # "needs X": not equivalent, but unreachable without X
-            s = "untestable" if equivalent[r["key"]].startswith("needs ") else "equivalent"
+        reason = equivalent.get(ident_of[r["key"]])
+        if s != "killed" and reason is not None:  # "needs X": not equivalent, but unreachable without X
+            s = "untestable" if reason.startswith("needs ") else "equivalent"
         by_file[r["file"]][s] += 1
         if s in ("survived", "uncovered"):
             survivors.append(r)
@@ -571,20 +645,38 @@ def report(results, all_keys):
     live = n - tot["equivalent"] - tot["untestable"]
     print(f"{'total':44s} {n:8d} {tot['killed']:7d} {tot['equivalent']:6d} {tot['untestable']:4d} "
           f"{tot['survived'] + tot['uncovered']:9d} {100 * tot['killed'] / max(live, 1):6.1f}%")
-    not_run = sum(results.get(k, {}).get("status", "error") == "error" for k in all_keys)
+    not_run = sum(results.get(m["key"], {}).get("status", "error") == "error" for m in mutants)
     print(f"\nmutation score {tot['killed']}/{live} = {100 * tot['killed'] / max(live, 1):.1f}% of non-equivalent "
           f"mutants killed ({tot['equivalent']} equivalent and {tot['untestable']} reachable only with hardware or "
           f"packages this machine lacks (n/a) left out; {not_run} not run yet)")
     if survivors:
-        print("\nsurvivors (kill with a test, or list the key in tools/mutation_equivalent.txt with a reason):")
+        print("\nsurvivors (kill with a test, or list them in tools/mutation_equivalent.txt with a reason):")
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
             tag = r["status"] + (", capped" if r.get("capped") else "")
             print(f"  {r['file']}:{r['line']} [{tag}] {r['key']}")
-    stale = set(equivalent) - set(all_keys)
+    stale = stale_equivalents(mutants, files)
     if stale:
-        print(f"\n{len(stale)} entries of tools/mutation_equivalent.txt match no mutant any more:")
-        for k in sorted(stale):
-            print("  ", k)
+        print(f"\n{len(stale)} entries of tools/mutation_equivalent.txt match no mutant any more (the code under them "
+              "changed): re-examine them (--recheck-equivalents runs their closest mutants) and update or remove them")
+        for where, old, new, n in sorted(stale):
+            print(f"  {where} #{n}: {old.strip()[:60]} -> {new.strip()[:60]}")
+    return stale
+
+
+def recheck_candidates(mutants, files):
+    """The mutants the list of equivalents names, and for each stale entry the mutants of the same lines in the
+    same scope (its hash and count aside): [(mutant, reason, stale)]."""
+    equivalent = load_equivalent()
+    by_ident = {m["ident"]: m for m in mutants}
+    out = []
+    for ident, reason in equivalent.items():
+        if ident in by_ident:
+            out.append((by_ident[ident], reason, False))
+        elif ident[0].split(":")[0] in files:
+            scope = ident[0].split("@")[0]
+            out.extend((m, reason, True) for m in mutants
+                       if m["ident"][0].split("@")[0] == scope and m["ident"][1:3] == ident[1:3])
+    return out
 
 
 def main(argv=None):
@@ -603,6 +695,10 @@ def main(argv=None):
                     help="run a random sample of this many of the mutants still to run (seeded by --seed), for an "
                          "estimate of the score when there is no time for all of them")
     ap.add_argument("--seed", type=int, default=0, help="seed of --sample (default: %(default)s)")
+    ap.add_argument("--recheck-equivalents", action="store_true",
+                    help="run every mutant the list of equivalents names (and, for a stale entry, the mutants of the "
+                         "same lines in the same scope) with all of its tests, expecting each to survive; writes "
+                         ".mutation/equivalent_rechecked.txt with the survivors' current entries")
     ap.add_argument("--rerun", choices=["survived", "all"], default=None,
                     help="run earlier survivors (or everything) again, e.g. after adding tests; mutants never run are "
                          "left for a plain run")
@@ -614,7 +710,7 @@ def main(argv=None):
     mutants = [m for f in files for m in mutants_of(f, base)]
     if args.only:
         mutants = [m for m in mutants if args.only in m["key"]]
-    keys = {m["key"] for m in mutants}
+    rel_files = {str(f.relative_to(base)) for f in files}
     if args.list or args.report:
         shutil.rmtree(base, ignore_errors=True)
     if args.list:
@@ -632,18 +728,20 @@ def main(argv=None):
             r = json.loads(line)
             results[r["key"]] = r
     if args.report:
-        report(results, keys)
-        return 0
+        return 1 if report(results, mutants, rel_files) else 0
 
     cov = coverage_map(base)
     func_lines = {}
     for f in files:
         func_lines.update(_function_lines(f, base))
-    if args.rerun == "all":
+    recheck = recheck_candidates(mutants, rel_files) if args.recheck_equivalents else []
+    if args.recheck_equivalents:
+        todo, args.cap = [m for m, _, _ in recheck], 0
+    elif args.rerun == "all":
         todo = mutants
     elif args.rerun == "survived":
         todo = [m for m in mutants if m["key"] in results and results[m["key"]]["status"] != "killed"]
-        todo = [m for m in todo if m["key"] not in load_equivalent()]
+        todo = [m for m in todo if m["ident"] not in load_equivalent()]
     else:
         todo = [m for m in mutants if m["key"] not in results or results[m["key"]]["status"] == "error"]
     if args.sample and args.sample < len(todo):
@@ -693,8 +791,26 @@ def main(argv=None):
         for w in workers + [base]:
             shutil.rmtree(w, ignore_errors=True)
     print()
-    report(results, keys)
-    return 0
+    if args.recheck_equivalents:
+        return _recheck_report(recheck, results)
+    return 1 if report(results, mutants, rel_files) else 0
+
+
+def _recheck_report(recheck, results):
+    """After --recheck-equivalents: the entries whose mutant was killed (not equivalent: remove them, keep the
+    killing test) and the current entries of the survivors, for a reviewer to check and paste."""
+    kept, killed = [], []
+    for m, reason, stale in recheck:
+        r = results[m["key"]]
+        (killed if r["status"] == "killed" else kept).append((m, reason, stale, r))
+    print(f"re-checked {len(recheck)} mutants: {len(kept)} survived all their tests, {len(killed)} were killed")
+    for m, _, stale, r in killed:
+        print(f"  killed by {r['killer']}: {m['ident'][0]} #{m['ident'][3]}{' (stale entry)' if stale else ''}: "
+              f"{m['old_lines'].strip()[:60]} -> {m['new_lines'].strip()[:60]}")
+    out = STATE / "equivalent_rechecked.txt"
+    out.write_text("".join(format_entry(m, reason) + "\n" for m, reason, _, _ in kept))
+    print(f"the survivors' current entries: {out}")
+    return 1 if killed else 0
 
 
 if __name__ == "__main__":
