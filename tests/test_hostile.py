@@ -248,6 +248,57 @@ def test_a_step_that_raises_changes_no_parameter_and_no_state(make, kwargs, posi
     assert _optimizer_snapshot(opt) == before
 
 
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("make,kwargs", OPTIMIZERS, ids=[o[0].__name__ for o in OPTIMIZERS])
+@given(position=st.integers(0, 3))
+def test_a_step_over_a_parameter_whose_data_became_integers_changes_nothing(make, kwargs, fused, position):
+    """A float gradient is set, then `.data` is replaced by an integer array: the step must refuse before it
+    updates the parameters in front of that one (found by re-checking a mutant once listed as equivalent)."""
+    params = make_params(grad_scale=10)
+    opt = make(params, fused=fused, **kwargs)
+    opt.step()
+    params[position].data = np.ones(params[position].shape, dtype=np.int64)
+    before = _optimizer_snapshot(opt)
+    with pytest.raises(TypeError, match="int64"):
+        opt.step()
+    assert _optimizer_snapshot(opt) == before
+
+
+@given(position=st.integers(0, 3))
+def test_agc_over_a_parameter_whose_data_became_integers_changes_no_gradient(position):
+    params = make_params(grad_scale=10)
+    params[position].data = np.ones(params[position].shape, dtype=np.int64)
+    grads = _bytes([p.grad.data for p in params])
+    with pytest.raises(TypeError, match="floating"):
+        utils.adaptive_clip_grad_(params, 0.01)
+    assert _bytes([p.grad.data for p in params]) == grads
+
+
+def test_norm_and_value_clips_read_only_the_gradients_as_torch_does():
+    """A parameter's `.data` plays no part in clip_grad_norm_ / clip_grad_value_ (torch reads only .grad): an
+    integer `.data` changes nothing in the result."""
+    results = []
+    for replace in (False, True):
+        params = make_params(grad_scale=10)
+        if replace:
+            params[1].data = np.ones(params[1].shape, dtype=np.int64)
+        norm = utils.clip_grad_norm_(params, 1.0).item()
+        utils.clip_grad_value_(params, 0.05)
+        results.append((norm, _bytes([p.grad.data for p in params])))
+    assert results[0] == results[1]
+
+
+def test_a_gradbuffer_over_a_parameter_whose_data_became_integers_refuses_and_keeps_every_grad():
+    params = make_params(grad_scale=10)
+    params[2].data = np.ones(params[2].shape, dtype=np.int64)
+    grads = [p.grad for p in params]
+    values = _bytes([g.data for g in grads])
+    with pytest.raises(RuntimeError, match="parameters\\[2\\]"):
+        utils.GradBuffer(params)
+    assert all(p.grad is g for p, g in zip(params, grads)) and _bytes([g.data for g in grads]) == values
+    assert all(p._grad_buffer is None for p in params)
+
+
 BAD_HYPER = [
     (optim.SGD, dict(lr=-1)), (optim.SGD, dict(lr=math.nan)), (optim.SGD, dict(lr="0.1")),
     (optim.SGD, dict(lr=0.1, momentum=-0.5)), (optim.SGD, dict(lr=0.1, nesterov=True)),
