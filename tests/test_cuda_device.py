@@ -113,3 +113,24 @@ def test_cuda_tensors_take_in_place_ops_and_the_tensor_api():
         out.append((loss.item(), w.grad.numpy().copy(), idx.cpu().numpy()))
     assert out[0][0] == pytest.approx(out[1][0], rel=1e-12)
     np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_cuda_recurrent_layers_equal_the_host_ones(kind):
+    """The fused layers' array code on CuPy (the CPU runs compiled loops for the LSTM): values and gradients."""
+    mg.manual_seed(0)
+    host = getattr(nn, kind)(3, 8, num_layers=2, bidirectional=True, hidden_grad_clip=0.5).double()
+    device = getattr(nn, kind)(3, 8, num_layers=2, bidirectional=True, hidden_grad_clip=0.5).double()
+    device.load_state_dict(host.state_dict())
+    device.to("cuda")
+    x = np.random.default_rng(0).standard_normal((12, 4, 3))
+    results = []
+    for model, xt in ((host, mg.tensor(x)), (device, mg.tensor(x).to("cuda"))):
+        model.track_hidden_grads = True
+        packed = nn.utils.rnn.pack_padded_sequence(xt, [12, 5, 9, 3], enforce_sorted=False)
+        out, _ = model(packed)
+        (out.data * out.data).sum().backward()
+        results.append([out.data.detach().cpu().numpy()] + [p.grad.cpu().numpy() for p in model.parameters()]
+                       + [model.hidden_grad_norms])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -160,7 +160,9 @@ def test_fused_equals_composed_with_clip_and_recorded_norms(kind, clip):
 
 @pytest.mark.parametrize("clip", [None, 0.05])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_compiled_backward_loop_equals_the_array_one(monkeypatch, clip, dtype):
+def test_lstm_compiled_loops_equal_the_array_ones(monkeypatch, clip, dtype):
+    """The CPU's compiled per-step passes (_cell_step forward, _steps_compiled backward) against the array
+    versions a CuPy device runs, here on NumPy arrays."""
     from minigrad.nn import _lstm
 
     mg.manual_seed(1)
@@ -170,6 +172,7 @@ def test_lstm_compiled_backward_loop_equals_the_array_one(monkeypatch, clip, dty
     want = _grads(lstm, x, None, "LSTM", packed=[9, 2, 6, 4])
     norms = lstm.hidden_grad_norms
     monkeypatch.setattr(_lstm, "_steps_compiled", _lstm._steps_arrays)
+    monkeypatch.setattr(_lstm, "_cell_step", _lstm._cell_step_arrays)
     got = _grads(lstm, x, None, "LSTM", packed=[9, 2, 6, 4])
     tol = 1e-13 if dtype == np.float64 else 1e-5
     for a, b in zip(got, want):

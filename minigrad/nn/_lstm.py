@@ -41,14 +41,14 @@ def _cell_step(a, c_prev, c):  # pragma: no cover - compiled
             c[b, j] = f * c_prev[b, j] + i * a[b, 2, j]
 
 
-def _cell_step_arrays(xp: Any, a: Any, c_prev: Any, c: Any, ig: Any) -> None:
+def _cell_step_arrays(a: Any, c_prev: Any, c: Any) -> None:
     """_cell_step from array operations, for any array module."""
+    xp = array_module(a)
     for s in (a[:, :2], a[:, 3]):  # i, f, o: σ(a) = ½·tanh(½a) + ½ (see sigmoid_by_tanh)
         s *= 0.5
         s += 0.5
     xp.multiply(a[:, 1], c_prev, out=c)
-    xp.multiply(a[:, 0], a[:, 2], out=ig)
-    c += ig
+    c += a[:, 0] * a[:, 2]
 
 
 @njit(cache=True, nogil=True)
@@ -115,7 +115,7 @@ class LSTMLayer(Function):
         states[0, 0], states[1, 0] = h0, c0
         tanh_c = work.take("tanh_c", (steps, batch, hidden), dtype, xp)
         w_hh_t = xp.ascontiguousarray((w_hh * half[:, None]).T)
-        rec, ig = xp.empty((batch, 4 * hidden), dtype=dtype), xp.empty((batch, hidden), dtype=dtype)
+        rec = xp.empty((batch, 4 * hidden), dtype=dtype)
         rows = step_rows(active, steps, batch)
         for t, k in enumerate(rows):
             a = gates[t, :k]
@@ -128,7 +128,7 @@ class LSTMLayer(Function):
             if xp is np:
                 _cell_step(a, states[1, t, :k], c)
             else:
-                _cell_step_arrays(xp, a, states[1, t, :k], c, ig[:k])
+                _cell_step_arrays(a, states[1, t, :k], c)
             xp.tanh(c, out=tanh_c[t, :k])
             xp.multiply(a[:, 3], tanh_c[t, :k], out=states[0, t + 1, :k])
             if k < batch:  # ended sequences: 0 everywhere, never fed to a step
