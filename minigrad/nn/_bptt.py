@@ -64,6 +64,17 @@ class HiddenGradRecord:
         return np.asarray(norms.get() if xp is not np else norms, dtype=np.float64)
 
 
+class SavesWorkArrays(Function):
+    """A fused layer whose forward saves work arrays (taken from a module's WorkArrays) for its backward only:
+    they go back for reuse when a backward frees the graph. Forward lists them in `ctx.owned` as (purpose,
+    array) pairs and keeps the WorkArrays in `ctx.work`."""
+
+    @staticmethod
+    def release(ctx: Context) -> None:
+        for purpose, array in ctx.owned:
+            ctx.work.give(purpose, array)
+
+
 class ClampGrad(Function):
     """Identity whose backward clamps the gradient to [-c, c]: `h.register_hook(lambda g: g.clamp(-c, c))`."""
 

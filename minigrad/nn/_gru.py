@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from minigrad.autograd import Context, Function
+from minigrad.autograd import Context
 from minigrad.devices import array_module
-from minigrad.nn._bptt import WorkArrays, step_deltas, step_rows, watch_step
+from minigrad.nn._bptt import SavesWorkArrays, WorkArrays, step_deltas, step_rows, watch_step
 from minigrad.nn._elman import carry
 from minigrad.nn._lstm import sigmoid_by_tanh
 from minigrad.tensor import Tensor, stack
 
 
-class GRULayer(Function):
+class GRULayer(SavesWorkArrays):
     """One GRU layer over all T steps; backward is BPTT by hand.
 
     Forward: the input projection of all steps in one matmul (P, (T, B, 3, H)), then per step one
@@ -77,11 +77,6 @@ class GRULayer(Function):
         ctx.rows, ctx.recorder, ctx.clip, ctx.work = rows, recorder, clip, work
         ctx.owned = (("gates", gates), ("g_n", g_n))
         return hs[1:]
-
-    @staticmethod
-    def release(ctx: Context) -> None:
-        for purpose, array in ctx.owned:
-            ctx.work.give(purpose, array)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from minigrad.autograd import Context, Function
+from minigrad.autograd import Context
 from minigrad.devices import array_module
-from minigrad.nn._bptt import WorkArrays, step_deltas, step_rows, watch_step
+from minigrad.nn._bptt import SavesWorkArrays, WorkArrays, step_deltas, step_rows, watch_step
 from minigrad.nn._elman import carry
 from minigrad.tensor import Tensor, stack
 
@@ -78,7 +78,7 @@ def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, del
             dh[b, j] = d
 
 
-class LSTMLayer(Function):
+class LSTMLayer(SavesWorkArrays):
     """One LSTM layer over all T steps; backward is BPTT by hand.
 
     Forward: the input projection of all steps in one matmul, then per step one (B, H) x (H, 4H) matmul and a
@@ -137,11 +137,6 @@ class LSTMLayer(Function):
         ctx.rows, ctx.recorder, ctx.clip, ctx.work = rows, recorder, clip, work
         ctx.owned = (("gates", gates), ("tanh_c", tanh_c))
         return states[:, 1:]
-
-    @staticmethod
-    def release(ctx: Context) -> None:
-        for purpose, array in ctx.owned:
-            ctx.work.give(purpose, array)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:

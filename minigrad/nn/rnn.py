@@ -181,6 +181,8 @@ class _RNNBase(Module):
     layer), `states` (1, or 2 for the LSTM's (h, c)), and its fused and composed layer functions."""
 
     gates, states = 1, 1
+    # the cell's layer functions: fused (one Function, BPTT by hand) and composed (autograd ops per step)
+    fused_layer, composed_layer = staticmethod(fused_elman), staticmethod(composed_elman)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
                  dropout: float, bidirectional: bool, fused: bool, hidden_grad_clip: float | None, dtype: Any,
@@ -230,11 +232,9 @@ class _RNNBase(Module):
     def _layer_params(self, suffix: str) -> tuple:
         return tuple(getattr(self, f"{n}{suffix}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
-    def _fused_layer(self, seq: Tensor, state: tuple, params: tuple, active: Any, recorder: Any) -> tuple:
-        raise NotImplementedError
-
-    def _composed_layer(self, seq: Tensor, state: tuple, params: tuple, mask: Any, recorder: Any) -> tuple:
-        raise NotImplementedError
+    def _cell_options(self) -> dict:
+        """What the cell's layer functions take besides the common arguments (the RNN's nonlinearity)."""
+        return {}
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         who = type(self).__name__
@@ -276,9 +276,11 @@ class _RNNBase(Module):
                     record = HiddenGradRecord(None, valid, params[1])
                     records.append(record)
                 if self.fused:
-                    seqs = self._fused_layer(seq, state, params, active, record)
+                    seqs = self.fused_layer(seq, state, params, active, record, self.hidden_grad_clip, self._work,
+                                            **self._cell_options())
                 else:
-                    seqs = self._composed_layer(seq, state, params, xp_mask, record)
+                    seqs = self.composed_layer(seq, state, params, xp_mask, record, self.hidden_grad_clip,
+                                               **self._cell_options())
                 if record is not None:
                     record.states = seqs[0]._data
                 # h_n (and c_n) read off the outputs at each sequence's last valid step: its gradient joins that
@@ -376,15 +378,21 @@ class RNN(_RNNBase):
     def _cell_repr(self) -> str:
         return f", nonlinearity={self.nonlinearity!r}"
 
-    def _fused_layer(self, seq: Tensor, state: tuple, params: tuple, active: Any, recorder: Any) -> tuple:
-        return fused_elman(seq, state, params, active, recorder, self.hidden_grad_clip, self._work,
-                           self.nonlinearity)
-
-    def _composed_layer(self, seq: Tensor, state: tuple, params: tuple, mask: Any, recorder: Any) -> tuple:
-        return composed_elman(seq, state, params, mask, recorder, self.hidden_grad_clip, self.nonlinearity)
+    def _cell_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
 
 
-class LSTM(_RNNBase):
+class _GatedRNN(_RNNBase):
+    """torch's constructor for the gated cells (no nonlinearity argument)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, fused: bool = True,
+                 hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
+                         hidden_grad_clip, dtype)
+
+
+class LSTM(_GatedRNN):
     """Multi-layer LSTM with torch.nn.LSTM's constructor, parameter names, shapes, gate order (i, f, g, o) and
     forward (equations and the hand-derived BPTT in nn/_lstm.py).
 
@@ -396,21 +404,10 @@ class LSTM(_RNNBase):
     """
 
     gates, states = 4, 2
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, fused: bool = True,
-                 hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
-                         hidden_grad_clip, dtype)
-
-    def _fused_layer(self, seq: Tensor, state: tuple, params: tuple, active: Any, recorder: Any) -> tuple:
-        return fused_lstm(seq, state, params, active, recorder, self.hidden_grad_clip, self._work)
-
-    def _composed_layer(self, seq: Tensor, state: tuple, params: tuple, mask: Any, recorder: Any) -> tuple:
-        return composed_lstm(seq, state, params, mask, recorder, self.hidden_grad_clip)
+    fused_layer, composed_layer = staticmethod(fused_lstm), staticmethod(composed_lstm)
 
 
-class GRU(_RNNBase):
+class GRU(_GatedRNN):
     """Multi-layer GRU with torch.nn.GRU's constructor, parameter names, shapes, gate order (r, z, n, with b_hn
     inside the reset product) and forward (equations and the hand-derived BPTT in nn/_gru.py).
 
@@ -420,18 +417,7 @@ class GRU(_RNNBase):
     """
 
     gates = 3
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, fused: bool = True,
-                 hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
-                         hidden_grad_clip, dtype)
-
-    def _fused_layer(self, seq: Tensor, state: tuple, params: tuple, active: Any, recorder: Any) -> tuple:
-        return fused_gru(seq, state, params, active, recorder, self.hidden_grad_clip, self._work)
-
-    def _composed_layer(self, seq: Tensor, state: tuple, params: tuple, mask: Any, recorder: Any) -> tuple:
-        return composed_gru(seq, state, params, mask, recorder, self.hidden_grad_clip)
+    fused_layer, composed_layer = staticmethod(fused_gru), staticmethod(composed_gru)
 
 
 def _suffixes(layer: int, directions: int) -> list[str]:
