@@ -48,7 +48,9 @@ augmented assignment or a store into an attribute or subscript; ``min max`` (als
 ``warnings.warn`` calls, ``__repr__``, and lines marked ``# pragma: no mutate``.
 
 Mutants known to be equivalent (no test can tell them apart from the original) are listed with a reason in
-``tools/mutation_equivalent.txt`` by key; the score leaves them out.
+``tools/mutation_equivalent.txt`` (scope hash, exact lines before and after, reason); the score leaves them
+out. An entry whose code changed matches nothing: it is stale, and the run fails until it is re-examined
+(``--recheck-equivalents`` runs every listed mutant with all of its tests, expecting each to survive).
 """
 import argparse
 import ast
@@ -572,7 +574,7 @@ def run_one(m, tests, capped, cov, workdir):
 HEADER = re.compile(r"^(\S+:\S+@[0-9a-f]{10}) #(\d+)$")
 
 
-def load_equivalent(path=EQUIVALENT):
+def load_equivalent(path=None):
     """{ident: reason} from the list of equivalent mutants. An entry is a header `file:scope@hash #n`, the exact
     source lines before the mutation (each after "- "), after it ("+ "), and the reason (indented lines); #n
     counts identical edits of identical lines in one scope. Lines starting with # are comments."""
@@ -583,6 +585,7 @@ def load_equivalent(path=EQUIVALENT):
             ident = (entry[0], "\n".join(entry[2]), "\n".join(entry[3]), entry[1])
             out[ident] = " ".join(entry[4])
 
+    path = path or EQUIVALENT
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
