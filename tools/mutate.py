@@ -526,7 +526,7 @@ def _function_lines(path, root):
 
 
 # ----------------------------------------------------------------------------------------------------- running
-def run_one(m, tests, capped, cov, workdir):
+def run_one(m, tests, capped, cov, workdir, cap):
     src = workdir / m["file"]
     original = src.read_bytes()
     stat = src.stat()
@@ -567,7 +567,7 @@ def run_one(m, tests, capped, cov, workdir):
         src.write_bytes(original)
         os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # keep Numba's cache of the clean file valid
     return dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
-                status=status, killer=killer, tests=len(tests), capped=capped and status == "survived",
+                status=status, killer=killer, tests=len(tests), capped=capped and status == "survived", tests_cap=cap,
                 seconds=round(time.perf_counter() - t0, 1), detail=detail)
 
 
@@ -738,8 +738,10 @@ def main(argv=None):
     for f in files:
         func_lines.update(_function_lines(f, base))
     recheck = recheck_candidates(mutants, rel_files) if args.recheck_equivalents else []
-    if args.recheck_equivalents:
-        todo, args.cap = [m for m, _, _ in recheck], 0
+    if args.recheck_equivalents:  # resumable: a mutant already run with all its tests is not run again
+        done_all = {k for k, r in results.items() if r["status"] != "error" and not r.get("capped")
+                    and r.get("tests_cap") == 0}
+        todo, args.cap = [m for m, _, _ in recheck if m["key"] not in done_all], 0
     elif args.rerun == "all":
         todo = mutants
     elif args.rerun == "survived":
@@ -768,12 +770,12 @@ def main(argv=None):
         tests, capped = tests_for(m, cov, func_lines, args.cap, first)
         if not tests:
             r = dict(key=m["key"], file=m["file"], line=m["line"], what=m["what"], old=m["old"], new=m["new"],
-                     status="uncovered", killer="", tests=0, capped=False, seconds=0.0)
+                     status="uncovered", killer="", tests=0, capped=False, seconds=0.0, tests_cap=args.cap)
         else:
             with lock:
                 w = free.pop()
             try:
-                r = run_one(m, tests, capped, cov, w)
+                r = run_one(m, tests, capped, cov, w, args.cap)
             finally:
                 with lock:
                     free.append(w)
