@@ -185,3 +185,81 @@ def test_train_distributed_example_runs_on_two_ranks_and_learns():
     losses = [float(v) for v in re.findall(r"loss on epoch \d+ = ([\d.]+)", res.stdout)]
     assert len(losses) == 6  # printed by rank 0 only
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ----- in one process, through a stand-in communicator --------------------------------------------------------------
+class _OneRank:
+    """A communicator of `size` ranks seen from rank `rank`: collectives answer as if every rank sent the same,
+    and each call is recorded."""
+
+    def __init__(self, size=1, rank=0):
+        self.size, self.rank, self.calls = size, rank, []
+
+    def Get_size(self):  # noqa: N802 - mpi4py's names
+        return self.size
+
+    def Get_rank(self):  # noqa: N802
+        return self.rank
+
+    def allgather(self, item):
+        self.calls.append("allgather")
+        return [item] * self.size
+
+    def Bcast(self, buf, root=0):  # noqa: N802
+        self.calls.append("Bcast")
+
+    def Abort(self, code):  # noqa: N802
+        self.calls.append(("Abort", code))
+
+
+def test_each_broadcast_bumps_a_parameters_version_by_one():
+    """As one in-place copy does in torch: a graph that saved the parameter before two broadcasts (or before one
+    in-place change and one broadcast) sees a changed version."""
+    from minigrad import distributed
+
+    model = nn.Linear(3, 2)
+    before = [p._version for p in model.parameters()]
+    distributed.broadcast_parameters_(model, comm=_OneRank())
+    assert [p._version for p in model.parameters()] == [v + 1 for v in before]
+    distributed.broadcast_parameters_(model, comm=_OneRank())
+    assert [p._version for p in model.parameters()] == [v + 2 for v in before]
+
+
+def test_a_refused_sharded_clip_makes_no_collective_call():
+    """A read-only gradient is refused before the norm's allgather, so a rank that refuses enters no collective
+    (and every rank with the same gradients refuses at the same point)."""
+    from minigrad import distributed
+
+    w = nn.Parameter(np.ones(3))
+    frozen = np.full(3, 10.0)
+    frozen.setflags(write=False)
+    w._grad = mg.from_numpy(frozen)
+    comm = _OneRank()
+    with pytest.raises(ValueError, match="read-only"):
+        distributed.clip_grad_norm_([w], 1.0, comm=comm)
+    assert comm.calls == []
+    np.testing.assert_array_equal(frozen, 10.0)
+
+
+def test_the_abort_hook_writes_the_error_out_before_aborting_then_calls_the_previous_hook(monkeypatch):
+    """With sys.stderr block-buffered (as a user's replacement stream may be) the message must be flushed before
+    MPI_Abort ends the process; should Abort return, Python's previous hook still reports the error."""
+    import io
+
+    from minigrad import distributed
+
+    seen = []
+    monkeypatch.setattr(distributed, "_hook_installed", False)
+    monkeypatch.setattr(sys, "excepthook", lambda *args: seen.append(("previous", args[0])))
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(raw, write_through=False, line_buffering=False))
+    comm = _OneRank(size=2, rank=1)
+    comm.Abort = lambda code: seen.append(("abort", code, raw.getvalue()))
+    distributed._install_abort_hook(comm)
+    try:
+        raise KeyError("lost")
+    except KeyError as err:
+        sys.excepthook(type(err), err, err.__traceback__)
+    assert [s[0] for s in seen] == ["abort", "previous"]
+    assert seen[0][1] == 1 and b"[minigrad rank 1]" in seen[0][2] and b"KeyError: 'lost'" in seen[0][2]
+    assert seen[1][1] is KeyError

@@ -147,6 +147,44 @@ def test_a_step_that_raises_changes_no_parameter():
         b.grad = np.ones(5)
 
 
+@pytest.mark.parametrize("fused", [None, True])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_a_step_bumps_the_version_of_each_parameter_it_updates_by_one(name, kwargs, fused):
+    """As one in-place op does in torch (torch's SGD, Adam, Adagrad and RMSprop update each parameter with one;
+    its AdamW takes two, the decay and the update). A parameter without a gradient keeps its version. With
+    fused=True: the fused kernel, and the unfused formula a fused group falls back to when its parameters are at
+    different steps (the third step here)."""
+    a = mg.tensor(np.ones(3), requires_grad=True)
+    b = mg.tensor(np.ones(2), requires_grad=True)
+    opt = getattr(optim, name)([a, b], fused=fused, **kwargs)
+    a.grad, b.grad = np.full(3, 0.5), np.full(2, 0.25)
+    opt.step()
+    assert (a._version, b._version) == (1, 1)
+    b.grad = None
+    opt.step()
+    assert (a._version, b._version) == (2, 1)
+    b.grad = np.full(2, 0.25)
+    opt.step()
+    assert (a._version, b._version) == (3, 2)
+
+
+def test_a_subclass_whose_defaults_omit_maximize_descends():
+    """Optimizer.step negates the gradient only for a group that asks for maximize: a subclass that implements
+    _update with defaults of its own (no maximize) gets plain descent."""
+    class PlainSGD(optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr))
+
+        def _update(self, group, p, grad, state):
+            p -= group["lr"] * grad
+
+    w = mg.tensor(np.ones(2), requires_grad=True)
+    opt = PlainSGD([w], lr=0.5)
+    w.grad = np.array([1.0, -2.0])
+    opt.step()
+    np.testing.assert_array_equal(w.data, [0.5, 2.0])
+
+
 # ----- state_dict -----------------------------------------------------------------------------------------------------
 
 

@@ -366,3 +366,22 @@ def test_a_cuda_coefficient_copy_keeps_its_values_when_the_scratch_is_reused():
     assert kept.for_dtype(np.float64).copy_to_host()[0] == pytest.approx(expect, rel=1e-15)
     assert kept.for_dtype(np.float16) is kept.for_dtype(np.float32)  # float16 is scaled by the float32 value
     assert isinstance(coef, cuda_backend.DeviceCoefficient)
+
+
+def test_coefficients_deferred_twice_multiply():
+    """GradBuffer.defer called directly, twice before a step: the step applies their product, as two clips in a
+    row would scale the gradients twice. Without a fused consumer nothing is deferred."""
+    params = [nn.Parameter(np.ones(4)), nn.Parameter(np.ones(3))]
+    buf = nn.utils.GradBuffer(params)
+    assert buf.defer(0.5) is False and buf.pending == 1.0
+    opt = optim.SGD(params, lr=1.0, fused=True)
+    for p in params:
+        p.grad.data[...] = 1.0
+    opt.step()  # lays the parameters out over the buffer: the optimizer becomes its consumer
+    for p in params:
+        p.grad.data[...] = 2.0
+    assert buf.defer(0.5) and buf.defer(0.25)
+    opt.step()
+    for p in params:
+        np.testing.assert_array_equal(p.data, 1.0 - 1.0 - 2.0 * 0.125)
+        np.testing.assert_array_equal(p.grad.data, 2.0 * 0.125)

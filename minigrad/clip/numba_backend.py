@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from minigrad.clip import numpy_backend as ref
 from minigrad.clip import pnorm
-from minigrad.clip.pnorm import TINY_SUM, finish, special_scale, unscaled_ok
+from minigrad.clip.pnorm import finish, special_scale, unscaled_ok
 
 SMALL = 1 << 16
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -198,7 +198,7 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):
         out[:] = sums ** (1.0 / p)
     sizes = np.diff(offsets)
-    redo = (sizes > 0) & ~((TINY_SUM <= sums) & (sums < math.inf)) & ~np.isnan(sums)
+    redo = (sizes > 0) & ~unscaled_ok(sums) & ~np.isnan(sums)
     for k in np.flatnonzero(redo):
         out[k] = float(ref.total_norm([x[offsets[k]:offsets[k + 1]]], p))
     return out

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip.pnorm import TINY_SUM, finish, special_scale, unscaled_ok
+from minigrad.clip.pnorm import finish, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in Python argument handling that costs more than the clip itself on
 # small arrays, and clipping many small arrays is common. Fall back to np.clip where NumPy's layout differs.
@@ -140,7 +140,7 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
         sums = np.add.reduceat(magnitude * magnitude if p == 2.0 else magnitude ** p, starts)
         roots = sums ** (1.0 / p)
     out[keep] = roots
-    redo = ~((TINY_SUM <= sums) & (sums < math.inf)) & ~np.isnan(sums)
+    redo = ~unscaled_ok(sums) & ~np.isnan(sums)
     for k in np.flatnonzero(keep)[redo]:
         out[k] = float(total_norm([x[offsets[k]:offsets[k + 1]]], p))
     return out

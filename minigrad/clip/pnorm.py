@@ -33,9 +33,10 @@ def needs_scaling(dtypes: Sequence[np.dtype], p: float) -> bool:
     return p < 0 or p > UNSCALED_MAX_P or any(np.dtype(d).itemsize > 4 for d in dtypes)
 
 
-def unscaled_ok(power_sum: float) -> bool:
-    """True when an unscaled power sum can be trusted: finite, and large enough that underflow lost nothing."""
-    return TINY_SUM <= power_sum < math.inf
+def unscaled_ok(power_sum):
+    """True where an unscaled power sum can be trusted: finite, and large enough that underflow lost nothing
+    (False for NaN). Elementwise for an array of sums (the segment norms)."""
+    return (TINY_SUM <= power_sum) & (power_sum < math.inf)
 
 
 def scaled_root(power_sum: float, p: float, scale: float) -> float:

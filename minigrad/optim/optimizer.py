@@ -57,7 +57,8 @@ def check_betas(group: dict) -> None:
 
 class Optimizer:
     """Base class. A subclass sets `defaults`, checks a group in `_check_group`, names its per-parameter state
-    arrays in `_state_arrays`, and updates one parameter in `_update` (or many at once in `_step_group`)."""
+    arrays in `_state_arrays`, and updates one parameter in `_update` (and, for fused=True, a flat layout of many
+    in `_fused_update`). A group without "maximize" descends."""
 
     def __init__(self, params: Iterable[Any], defaults: dict) -> None:
         if isinstance(params, Tensor):
