@@ -23,6 +23,9 @@ WITH_ZEROS = np.array([[0.5, 0.0, -2.0, 1.5], [0.0, 0.0, 3.0, -1.0], [1.2, -0.7,
 # name -> (function of (lib, *tensors), input arrays); every input is float64 and differentiated
 CASES = {
     "t": (lambda lib, x: x.t(), [X34]),
+    "cat-one-tensor": (lambda lib, x: lib.cat([x], -1), [X34]),
+    "cat-last-dim": (lambda lib, x, y: lib.cat([x, y], -1), [X34, X31]),
+    "stack-last-dim": (lambda lib, x, y: lib.stack([x, y], -1), [X34, X34B]),
     "T": (lambda lib, x: x.T * 2, [X234]),
     "narrow": (lambda lib, x: x.narrow(1, 1, 2), [X34]),
     "narrow-negative-start": (lambda lib, x: x.narrow(0, -2, 2), [X34]),
@@ -207,6 +210,11 @@ BAD = {
     "einsum-subscripts": (lambda lib, x: lib.einsum("ijk->i", x), RuntimeError),
     "flatten-start-after-end": (lambda lib, x: x.flatten(1, 0), RuntimeError),
     "int-result-in-place": (lambda lib, x: lib.tensor(np.array([1, 2])).add_(0.5), RuntimeError),
+    "cat-dim-out-of-range": (lambda lib, x: lib.cat([x], 2), IndexError),
+    "cat-dim-below-range": (lambda lib, x: lib.cat([x, x], -3), IndexError),
+    "cat-dims-differ": (lambda lib, x: lib.cat([x, x[0]], -1), RuntimeError),
+    "stack-dim-out-of-range": (lambda lib, x: lib.stack([x], 3), IndexError),
+    "stack-dim-below-range": (lambda lib, x: lib.stack([x, x], -4), IndexError),
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from minigrad._promotion import result_type
-from minigrad._validation import TensorError
+from minigrad._validation import TensorError, check_dims
 from minigrad.autograd import Context, Function, IndexGrad
 from minigrad.devices import array_module
 from minigrad.functions.broadcast import unbroadcast
@@ -109,10 +109,10 @@ class EmbeddingLookup(Function):
 class Stack(Function):
     @staticmethod
     def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
+        (dim,) = check_dims(dim, arrays[0].ndim + 1)
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise TensorError(f"stack expects each tensor to be equal size, got {sorted(shapes)}")
-        dim = dim % (arrays[0].ndim + 1)
         ctx.dim, ctx.count = dim, len(arrays)
         dtype = result_type(*arrays)
         return array_module(arrays[0]).stack([a.astype(dtype, copy=False) for a in arrays], axis=dim)
@@ -126,9 +126,11 @@ class Stack(Function):
 class Cat(Function):
     @staticmethod
     def forward(ctx: Context, *arrays: Any, dim: int) -> Any:
-        dim = dim % max(arrays[0].ndim, 1)
-        rest = {a.shape[:dim] + a.shape[dim + 1:] for a in arrays}
-        if len(rest) != 1 or any(a.ndim != arrays[0].ndim for a in arrays):
+        other = next((a.ndim for a in arrays if a.ndim != arrays[0].ndim), None)
+        if other is not None:
+            raise TensorError(f"Tensors must have same number of dimensions: got {arrays[0].ndim} and {other}")
+        (dim,) = check_dims(dim, arrays[0].ndim)
+        if len({a.shape[:dim] + a.shape[dim + 1:] for a in arrays}) != 1:
             raise TensorError(f"cat: shapes {[a.shape for a in arrays]} differ outside dim {dim}")
         ctx.dim = dim
         ctx.bounds = np.cumsum([a.shape[dim] for a in arrays])[:-1]
