@@ -385,3 +385,6 @@ def test_coefficients_deferred_twice_multiply():
     for p in params:
         np.testing.assert_array_equal(p.data, 1.0 - 1.0 - 2.0 * 0.125)
         np.testing.assert_array_equal(p.grad.data, 2.0 * 0.125)
+    assert buf.defer(2.0)  # any coefficient, not only a clip's (at most 1): reading a gradient applies it
+    for p in params:
+        np.testing.assert_array_equal(p.grad.data, 0.5)
