@@ -1,5 +1,4 @@
 """Learning-rate schedulers: torch's values step for step, resuming, ReduceLROnPlateau, argument checks."""
-import math
 import pickle
 
 import numpy as np
@@ -12,15 +11,17 @@ from minigrad import nn, optim
 
 
 def test_schedulers_resume_from_last_epoch_and_count_epochs():
-    """Resuming needs `initial_lr` in every group (torch's KeyError); a resumed cosine schedule starts at its
-    closed form; ReduceLROnPlateau counts epochs and wants an optimizer."""
+    """Resuming needs `initial_lr` in every group (torch's KeyError); a resumed schedule counts on from
+    last_epoch and keeps the group's rate at construction; ReduceLROnPlateau counts epochs and wants an
+    optimizer."""
     p = nn.Parameter(np.ones(2))
     opt = optim.SGD([p], lr=0.1)
     with pytest.raises(KeyError, match="initial_lr"):
         optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, last_epoch=3)
     opt.param_groups[0]["initial_lr"] = 0.1
-    optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.01, last_epoch=3)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 + 0.09 * (1 + math.cos(4 * math.pi / 10)) / 2, rel=1e-12)
+    opt.param_groups[0]["lr"] = 0.05
+    cosine = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.01, last_epoch=3)
+    assert opt.param_groups[0]["lr"] == 0.05 and cosine.last_epoch == 4
     plateau = optim.lr_scheduler.ReduceLROnPlateau(optim.SGD([p], lr=0.1))
     for m in (1.0, 0.5, 0.7):
         plateau.step(m)
@@ -63,9 +64,7 @@ SCHEDULERS = {
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
     """Two groups with different rates; 20 epochs (Cosine: five periods of T_max = 4), rates compared after
-    every step; then a fresh scheduler resumed at last_epoch=7 (Cosine's closed form) against torch's."""
-    import warnings
-
+    every step."""
     ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
     sm, st = SCHEDULERS[name](optim.lr_scheduler, ours), SCHEDULERS[name](torch.optim.lr_scheduler, theirs)
     np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
@@ -76,24 +75,44 @@ def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
                                    rtol=1e-12, err_msg=f"{name} epoch {epoch}")
         assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
-    if name == "CosineAnnealingLR":
-        ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
-        for o in (ours, theirs):
-            for g in o.param_groups:
-                g["initial_lr"] = g["lr"]
-        sm = optim.lr_scheduler.CosineAnnealingLR(ours, T_max=4, eta_min=0.01, last_epoch=7)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about the closed form
-            st = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=4, eta_min=0.01, last_epoch=7)
+
+
+@pytest.mark.parametrize("last_epoch", [0, 7])
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_a_resumed_schedule_keeps_the_current_rates_and_then_follows_torch(torch, name, last_epoch):
+    """Resumed (last_epoch >= 0) from groups whose current rate is not their initial_lr, as after loading a
+    checkpoint: torch's constructor step leaves every rate as it is (its `_is_initial`), then each schedule goes
+    on from there, following a rate changed from outside (epoch 2) where its form is chainable."""
+    import warnings
+
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    for o in (ours, theirs):
+        for g in o.param_groups:
+            g["initial_lr"] = g["lr"] * 2.0
+    sm = SCHEDULERS[name](_ResumedAt(optim.lr_scheduler, last_epoch), ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = SCHEDULERS[name](_ResumedAt(torch.optim.lr_scheduler, last_epoch), theirs)
+    for epoch in range(6):
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
-                                   rtol=1e-12)
-        for epoch in range(6):  # then the chainable form, which follows a rate changed from outside (epoch 2)
-            if epoch == 2:
-                ours.param_groups[0]["lr"] *= 0.5
-                theirs.param_groups[0]["lr"] *= 0.5
+                                   rtol=1e-12, err_msg=f"{name} after {epoch} steps")
+        if epoch == 2:
+            ours.param_groups[0]["lr"] *= 0.5
+            theirs.param_groups[0]["lr"] *= 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             sm.step(), st.step()
-            np.testing.assert_allclose([g["lr"] for g in ours.param_groups],
-                                       [g["lr"] for g in theirs.param_groups], rtol=1e-12, err_msg=f"{epoch}")
+
+
+class _ResumedAt:
+    """A scheduler module whose classes are built with `last_epoch` given, for the factories in SCHEDULERS."""
+
+    def __init__(self, module, last_epoch):
+        self.module, self.last_epoch = module, last_epoch
+
+    def __getattr__(self, name):
+        cls = getattr(self.module, name)
+        return lambda *args, **kwargs: cls(*args, last_epoch=self.last_epoch, **kwargs)
 
 
 def _halving_scheduler(lib):

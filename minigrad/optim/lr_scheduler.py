@@ -37,7 +37,9 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
+        self._is_initial = True  # torch's flag: the constructor's step keeps a resumed schedule's current rates
         self.step()
+        self._is_initial = False
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
@@ -114,7 +116,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        if self.last_epoch == 0:
+        if self._is_initial:
             return [group["lr"] for group in self.optimizer.param_groups]
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
@@ -129,11 +131,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         groups, t, n = self.optimizer.param_groups, self.last_epoch, self.T_max
-        if t == 0:
+        if self._is_initial:
             return [group["lr"] for group in groups]
-        if self._step_count == 1 and t > 0:
-            return [self.eta_min + (base - self.eta_min) * (1 + math.cos(t * math.pi / n)) / 2
-                    for base in self.base_lrs]
         if (t - 1 - n) % (2 * n) == 0:
             return [group["lr"] + (base - self.eta_min) * (1 - math.cos(math.pi / n)) / 2
                     for base, group in zip(self.base_lrs, groups)]
