@@ -166,6 +166,15 @@ def test_numba_segment_norms_add_each_segments_chunks_in_order(p):
     assert got.tolist() == want
     reference = numpy_backend.segment_norms(x, offsets, p)
     assert (reference != got).any()  # the reference's bits differ here, and so do its total norms
+    at = x[:SMALL]  # exactly SMALL elements: the kernel too
+    assert clip.segment_norms(at, np.array([0, 5000, SMALL]), p, backend="numba")[0] == want[0]
+    below = x[:SMALL - 1]  # below SMALL: the reference's bits, not the kernel's
+    cut = np.append(offsets[:-1], below.size)
+    got_below = clip.segment_norms(below, cut, p, backend="numba")
+    assert got_below.tolist() == numpy_backend.segment_norms(below, cut, p).tolist()
+    kernel = [(np.array([sum(float(nb._reduce(below[a:min(a + CHUNK, hi)], p, 1.0, _mode(p)))
+                             for a in range(lo, hi, CHUNK))]) ** (1.0 / p))[0] for lo, hi in zip(cut[:-1], cut[1:])]
+    assert got_below.tolist() != kernel
     assert any(float(numpy_backend.total_norm([x[lo:hi]], p)) != w
                for lo, hi, w in zip(offsets[:-1], offsets[1:], want) if hi > lo)
 
