@@ -97,11 +97,17 @@ def test_alpha_zero_adds_nothing_and_a_missing_grad_is_created():
     assert rnn.weight_hh_l0.grad is not None and np.any(rnn.weight_hh_l0.grad.data != 0)
 
 
-def test_steps_without_gradient_are_skipped():
-    """A loss on the first step only: δ_t = 0 at every later step, so those terms are left out (not NaN)."""
+@pytest.mark.parametrize("packed", [False, True])
+def test_steps_without_gradient_are_skipped(packed):
+    """A loss on the first step only: δ_t = 0 at every later step, so those terms are left out (not NaN), also
+    where a packed sequence's steps are valid."""
     rnn = nn.RNN(2, 3).double()
     rnn.track_hidden_grads = True
-    out, _ = rnn(mg.tensor(np.ones((5, 2, 2))))
+    x = mg.tensor(np.ones((5, 2, 2)))
+    if packed:
+        out = pad_packed_sequence(rnn(pack_padded_sequence(x, [5, 3], enforce_sorted=False))[0])[0]
+    else:
+        out, _ = rnn(x)
     out[0].sum().backward()
     omega = omega_(rnn)
     assert np.isfinite(omega.item()) and np.all(np.isfinite(rnn.weight_hh_l0.grad.data))

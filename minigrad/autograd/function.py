@@ -49,7 +49,7 @@ class TensorBase:
     _requires_grad: bool
     _base: Any = None
     _view_chain: tuple = ()
-    _view_version: int = 0
+    _view_version: int  # set with _base: read only where _base is set
     _view_kind: Any = None
     _hooks: Any = None  # a leaf's gradient hooks (register_hook)
 
