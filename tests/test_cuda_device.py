@@ -40,6 +40,18 @@ def test_cuda_many_arrays_take_one_launch_and_match_the_host(dtypes):
         assert a.get().tobytes() == b.get().tobytes()
 
 
+def test_cuda_many_array_kernels_take_only_contiguous_float_cupy_arrays():
+    from numba import cuda
+
+    from minigrad.clip import cuda_multi
+
+    n = 2 * cuda_multi.MIN_ARRAYS
+    assert cuda_multi.applies([cupy.ones(100, np.float32) for _ in range(n)])
+    assert not cuda_multi.applies([cuda.to_device(np.ones(100, np.float32)) for _ in range(n)])
+    assert not cuda_multi.applies([cupy.ones(100, np.int64) for _ in range(n)])
+    assert not cuda_multi.applies([cupy.ones((10, 10), np.float32).T for _ in range(n)])
+
+
 def test_cuda_one_array_path_and_many_array_path_agree(monkeypatch):
     from minigrad.clip import cuda_multi
 
@@ -89,6 +101,7 @@ def test_cuda_fused_steps_with_the_clip_folded_in_equal_the_unfused_ones(name, k
             loss = nn.functional.cross_entropy(model(x.to("cuda")), y.to("cuda"))
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+            nn.utils.clip_grad_norm_(model.parameters(), 0.02)  # a second deferred coefficient multiplies the first
             opt.step()
         results.append([p.detach().cpu().numpy() for p in model.parameters()])
     for a, b in zip(*results):
