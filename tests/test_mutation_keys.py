@@ -65,3 +65,18 @@ def test_the_project_list_reads_and_names_existing_files():
     for where, old, new, n in mutate.load_equivalent():
         assert (root / where.split(":")[0]).is_file(), where
         assert old != new and n >= 1
+
+
+def test_a_crash_of_the_test_process_is_a_kill_and_an_unexplained_exit_is_an_error():
+    crash = ('Fatal Python error: Segmentation fault\n\nCurrent thread 0x1 (most recent call first):\n'
+             '  File "/tmp/w/minigrad/nn/rnn.py", line 9 in forward\n'
+             '  File "/tmp/w/tests/test_rnn.py", line 42 in test_shapes\n')
+    assert mutate.verdict(-11, crash, "minigrad/nn/_lstm.py") == ("killed", "crash (tests/test_rnn.py::test_shapes)",
+                                                                  "")
+    assert mutate.verdict(-11, "", "minigrad/nn/_lstm.py") == ("killed", "crash (-11)", "")
+    assert mutate.verdict(0, crash, "x.py")[0] == "survived"
+    failed = "FAILED tests/test_rnn.py::test_shapes - AssertionError\n"
+    assert mutate.verdict(1, failed, "x.py") == ("killed", "tests/test_rnn.py::test_shapes", "")
+    assert mutate.verdict(1, "ImportError in minigrad/nn/_lstm.py", "minigrad/nn/_lstm.py")[:2] == (
+        "killed", "collection (1)")
+    assert mutate.verdict(4, "usage: pytest", "minigrad/nn/_lstm.py") == ("error", "", "usage: pytest")

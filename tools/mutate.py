@@ -26,14 +26,14 @@ How a mutant is judged:
    executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
-3. A failing test kills it; so does an import or collection error whose traceback goes through the mutated
-   file, running past ``3 x`` the tests' clean time + 60 s, or one test running past ``3 x`` its own clean time
-   + 60 s (both reported as a timeout; 60 s leaves room for recompiling the mutated file's kernels). The
-   per-test limit is a SIGALRM inside the test process, raising a KeyboardInterrupt (which Hypothesis does not
-   swallow), so it stops a Python loop that never ends (a CUDA kernel under the simulator: otherwise minutes
-   per hanging mutant) but not a compiled Numba loop, which only the overall limit stops. Any other failure of
-   the test run (pytest's usage errors, a collection error elsewhere) is an ``error``: not a kill, run again by
-   the next plain run, and the end of its output is kept in the results.
+3. A failing test kills it; so does a crash of the test process (a compiled kernel writing out of bounds), an import
+   or collection error whose traceback goes through the mutated file, running past ``3 x`` the tests' clean time +
+   60 s, or one test running past ``3 x`` its own clean time + 60 s (both reported as a timeout; 60 s leaves room
+   for recompiling the mutated file's kernels). The per-test limit is a SIGALRM inside the test process, raising a
+   KeyboardInterrupt (which Hypothesis does not swallow), so it stops a Python loop that never ends (a CUDA kernel
+   under the simulator: otherwise minutes per hanging mutant) but not a compiled Numba loop, which only the overall
+   limit stops. Any other failure of the test run (pytest's usage errors, a collection error elsewhere) is an
+   ``error``: not a kill, run again by the next plain run, and the end of its output is kept in the results.
    A mutant no test executes survives as ``uncovered``.
 4. Survivors of the capped pass are run again with all their tests: ``--rerun survived --cap 0``. Only what
    survives that counts as surviving.
@@ -526,6 +526,29 @@ def _function_lines(path, root):
 
 
 # ----------------------------------------------------------------------------------------------------- running
+def verdict(returncode, text, file):
+    """(status, killer, detail) of a pytest run of a mutant, from its exit code and output. A crash of the test
+    process (a signal, or Python's fatal-error report: a compiled kernel writing out of bounds) is a kill, since
+    the suite fails; only an exit that names neither a test nor the mutated file is an error, run again later."""
+    killer = ""
+    for line in text.splitlines():
+        if line.startswith("FAILED") or line.startswith("ERROR"):
+            killer = line.split()[1]
+            break
+    if returncode == 0:
+        return "survived", "", ""
+    if "MutationHang" in text:
+        return "killed", f"timeout ({killer})", ""
+    if "::" in killer:
+        return "killed", killer, ""
+    if returncode < 0 or "Fatal Python error" in text:
+        test = re.search(r'File "[^"]*?(tests/[^"]+)", line (\d+) in (test\w*)', text)
+        return "killed", f"crash ({test.group(1)}::{test.group(3)})" if test else f"crash ({returncode})", ""
+    if file in text:  # an import or collection error raised through the mutant also counts
+        return "killed", f"collection ({killer or returncode})", ""
+    return "error", "", text[-2000:]
+
+
 def run_one(m, tests, capped, cov, workdir, cap):
     src = workdir / m["file"]
     original = src.read_bytes()
@@ -543,22 +566,7 @@ def run_one(m, tests, capped, cov, workdir, cap):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=budget)
-        killer = ""
-        text = out.decode(errors="replace")
-        for line in text.splitlines():
-            if line.startswith("FAILED") or line.startswith("ERROR"):
-                killer = line.split()[1]
-                break
-        if proc.returncode == 0:
-            status = "survived"
-        elif "MutationHang" in text:
-            status, killer = "killed", f"timeout ({killer})"
-        elif "::" in killer:
-            status = "killed"
-        elif m["file"] in text:  # an import or collection error raised through the mutant also counts
-            status, killer = "killed", f"collection ({killer or proc.returncode})"
-        else:
-            status, detail = "error", text[-2000:]
+        status, killer, detail = verdict(proc.returncode, out.decode(errors="replace"), m["file"])
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
