@@ -213,7 +213,7 @@ def _along(index: Any, dim: int) -> tuple:
 
 def check_gather_index(op: str, a: Any, dim: int, index: Any, src_shape: tuple | None = None) -> None:
     """torch's rules for gather and scatter: an int64 index with a's number of dims, no larger than a (and than
-    src) outside `dim`, and every value inside a's size along `dim`."""
+    src) outside `dim`, and every value in [0, size) along `dim` (unlike indexing, no negative index)."""
     if not hasattr(index, "dtype") or index.dtype != np.int64:
         raise TensorError(f"{op}(): Expected dtype int64 for index, got {getattr(index, 'dtype', type(index))}")
     if index.ndim != a.ndim:
@@ -225,9 +225,9 @@ def check_gather_index(op: str, a: Any, dim: int, index: Any, src_shape: tuple |
         if src_shape is not None and index.shape[d] > src_shape[d]:
             raise TensorError(f"{op}(): Expected index {list(index.shape)} to be no larger than src "
                               f"{list(src_shape)}")
-    if index.size and (int(index.min()) < -a.shape[dim] or int(index.max()) >= a.shape[dim]):
-        raise TensorError(f"{op}(): index {int(index.max()) if int(index.max()) >= a.shape[dim] else int(index.min())}"
-                          f" is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= a.shape[dim]):
+        bad = int(index.min()) if int(index.min()) < 0 else int(index.max())
+        raise TensorError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
 
 
 class Gather(Function):
