@@ -37,6 +37,21 @@ def test_backward_accumulates_into_existing_grad_in_place():
     np.testing.assert_array_equal(x.grad, [3 + 2, 3 + 4])
 
 
+@pytest.mark.parametrize("index", [[2, 0], [[2, 0], [1, 3]], [2, 0, 2], []], ids=["unique", "2-d", "repeats", "empty"])
+def test_gradients_of_advanced_indexing_add_to_what_is_there(index):
+    # an integer-array index keeps its gradient sparse until it meets a dense one: a second read of the same leaf,
+    # or a .grad from an earlier backward; either way it adds (np.add.at is the reference)
+    w = np.arange(1.0, 5.0)
+    x = mg.tensor(w.copy(), requires_grad=True)
+    idx = mg.tensor(np.array(index, dtype=np.int64))
+    (x * x).sum().backward()
+    (x[idx] * 3).sum().backward()
+    ((x[idx] * 5).sum() + (x[idx] * 7).sum() + (x * 11).sum()).backward()
+    expected = 2 * w + 11
+    np.add.at(expected, np.array(index, dtype=np.int64), 3 + 5 + 7)
+    np.testing.assert_array_equal(x.grad, expected)
+
+
 def test_leaf_grads_never_alias_each_other():
     a = mg.tensor(np.ones(2), requires_grad=True)
     b = mg.tensor(np.ones(2), requires_grad=True)

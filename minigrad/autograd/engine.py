@@ -67,6 +67,8 @@ def scatter_add(dense: Any, index: Any, values: Any) -> None:
     flat_index = xp.ravel_multi_index(xp.broadcast_arrays(*parts), lead, mode="wrap") if len(parts) > 1 else \
         xp.where(parts[0] < 0, parts[0] + lead[0], parts[0])
     flat_index = flat_index.reshape(-1)
+    if flat_index.size == 0:  # nothing to add (and the run starts below would name a first element)
+        return
     rows = values.reshape((flat_index.size,) + dense.shape[len(parts):])
     target = dense.reshape((-1,) + dense.shape[len(parts):])
     order = xp.argsort(flat_index, kind="stable")
