@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from backends import to_backend, to_host
+from backends import BACKENDS, to_backend, to_host
 
 from minigrad import clip
 from minigrad.clip import numba_backend
@@ -573,12 +573,14 @@ def test_none_entries_are_skipped_and_a_single_array_is_accepted():
     np.testing.assert_allclose(np.linalg.norm(a), 1.0, rtol=1e-6)
 
 
-def test_infinite_thresholds_change_nothing():
-    a = np.array([1e30, -2.0, np.inf])
-    before = a.tobytes()
-    clip.clip_norm_([a], math.inf)
-    clip.clip_value_([a], math.inf)
-    assert a.tobytes() == before
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("values", [[1e30, -2.0, np.inf], [3.0, -4.0]], ids=["huge", "norm-5"])
+def test_infinite_thresholds_change_nothing(backend, values):
+    a = np.array(values)
+    (d,) = to_backend([a], backend)
+    clip.clip_norm_([d], math.inf)
+    clip.clip_value_([d], math.inf)
+    assert to_host([d], backend)[0].tobytes() == a.tobytes()
 
 
 def test_primitive_argument_checks():

@@ -306,7 +306,7 @@ def test_fused_rejects_what_it_cannot_update():
 CUDA_RULES = [("sgd", dict(momentum=0.9, dampening=0.1, wd=0.01, nesterov=False, first=False)),
               ("sgd", dict(momentum=0.9, dampening=0.0, wd=0.0, nesterov=True, first=True)),
               ("adam", dict(amsgrad=False)), ("adam", dict(amsgrad=True)),
-              ("adagrad", dict()), ("rmsprop", dict(centered=True, momentum=0.5)),
+              ("adagrad", dict(wd=0.0)), ("adagrad", dict(wd=1.0)), ("rmsprop", dict(centered=True, momentum=0.5)),
               ("rmsprop", dict(centered=False, momentum=0.0))]
 
 
@@ -335,7 +335,7 @@ def test_cuda_fused_kernels_compute_the_cpu_kernels_formula(rule, kw):
             return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(0.99), f(0.3), f(1e-8), f(0.1),
                     f(0.999), kw["amsgrad"])
         if rule == "adagrad":
-            return (p, g, s[0], gs, f(1.0), f(0.05), f(1e-10), f(0.0))
+            return (p, g, s[0], gs, f(1.0), f(0.05), f(1e-10), f(kw["wd"]))
         return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(1e-8), f(0.1), f(kw["momentum"]),
                 kw["centered"])
 
