@@ -43,12 +43,13 @@ def test_gradients_of_advanced_indexing_add_to_what_is_there(index):
     # or a .grad from an earlier backward; either way it adds (np.add.at is the reference)
     w = np.arange(1.0, 5.0)
     x = mg.tensor(w.copy(), requires_grad=True)
-    idx = mg.tensor(np.array(index, dtype=np.int64))
+    ix = np.array(index, dtype=np.int64)
+    idx = mg.tensor(ix)
     (x * x).sum().backward()
     (x[idx] * 3).sum().backward()
     ((x[idx] * 5).sum() + (x[idx] * 7).sum() + (x * 11).sum()).backward()
     expected = 2 * w + 11
-    np.add.at(expected, np.array(index, dtype=np.int64), 3 + 5 + 7)
+    np.add.at(expected, ix, 3 + 5 + 7)
     np.testing.assert_array_equal(x.grad, expected)
 
 

@@ -542,8 +542,8 @@ def verdict(returncode, text, file):
     if "::" in killer:
         return "killed", killer, ""
     if returncode < 0 or "Fatal Python error" in text:
-        test = re.search(r'File "[^"]*?(tests/[^"]+)", line (\d+) in (test\w*)', text)
-        return "killed", f"crash ({test.group(1)}::{test.group(3)})" if test else f"crash ({returncode})", ""
+        test = re.search(r'File "[^"]*?(tests/[^"]+)", line \d+ in (test\w*)', text)
+        return "killed", f"crash ({test.group(1)}::{test.group(2)})" if test else f"crash ({returncode})", ""
     if file in text:  # an import or collection error raised through the mutant also counts
         return "killed", f"collection ({killer or returncode})", ""
     return "error", "", text[-2000:]

@@ -225,9 +225,11 @@ def check_gather_index(op: str, a: Any, dim: int, index: Any, src_shape: tuple |
         if src_shape is not None and index.shape[d] > src_shape[d]:
             raise TensorError(f"{op}(): Expected index {list(index.shape)} to be no larger than src "
                               f"{list(src_shape)}")
-    if index.size and (int(index.min()) < 0 or int(index.max()) >= a.shape[dim]):
-        bad = int(index.min()) if int(index.min()) < 0 else int(index.max())
-        raise TensorError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    if index.size:
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= a.shape[dim]:
+            raise TensorError(f"{op}(): index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with size "
+                              f"{a.shape[dim]}")
 
 
 class Gather(Function):
