@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from backends import BACKENDS, to_backend, to_host
+from backends import BACKENDS, CUDA_UNAVAILABLE, to_backend, to_host
 
 from minigrad import clip
 from minigrad.clip import numba_backend
@@ -217,6 +217,19 @@ def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
     dev = to_backend([np.array([1.0, -2.0, 0.0])], "cuda")
     assert float(to_host([clip.total_norm(dev, math.inf, backend="cuda")], "cuda")[0]) == 2.0
     assert float(to_host([clip.total_norm(dev, 0.0, backend="cuda")], "cuda")[0]) == 2.0  # non-zeros counted
+
+
+@pytest.mark.parametrize("p", [2.0, 7.0, 7.5, 8.0, 30.0])
+def test_cuda_float32_norms_of_the_largest_values_stay_finite_for_every_order(p):
+    """The CUDA backend chooses the scaled pass before it sums (looking at the sum would cost a host round trip):
+    float32 |x|^p fits float64 unscaled for p up to 7 (3.4e38^7 ≈ 5e269), but for p = 8 one term is 1.798e308
+    and two overflow. Two float32 maxima must give the finite norm max · 2^(1/p) for every order."""
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    big = np.finfo(np.float32).max
+    dev = to_backend([np.full(2, big, np.float32)], "cuda")
+    got = float(to_host([clip.total_norm(dev, p, backend="cuda")], "cuda")[0])
+    assert got == pytest.approx(float(big) * 2.0 ** (1.0 / p), rel=1e-12)
 
 
 # ----- backends: the choice, the kernels taken, the same bits for any thread count ------------------------------------
