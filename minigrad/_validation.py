@@ -19,6 +19,11 @@ class TensorError(RuntimeError, ValueError):
     """
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (a float where torch wants an int, None where it wants a bool, ...): a
+    TypeError as torch raises, and a ValueError as minigrad's other argument errors are."""
+
+
 def check_real(name: str, value: Any, minimum: float | None = None, allow_nan: bool = False) -> float:
     """`value` as a float, by one rule for every numeric argument.
 
@@ -33,20 +38,21 @@ def check_real(name: str, value: Any, minimum: float | None = None, allow_nan: b
         The value as a Python float.
 
     Raises:
-        ValueError: naming `name`.
+        ArgumentTypeError: naming `name`, for a value that is not a real number (a TypeError and a ValueError).
+        ValueError: naming `name`, for NaN or a value below `minimum`.
     """
     if type(value) is float or type(value) is int:  # the common case, first
         number = float(value)
     else:
         raw = getattr(value, "_data", value)  # a Tensor's array
         if isinstance(raw, (bool, np.bool_, str, bytes)):
-            raise ValueError(f"{name} must be a real number, got {value!r}")
+            raise ArgumentTypeError(f"{name} must be a real number, got {value!r}")
         if isinstance(raw, numbers.Real):
             number = float(raw)
         elif getattr(raw, "shape", None) == () and getattr(raw, "dtype", np.dtype(object)).kind in "iuf":
             number = float(raw.item() if hasattr(raw, "item") else raw)
         else:
-            raise ValueError(f"{name} must be a real number (a Python or NumPy number, or a 0-d array), "
+            raise ArgumentTypeError(f"{name} must be a real number (a Python or NumPy number, or a 0-d array), "
                              f"got {value!r}")
     if number != number and not allow_nan:
         raise ValueError(f"{name} must not be NaN")
@@ -84,7 +90,9 @@ def check_positive_int(name: str, value: Any, optional: bool = False) -> int | N
     """A positive int (NumPy integers too; not a bool), or None when `optional`."""
     if value is None and optional:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ArgumentTypeError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
     return int(value)
 
@@ -97,11 +105,10 @@ def check_probability(name: str, p: Any) -> float:
     return p
 
 
-def check_flag(name: str, value: Any, optional: bool = False) -> bool | None:
-    """True or False (a NumPy bool too), or None when `optional`."""
-    if (value is None and optional) or isinstance(value, (bool, np.bool_)):
-        return value if value is None else bool(value)
-    raise ValueError(f"{name} must be True or False{' or None' if optional else ''}, got {value!r}")
+def check_flag(name: str, value: Any, optional: bool = False) -> None:
+    """`value` must be True or False (a NumPy bool too), or None when `optional`."""
+    if not ((value is None and optional) or isinstance(value, (bool, np.bool_))):
+        raise ArgumentTypeError(f"{name} must be True or False{' or None' if optional else ''}, got {value!r}")
 
 
 def check_dims(dim: Any, ndim: int) -> tuple | None:
@@ -117,5 +124,5 @@ def check_dims(dim: Any, ndim: int) -> tuple | None:
     return tuple(sorted(d % max(ndim, 1) for d in dims))
 
 
-__all__ = ["TensorError", "check_real", "check_nonnegative", "check_norm_type", "check_positive_order",
-           "check_positive_int", "check_probability", "check_flag", "check_dims"]
+__all__ = ["TensorError", "ArgumentTypeError", "check_real", "check_nonnegative", "check_norm_type",
+           "check_positive_order", "check_positive_int", "check_probability", "check_flag", "check_dims"]

@@ -35,7 +35,7 @@ def test_schedulers_take_positive_int_periods_only():
     optim.lr_scheduler.StepLR(opt, step_size=1)
     optim.lr_scheduler.MultiStepLR(optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1), milestones=[1, 3])
     optim.lr_scheduler.CosineAnnealingLR(optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1), T_max=1)
-    for bad in (0, -2, True, 2.0, "3"):
+    for bad in (0, -2, True, 2.0, "3", None):
         with pytest.raises(ValueError, match="step_size must be a positive int"):
             optim.lr_scheduler.StepLR(opt, step_size=bad)
 

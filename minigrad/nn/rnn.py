@@ -156,7 +156,7 @@ def _check_clip(value: Any) -> float:
     try:
         return check_real("hidden_grad_clip", value, minimum=0.0)
     except ValueError as err:
-        raise ValueError(f"{err} (None: no clipping inside BPTT)") from None
+        raise type(err)(f"{err} (None: no clipping inside BPTT)") from None
 
 
 def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
@@ -193,9 +193,9 @@ class _RNNBase(Module):
         self.nonlinearity = nonlinearity
         try:
             self.dropout = NF.check_dropout(dropout)
-        except ValueError:
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
-                             f"element being zeroed, got {dropout!r}") from None
+        except ValueError as err:
+            raise type(err)("dropout should be a number in range [0, 1] representing the probability of an "
+                            f"element being zeroed, got {dropout!r}") from None
         if self.dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1",

@@ -31,7 +31,7 @@ def check_number(group: dict, name: str, minimum: float | None = 0.0) -> None:
     try:
         group[name] = check_real(name, group[name], minimum=minimum)
     except ValueError as err:
-        raise ValueError(f"Invalid {name} value: {err}") from None
+        raise type(err)(f"Invalid {name} value: {err}") from None
 
 
 def check_flag(group: dict, name: str, optional: bool = False) -> None:
@@ -39,7 +39,7 @@ def check_flag(group: dict, name: str, optional: bool = False) -> None:
     try:
         _check_flag(name, group[name], optional)
     except ValueError as err:
-        raise ValueError(f"Invalid {name} value: {err}") from None
+        raise type(err)(f"Invalid {name} value: {err}") from None
 
 
 def check_betas(group: dict) -> None:
