@@ -13,6 +13,7 @@ from minigrad._validation import TensorError, check_dims
 from minigrad.autograd import TensorBase, unwrap
 from minigrad.devices import array_module
 from minigrad.random import rng_of
+from minigrad.tensor_shape import scalar_as_vector
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
     from minigrad.tensor import Tensor
@@ -226,9 +227,11 @@ class MathMethods:
             raise TensorError("dot: 1D tensors expected")
         return self @ other
 
+    @scalar_as_vector
     def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         return functions.Sum.apply(self, dim=check_dims(dim, self.ndim), keepdim=keepdim)
 
+    @scalar_as_vector
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         if self.dtype.kind not in "fc":
             raise TensorError(f"mean(): could not infer output dtype: the input dtype must be floating point or "
@@ -237,6 +240,7 @@ class MathMethods:
         count = math.prod(self.shape[d] for d in dims) if dims is not None else self.numel()
         return functions.Sum.apply(self, dim=dims, keepdim=keepdim) / count
 
+    @scalar_as_vector
     def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """Without `dim` the largest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
@@ -245,6 +249,7 @@ class MathMethods:
         values = functions.MaxDim.apply(self, dim=dim, keepdim=keepdim)
         return ValuesIndices(values, self.argmax(dim, keepdim))
 
+    @scalar_as_vector
     def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
@@ -252,9 +257,11 @@ class MathMethods:
         values, _ = (-self).max(dim, keepdim)
         return ValuesIndices(-values, self.argmin(dim, keepdim))
 
+    @scalar_as_vector
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         return self._arg(self._data.argmax, dim, keepdim)
 
+    @scalar_as_vector
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         return self._arg(self._data.argmin, dim, keepdim)
 
@@ -275,6 +282,7 @@ class MathMethods:
             return (self * self).sum(dim, keepdim).sqrt()
         return (a ** p).sum(dim, keepdim) ** (1.0 / p)
 
+    @scalar_as_vector
     def var(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
             correction: Any = None) -> "Tensor":
         """The variance over `dim` (all elements by default) with Bessel's correction (1) unless `unbiased=False`
@@ -297,6 +305,7 @@ class MathMethods:
         """The square root of `var` with the same arguments."""
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
+    @scalar_as_vector
     def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor":
         """log Σ exp(x) over `dim`, computed with the largest element shifted out (no overflow)."""
         dims = check_dims(dim, self.ndim)
@@ -306,9 +315,11 @@ class MathMethods:
         out = (self - top).exp().sum(dims, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dims)
 
+    @scalar_as_vector
     def cumsum(self, dim: int, dtype: Any = None) -> "Tensor":
         return functions.Cumsum.apply(self, dim=check_dims(dim, self.ndim)[0], dtype=dtype)
 
+    @scalar_as_vector
     def cumprod(self, dim: int, dtype: Any = None) -> "Tensor":
         return functions.Cumprod.apply(self, dim=check_dims(dim, self.ndim)[0], dtype=dtype)
 
@@ -321,14 +332,17 @@ class MathMethods:
                 (~key if key.dtype == np.bool_ else -key.astype(np.int64))
         return xp.argsort(key, axis=dim, kind="stable")
 
+    @scalar_as_vector
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
         dim = check_dims(dim, self.ndim)[0]
         index = self._order(dim, descending)
         return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
 
+    @scalar_as_vector
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
         return self._wrap(self._order(check_dims(dim, self.ndim)[0], descending))
 
+    @scalar_as_vector
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
         """The k largest (smallest) elements along `dim`, in order, and their indices."""
         dim = check_dims(dim, self.ndim)[0]
@@ -338,10 +352,12 @@ class MathMethods:
         index = self._order(dim, largest)[(slice(None),) * dim + (slice(0, k),)]
         return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
 
+    @scalar_as_vector
     def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         return self._wrap(array_module(self._data).asarray(self._data.any(axis=check_dims(dim, self.ndim),
                                                                           keepdims=keepdim)))
 
+    @scalar_as_vector
     def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         return self._wrap(array_module(self._data).asarray(self._data.all(axis=check_dims(dim, self.ndim),
                                                                           keepdims=keepdim)))

@@ -2,7 +2,8 @@
 the Function that computes it (minigrad/functions/shape.py). `Tensor` inherits these."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -26,6 +27,24 @@ def raw_index(index: Any) -> Any:
     if hasattr(index, "dtype") and getattr(index, "ndim", 0) >= 0 and index.dtype.kind not in "iub":
         raise IndexError(f"tensors used as indices must be integer or bool, got dtype {index.dtype}")
     return index
+
+
+def scalar_as_vector(method: Callable) -> Callable:
+    """torch takes dim 0 (or -1) of a 0-d tensor as the one dim of a 1-element vector, and gives 0-d results:
+    the wrapped method runs on that vector, and each tensor it returns is viewed as 0-d again."""
+    @functools.wraps(method)
+    def wrapper(self: "Tensor", *args: Any, **kwargs: Any) -> Any:
+        if self.ndim:
+            return method(self, *args, **kwargs)
+        out = method(self.reshape(1), *args, **kwargs)
+        return type(out)(*(o.reshape(()) for o in out)) if isinstance(out, tuple) else out.reshape(())
+    return wrapper
+
+
+def refuse_a_scalar(self: "Tensor", message: str, error: type = TensorError) -> None:
+    """torch's error for an op that needs a dim to cut along, given a 0-d tensor."""
+    if self.ndim == 0:
+        raise error(message)
 
 
 class ShapeMethods:
@@ -64,6 +83,7 @@ class ShapeMethods:
             raise TensorError(f"permute: dims {dims} are not a permutation of the {self.ndim} dims of {self.shape}")
         return functions.Permute.apply(self, axes=tuple(d % self.ndim for d in dims))
 
+    @scalar_as_vector
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
         dim0, dim1 = check_dims(dim0, self.ndim)[0], check_dims(dim1, self.ndim)[0]
         axes = list(range(self.ndim))
@@ -72,6 +92,7 @@ class ShapeMethods:
 
     swapaxes = transpose
 
+    @scalar_as_vector
     def movedim(self, source: Any, destination: Any) -> "Tensor":
         """The dims `source` (an int or a sequence) moved to the positions `destination`, the others in order."""
         src = check_dims(source, self.ndim) if isinstance(source, int) else \
@@ -107,6 +128,7 @@ class ShapeMethods:
 
     def narrow(self, dim: int, start: int, length: int) -> "Tensor":
         """A view of `length` elements from `start` along `dim`."""
+        refuse_a_scalar(self, "narrow() cannot be applied to a 0-dim tensor.")
         dim = check_dims(dim, self.ndim)[0]
         size = self.shape[dim]
         start = int(start)
@@ -118,6 +140,7 @@ class ShapeMethods:
 
     def select(self, dim: int, index: int) -> "Tensor":
         """A view of the slice at `index` along `dim` (that dim removed)."""
+        refuse_a_scalar(self, "select() cannot be applied to a 0-dim tensor.", IndexError)
         dim = check_dims(dim, self.ndim)[0]
         size = self.shape[dim]
         if not -size <= index < size:
@@ -136,6 +159,7 @@ class ShapeMethods:
         return pieces
 
     def unbind(self, dim: int = 0) -> tuple:
+        refuse_a_scalar(self, "Dimension specified as 0 but tensor has no dimensions", IndexError)
         dim = check_dims(dim, self.ndim)[0]
         pieces = tuple(self.select(dim, i) for i in range(self.shape[dim]))
         for piece in pieces:
@@ -145,6 +169,7 @@ class ShapeMethods:
 
     def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple:
         """Pieces of `split_size` along `dim` (the last may be smaller), or of the listed sizes."""
+        refuse_a_scalar(self, "split expects at least a 1-dimensional tensor")
         dim = check_dims(dim, self.ndim)[0]
         size = self.shape[dim]
         if isinstance(split_size_or_sections, (int, np.integer)):
@@ -162,6 +187,7 @@ class ShapeMethods:
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple:
         """At most `chunks` pieces of ceil(size / chunks) along `dim`."""
+        refuse_a_scalar(self, "chunk expects at least a 1-dimensional tensor")
         if chunks <= 0:
             raise TensorError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         size = self.shape[check_dims(dim, self.ndim)[0]]
@@ -178,10 +204,12 @@ class ShapeMethods:
         repeats = tuple(repeats[0]) if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)) else repeats
         return functions.Repeat.apply(self, repeats=tuple(int(n) for n in repeats))
 
+    @scalar_as_vector
     def flip(self, *dims: Any) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return functions.Flip.apply(self, dims=check_dims(dims, self.ndim))
 
+    @scalar_as_vector
     def index_select(self, dim: int, index: Any) -> "Tensor":
         dim = check_dims(dim, self.ndim)[0]
         idx = raw_index(index)
@@ -203,6 +231,8 @@ class ShapeMethods:
 
     def gather(self, dim: int, index: Any) -> "Tensor":
         dim, index = self._scatter_args("gather", dim, index)
+        if self.ndim == 0 and getattr(index, "ndim", None) == 0:  # torch: a 0-d tensor by a 0-d index, 0-d out
+            return functions.Gather.apply(self.reshape(1), dim, index.reshape(1)).reshape(())
         return functions.Gather.apply(self, dim, index)
 
     def scatter(self, dim: int, index: Any, src: Any = None, value: Any = None) -> "Tensor":

@@ -18,6 +18,7 @@ X243 = RNG.standard_normal((2, 4, 3))
 MASK34 = RNG.random((3, 4)) < 0.5
 IDX_REPEATS = np.array([[0, 0, 3], [2, 1, 2], [3, 3, 3]])
 IDX_UNIQUE = np.array([[3, 0], [1, 2], [0, 3]])
+X0 = np.array(1.7)  # a 0-d tensor: torch takes dim 0 or -1 of it as the one dim of a 1-element vector
 WITH_ZEROS = np.array([[0.5, 0.0, -2.0, 1.5], [0.0, 0.0, 3.0, -1.0], [1.2, -0.7, 0.9, 2.0]])
 
 # name -> (function of (lib, *tensors), input arrays); every input is float64 and differentiated
@@ -93,6 +94,18 @@ CASES = {
     "einsum-ellipsis": (lambda lib, x, y: lib.einsum("...ij,jk->...ik", x, y), [X234, X34B.T.copy()]),
     "einsum-rowsum": (lambda lib, x: lib.einsum("ij->i", x), [X34]),
     "einsum-outer-list": (lambda lib, x, y: lib.einsum("i,j->ij", [x[0], y[1]]), [X34, X34B]),
+    "0d-sum": (lambda lib, x: x.sum(0) * x.sum(-1, keepdim=True), [X0]),
+    "0d-mean": (lambda lib, x: x.mean(dim=0), [X0]),
+    "0d-max-min": (lambda lib, x: x.max(0)[0] * 2 + x.min(-1, keepdim=True).values, [X0]),
+    "0d-var": (lambda lib, x: x.var(0, correction=0) + x, [X0]),
+    "0d-logsumexp": (lambda lib, x: x.logsumexp(0), [X0]),
+    "0d-norm": (lambda lib, x: x.norm(dim=0) + x.norm(3, dim=-1), [X0]),
+    "0d-cumsum-cumprod": (lambda lib, x: x.cumsum(0) * x.cumprod(-1), [X0]),
+    "0d-sort-topk": (lambda lib, x: x.sort(0).values + x.topk(1, 0)[0] * 2, [X0]),
+    "0d-softmax": (lambda lib, x: x.log_softmax(0) + x.softmax(-1) + x, [X0]),
+    "0d-flip-transpose-movedim": (lambda lib, x: x.flip(0) + x.transpose(0, -1) * 2 + x.movedim(0, -1) * 3, [X0]),
+    "0d-gather-index_select": (lambda lib, x: x.gather(0, lib.tensor(0)) + x.index_select(-1, lib.tensor([0])) * 2,
+                               [X0]),
 }
 
 
@@ -151,6 +164,11 @@ NO_GRAD = {
     "one_hot-inferred": lambda lib: lib.nn.functional.one_hot(lib.tensor(np.array([[1, 3], [0, 0]]))),
     "type-name": lambda lib: lib.tensor(np.arange(3.0)).type(),
     "type-cast": lambda lib: lib.tensor(np.array([1.7, -1.7])).type(lib.int64),
+    "0d-argmax": lambda lib: lib.tensor(X0).argmax(0),
+    "0d-argmin-keepdim": lambda lib: lib.tensor(X0).argmin(-1, keepdim=True),
+    "0d-max-indices": lambda lib: lib.tensor(X0).max(0).indices,
+    "0d-argsort": lambda lib: lib.tensor(X0).argsort(0),
+    "0d-any-all": lambda lib: lib.tensor(X0 > 1).any(0) & lib.tensor(X0 > 1).all(-1),
 }
 
 
@@ -219,6 +237,15 @@ BAD = {
     "cat-dims-differ": (lambda lib, x: lib.cat([x, x[0]], -1), RuntimeError),
     "stack-dim-out-of-range": (lambda lib, x: lib.stack([x], 3), IndexError),
     "stack-dim-below-range": (lambda lib, x: lib.stack([x, x], -4), IndexError),
+    "0d-dim-1": (lambda lib, x: x[0, 0].sum(1), IndexError),
+    "0d-dim-minus-2": (lambda lib, x: x[0, 0].cumsum(-2), IndexError),
+    "1d-dim-1": (lambda lib, x: x[0].mean(1), IndexError),
+    "1d-dim-minus-2": (lambda lib, x: x[0].max(-2), IndexError),
+    "0d-narrow": (lambda lib, x: x[0, 0].narrow(0, 0, 1), RuntimeError),
+    "0d-select": (lambda lib, x: x[0, 0].select(0, 0), IndexError),
+    "0d-unbind": (lambda lib, x: x[0, 0].unbind(0), IndexError),
+    "0d-split": (lambda lib, x: x[0, 0].split(1), RuntimeError),
+    "0d-chunk": (lambda lib, x: x[0, 0].chunk(1), RuntimeError),
 }
 
 

@@ -310,6 +310,60 @@ def test_rnn_dropout_between_layers_as_torch(torch, fused):
         nn.RNN(3, 4, dropout=0.5)
 
 
+# ----- bad arguments: torch's exception types -------------------------------------------------------------------
+BAD_MODULE_ARGS = [("RNN", dict(hidden_size=2.0)), ("LSTM", dict(hidden_size=None)), ("GRU", dict(input_size=2.0)),
+                   ("RNN", dict(num_layers=None)), ("LSTM", dict(num_layers=0)), ("GRU", dict(hidden_size=0)),
+                   ("RNN", dict(batch_first=None)), ("LSTM", dict(bias="x")), ("GRU", dict(dropout=None)),
+                   ("RNN", dict(dropout=2.0)), ("RNN", dict(nonlinearity="gelu"))]
+BAD_OPTIMIZER_ARGS = [("SGD", dict(lr="x")), ("SGD", dict(lr=None)), ("SGD", dict(lr=-1.0)),
+                      ("SGD", dict(lr=0.1, momentum=None)), ("Adam", dict(lr=0.1, betas=(0.9, None))),
+                      ("Adam", dict(lr=0.1, eps="x")), ("RMSprop", dict(lr=0.1, alpha=None)),
+                      ("Adagrad", dict(lr=0.1, lr_decay=None))]
+
+
+def _raised(make):
+    with pytest.raises(Exception) as info:
+        make()
+    return info.value
+
+
+@pytest.mark.parametrize("name,kwargs", BAD_MODULE_ARGS)
+def test_recurrent_layers_refuse_bad_arguments_with_torchs_exception_type(torch, name, kwargs):
+    """A wrong type is torch's TypeError (also a ValueError in minigrad), a wrong value its ValueError; our
+    message names the argument."""
+    args = {"input_size": 3, "hidden_size": 4, **kwargs}
+    theirs = _raised(lambda: getattr(torch.nn, name)(**args))
+    ours = _raised(lambda: getattr(nn, name)(**args))
+    assert isinstance(ours, type(theirs)) and isinstance(ours, ValueError), (ours, theirs)
+    assert next(iter(kwargs)) in str(ours)
+
+
+@pytest.mark.parametrize("name,kwargs", BAD_OPTIMIZER_ARGS)
+def test_optimizers_refuse_bad_arguments_with_torchs_exception_type(torch, name, kwargs):
+    theirs = _raised(lambda: getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **kwargs))
+    ours = _raised(lambda: getattr(mg.optim, name)([mg.zeros(2, requires_grad=True)], **kwargs))
+    assert isinstance(ours, type(theirs)) and isinstance(ours, ValueError), (ours, theirs)
+    assert list(kwargs)[-1] in str(ours)
+
+
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_a_reduction_refuses_dims_out_of_range_as_torch(torch, shape):
+    """A 0-d and a 1-d tensor both take dim -1 and 0 only (torch's rule for a 0-d tensor: as if it were 1-d)."""
+    for dim in (-2, -1, 0, 1):
+        theirs = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+        ours = mg.zeros(*shape, dtype=np.float64, requires_grad=True)
+        try:
+            want = theirs.sum(dim=dim)
+        except IndexError:
+            with pytest.raises(IndexError, match="Dimension out of range"):
+                ours.sum(dim=dim)
+            continue
+        got = ours.sum(dim=dim)
+        assert got.shape == tuple(want.shape)
+        got.backward(mg.ones(*got.shape, dtype=np.float64))
+        assert ours.grad.shape == shape
+
+
 # ----- utils.data ---------------------------------------------------------------------------------------------
 def test_dataloader_batches_like_torchs(torch):
     x0, y0 = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
