@@ -9,7 +9,7 @@ import numpy as np
 from minigrad import functions
 from minigrad._promotion import DEFAULT_DTYPE
 from minigrad._promotion import result_type as _result_type
-from minigrad._validation import TensorError
+from minigrad._validation import ArgumentTypeError, TensorError
 from minigrad.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.devices import device
 from minigrad.random import Generator, generator, manual_seed
@@ -245,8 +245,8 @@ def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
     return _result_type(*(x._data if isinstance(x, Tensor) else x for x in (tensor1, tensor2)))
 
 
-__all__ = ["Tensor", "TensorError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
-           "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
+__all__ = ["Tensor", "TensorError", "ArgumentTypeError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty",
+           "full", "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
            "eye", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
            "save", "load", "stack", "cat", "concat", "concatenate", "device", "Generator", "where", "einsum",
            "allclose", "equal", "is_tensor", "numel", "result_type", "LongTensor", "FloatTensor", "DoubleTensor",

@@ -335,6 +335,7 @@ def test_recurrent_layers_refuse_bad_arguments_with_torchs_exception_type(torch,
     theirs = _raised(lambda: getattr(torch.nn, name)(**args))
     ours = _raised(lambda: getattr(nn, name)(**args))
     assert isinstance(ours, type(theirs)) and isinstance(ours, ValueError), (ours, theirs)
+    assert isinstance(ours, mg.ArgumentTypeError) == isinstance(theirs, TypeError)
     assert next(iter(kwargs)) in str(ours)
 
 
