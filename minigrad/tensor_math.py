@@ -245,7 +245,7 @@ class MathMethods:
         """Without `dim` the largest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
             return functions.MaxAll.apply(self)
-        dim = check_dims(dim, self.ndim)[0]
+        dim = self._reduction_dim("max", dim)
         values = functions.MaxDim.apply(self, dim=dim, keepdim=keepdim)
         return ValuesIndices(values, self.argmax(dim, keepdim))
 
@@ -254,6 +254,7 @@ class MathMethods:
         """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
             return -functions.MaxAll.apply(-self)
+        self._reduction_dim("min", dim)  # torch's name in the message
         values, _ = (-self).max(dim, keepdim)
         return ValuesIndices(-values, self.argmin(dim, keepdim))
 
@@ -267,10 +268,19 @@ class MathMethods:
 
     def _arg(self, fn: Callable, dim: int | None, keepdim: bool) -> "Tensor":
         if dim is None:
+            if self.numel() == 0:
+                raise IndexError(f"{fn.__name__}(): Expected reduction dim to be specified for input.numel() == 0.")
             return self._wrap(array_module(self._data).asarray(fn()))
-        dim = check_dims(dim, self.ndim)[0]
+        dim = self._reduction_dim(fn.__name__, dim)
         idx = fn(axis=dim)
         return self._wrap(array_module(idx).expand_dims(idx, dim) if keepdim else idx)
+
+    def _reduction_dim(self, name: str, dim: Any) -> int:
+        """`dim` checked, for a reduction that picks one element (max, argmax, ...): that dim must not be empty."""
+        dim = check_dims(dim, self.ndim)[0]
+        if self.shape[dim] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
+        return dim
 
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
         """The p-norm over all elements (or `dim`), as torch.linalg.vector_norm; differentiable."""

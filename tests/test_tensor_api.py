@@ -104,6 +104,7 @@ CASES = {
     "0d-sort-topk": (lambda lib, x: x.sort(0).values + x.topk(1, 0)[0] * 2, [X0]),
     "0d-softmax": (lambda lib, x: x.log_softmax(0) + x.softmax(-1) + x, [X0]),
     "0d-flip-transpose-movedim": (lambda lib, x: x.flip(0) + x.transpose(0, -1) * 2 + x.movedim(0, -1) * 3, [X0]),
+    "softmax-empty-rows": (lambda lib, x: x[:, :0].softmax(1).sum() + x[:0].log_softmax(0).sum() + x.sum(), [X34]),
     "0d-gather-index_select": (lambda lib, x: x.gather(0, lib.tensor(0)) + x.index_select(-1, lib.tensor([0])) * 2,
                                [X0]),
 }
@@ -237,6 +238,10 @@ BAD = {
     "cat-dims-differ": (lambda lib, x: lib.cat([x, x[0]], -1), RuntimeError),
     "stack-dim-out-of-range": (lambda lib, x: lib.stack([x], 3), IndexError),
     "stack-dim-below-range": (lambda lib, x: lib.stack([x, x], -4), IndexError),
+    "max-empty-dim": (lambda lib, x: x[:, :0].max(1), IndexError),
+    "min-empty-dim": (lambda lib, x: x[:0].min(0), IndexError),
+    "argmax-empty-dim": (lambda lib, x: x[:0].argmax(0), IndexError),
+    "argmin-empty": (lambda lib, x: x[:0].argmin(), IndexError),
     "0d-dim-1": (lambda lib, x: x[0, 0].sum(1), IndexError),
     "0d-dim-minus-2": (lambda lib, x: x[0, 0].cumsum(-2), IndexError),
     "1d-dim-1": (lambda lib, x: x[0].mean(1), IndexError),

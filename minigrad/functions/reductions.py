@@ -63,6 +63,8 @@ class MaxDim(Function):
 
 def _log_softmax(a: Any, dim: int) -> Any:
     xp = array_module(a)
+    if a.size == 0:  # no row to take the max of
+        return a.copy()
     shifted = a - a.max(axis=dim, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
