@@ -585,6 +585,49 @@ def test_in_place_parity_with_torch(torch):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
 
 
+ZERO_D_INPLACE = {
+    "setitem-ellipsis": lambda lib, y: y.__setitem__(..., 5.0),
+    "setitem-empty-tuple": lambda lib, y: y.__setitem__((), y.detach() * 3),
+    "setitem-mask": lambda lib, y: y.__setitem__(y > 0, 0.0),
+    "view-ellipsis": lambda lib, y: y[...].add_(1.0),
+    "view-1-element": lambda lib, y: y.view(1).mul_(3.0),
+    "element-of-a-view": lambda lib, y: y.view(1)[0].mul_(3.0),
+    "squeezed-view": lambda lib, y: y.unsqueeze(0).squeeze(0).add_(y.detach()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_D_INPLACE))
+def test_a_0d_tensor_changed_in_place_directly_or_through_a_view_as_torch(torch, name):
+    """The upstream gradient of a 0-d result is a NumPy scalar, not an array: the backward of an assignment and
+    of a view changed in place must still write into it."""
+    out = []
+    for lib in (mg, torch):
+        x = lib.tensor(0.7, dtype=lib.float64, requires_grad=True)
+        y = x * 2.0
+        ZERO_D_INPLACE[name](lib, y)
+        (y * y).sum().backward()
+        assert tuple(y.shape) == ()
+        out.append((float(y.detach().numpy()), float(x.grad.numpy())))
+    assert out[0] == pytest.approx(out[1], rel=1e-14)
+
+
+def test_an_in_place_op_that_reads_the_tensor_it_writes_keeps_the_old_values_it_needs():
+    """y.mul_(y): torch's backward raises (the saved second input was overwritten); minigrad keeps a copy of the
+    old values the op's backward needs (README, "Differences from PyTorch"), so the gradient is y²'s."""
+    from minigrad.gradcheck import gradcheck
+
+    def square_in_place(x):
+        y = x * 1.0
+        return y.mul_(y)
+
+    assert gradcheck(square_in_place, [mg.tensor(np.array([0.5, -1.3, 2.0]), requires_grad=True)])
+    x = mg.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = x * 1.0
+    y.mul_(y).div_(y.detach() + 1)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy() / (x.detach().numpy() ** 2 + 1))
+
+
 @pytest.mark.parametrize("lib", LIBS)
 def test_register_hook_and_retain_grad(lib):
     x = lib.tensor([1.0, 2.0], requires_grad=True)

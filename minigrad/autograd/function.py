@@ -384,7 +384,7 @@ class CopySlices(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
-        base_grad = grad.copy()
+        base_grad = array_module(grad).array(grad)  # a copy, and an array even where grad is a NumPy scalar
         region = replay_view(ctx.chain, base_grad)
         if not array_module(region).may_share_memory(region, base_grad):
             raise RuntimeError("CopySlices: the view's region of the gradient is not a view of it (a view chain "

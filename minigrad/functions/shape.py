@@ -307,7 +307,7 @@ class SetItem(Function):
         need_a, need_value = ctx.needs_input_grad[:2]
         grad_a = grad_value = None
         if need_a:
-            grad_a = grad.copy()
+            grad_a = array_module(grad).array(grad)  # a copy, and an array even where grad is a NumPy scalar
             grad_a[ctx.index] = 0
         if need_value:
             grad_value = unbroadcast(grad[ctx.index], ctx.value_shape)
