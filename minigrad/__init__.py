@@ -173,12 +173,13 @@ def _function_of_method(name: str) -> Any:
     return fn
 
 
-_METHODS = ("abs", "add", "all", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp", "cos",
-            "cumprod", "cumsum", "div", "dot", "exp", "flatten", "flip", "gather", "index_select", "log",
-            "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max", "mean", "min", "mm", "mul",
-            "multinomial", "narrow", "neg", "permute", "pow", "reciprocal", "relu", "reshape", "scatter",
-            "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "std",
-            "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "unbind", "unsqueeze", "var")
+_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp",
+            "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div", "dot", "exp", "flatten", "flip", "gather",
+            "index_select", "lerp", "log", "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max",
+            "mean", "min", "mm", "mul", "multinomial", "narrow", "neg", "permute", "pow", "reciprocal", "relu",
+            "reshape", "scatter", "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt",
+            "squeeze", "std", "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "unbind", "unsqueeze",
+            "var")
 globals().update({name: _function_of_method(name) for name in _METHODS})
 
 

@@ -85,6 +85,21 @@ class InplaceMethods:
 
     clip_ = clamp_
 
+    def clamp_min_(self, min: Any) -> "Tensor":
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max: Any) -> "Tensor":
+        return self.clamp_(max=max)
+
+    def addcmul_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        return self.add_(tensor1 * tensor2, alpha=value)
+
+    def addcdiv_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        return self.add_(tensor1 / tensor2, alpha=value)
+
+    def lerp_(self, end: Any, weight: Any) -> "Tensor":
+        return self.add_((end - self) * weight)
+
     def _unary_(self, fn: type, op: str) -> "Tensor":
         return apply_inplace(fn, self, op=op)
 

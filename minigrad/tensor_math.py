@@ -205,6 +205,24 @@ class MathMethods:
 
     clip = clamp
 
+    def clamp_min(self, min: Any) -> "Tensor":
+        return self.clamp(min=min)
+
+    def clamp_max(self, max: Any) -> "Tensor":
+        return self.clamp(max=max)
+
+    def addcmul(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        """self + value · tensor1 · tensor2 (torch.addcmul)."""
+        return self.add(tensor1 * tensor2, alpha=value)
+
+    def addcdiv(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        """self + value · tensor1 / tensor2 (torch.addcdiv)."""
+        return self.add(tensor1 / tensor2, alpha=value)
+
+    def lerp(self, end: Any, weight: Any) -> "Tensor":
+        """self + weight · (end − self), the linear interpolation (torch.lerp)."""
+        return self + (end - self) * weight
+
     def matmul(self, other: Any) -> "Tensor":
         return self @ other
 
