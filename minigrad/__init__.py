@@ -173,14 +173,20 @@ def _function_of_method(name: str) -> Any:
     return fn
 
 
-_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp",
-            "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div", "dot", "exp", "flatten", "flip", "gather",
-            "index_select", "lerp", "log", "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max",
-            "mean", "min", "mm", "mul", "multinomial", "narrow", "neg", "permute", "pow", "reciprocal", "relu",
-            "reshape", "scatter", "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt",
-            "squeeze", "std", "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "unbind", "unsqueeze",
-            "var")
+_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk",
+            "clamp", "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div", "dot", "exp", "flatten",
+            "flip", "floor", "floor_divide", "gather", "index_select", "isfinite", "isinf", "isnan", "lerp", "log",
+            "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max", "maximum", "mean", "min",
+            "minimum", "mm", "mul", "multinomial", "narrow", "neg", "norm", "outer", "permute", "pow", "reciprocal",
+            "relu", "remainder", "repeat_interleave", "reshape", "round", "scatter", "scatter_add", "select", "sigmoid",
+            "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "std", "sub", "sum", "t", "tanh", "topk",
+            "transpose", "tril", "triu", "trunc", "unbind", "unsqueeze", "var")
 globals().update({name: _function_of_method(name) for name in _METHODS})
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of floating tensors made from Python floats (float32, as torch's default)."""
+    return DEFAULT_DTYPE
 
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
@@ -206,8 +212,7 @@ def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
     """True when both have the same shape and elements."""
-    a, b = _t(input), _t(other)
-    return a.shape == b.shape and builtins.bool((a == b).all())
+    return _t(input).equal(_t(other))
 
 
 concat = concatenate = cat
@@ -248,11 +253,11 @@ def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
 
 __all__ = ["Tensor", "TensorError", "ArgumentTypeError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty",
            "full", "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
-           "eye", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
-           "save", "load", "stack", "cat", "concat", "concatenate", "device", "Generator", "where", "einsum",
-           "allclose", "equal", "is_tensor", "numel", "result_type", "LongTensor", "FloatTensor", "DoubleTensor",
-           "IntTensor", "BoolTensor", "ByteTensor", "float16", "half", "float32", "float64", "double", "int8",
-           "uint8", "int16", "short", "int32", "int64", "long", "complex64", "complex128", "autograd", "cuda", "nn",
-           "optim", "utils", *_METHODS]
+           "eye", "get_default_dtype", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
+           "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat", "concat", "concatenate", "device",
+           "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel", "result_type", "LongTensor",
+           "FloatTensor", "DoubleTensor", "IntTensor", "BoolTensor", "ByteTensor", "float16", "half", "float32",
+           "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64", "long", "complex64", "complex128",
+           "autograd", "cuda", "nn", "optim", "utils"]
 
 from minigrad import autograd, cuda, nn, optim, utils  # noqa: E402  (torch users reach these as attributes)

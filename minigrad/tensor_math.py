@@ -66,6 +66,25 @@ class MathMethods:
     def __rpow__(self, other: Any) -> "Tensor":
         return functions.Pow.apply(other, self)
 
+    def __mod__(self, other: Any) -> "Tensor":
+        return functions.Remainder.apply(self, other)
+
+    def __rmod__(self, other: Any) -> "Tensor":
+        return functions.Remainder.apply(other, self)
+
+    remainder = __mod__
+
+    def __floordiv__(self, other: Any) -> "Tensor":
+        """floor(self / other), without a gradient (torch's floor_divide has none)."""
+        a, b = promote(self._data, unwrap(other))
+        return self._wrap(array_module(a).asarray(a // b))
+
+    def __rfloordiv__(self, other: Any) -> "Tensor":
+        a, b = promote(unwrap(other), self._data)
+        return self._wrap(array_module(b).asarray(a // b))
+
+    floor_divide = __floordiv__
+
     def __matmul__(self, other: Any) -> "Tensor":
         return functions.MatMul.apply(self, self._as_operand(other))
 
@@ -121,6 +140,19 @@ class MathMethods:
 
     def __invert__(self) -> "Tensor":
         return self._logical(0, lambda a, b: ~a, "bitwise_not")
+
+    def isnan(self) -> "Tensor":
+        return self._wrap(array_module(self._data).asarray(array_module(self._data).isnan(self._data)))
+
+    def isinf(self) -> "Tensor":
+        return self._wrap(array_module(self._data).asarray(array_module(self._data).isinf(self._data)))
+
+    def isfinite(self) -> "Tensor":
+        return self._wrap(array_module(self._data).asarray(array_module(self._data).isfinite(self._data)))
+
+    def equal(self, other: "Tensor") -> bool:
+        """True when both have the same shape and elements (torch.equal)."""
+        return self.shape == other.shape and bool((self._data == unwrap(other)).all())
 
     def logical_not(self) -> "Tensor":
         return self._wrap(array_module(self._data).logical_not(self._data))
@@ -204,6 +236,28 @@ class MathMethods:
         return functions.Clamp.apply(self, lo=unwrap(min), hi=unwrap(max))
 
     clip = clamp
+
+    def maximum(self, other: Any) -> "Tensor":
+        return functions.Extremum.apply(self, other, largest=True)
+
+    def minimum(self, other: Any) -> "Tensor":
+        return functions.Extremum.apply(self, other, largest=False)
+
+    def floor(self) -> "Tensor":
+        return functions.Rounding.apply(self, how="floor")
+
+    def ceil(self) -> "Tensor":
+        return functions.Rounding.apply(self, how="ceil")
+
+    def trunc(self) -> "Tensor":
+        return functions.Rounding.apply(self, how="trunc")
+
+    def round(self, decimals: int = 0) -> "Tensor":
+        """Halves to even, as torch.round; with `decimals`, of self · 10^decimals, scaled back."""
+        if decimals == 0:
+            return functions.Rounding.apply(self, how="round")
+        scale = 10.0 ** decimals
+        return functions.Rounding.apply(self * scale, how="round") / scale
 
     def clamp_min(self, min: Any) -> "Tensor":
         return self.clamp(min=min)
@@ -300,15 +354,15 @@ class MathMethods:
             raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
         return dim
 
+    @scalar_as_vector
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
         """The p-norm over all elements (or `dim`), as torch.linalg.vector_norm; differentiable."""
         p = 2.0 if p == "fro" else float(p)  # float("inf") reads "inf"
-        a = self.abs()
-        if p == float("inf"):
-            return a.max() if dim is None else a.max(dim, keepdim)[0]
-        if p == 2.0:
-            return (self * self).sum(dim, keepdim).sqrt()
-        return (a ** p).sum(dim, keepdim) ** (1.0 / p)
+        if math.isinf(p):
+            a = self.abs() if p > 0 else -self.abs()
+            m = a.max() if dim is None else a.max(dim, keepdim)[0]
+            return m if p > 0 else -m
+        return functions.Norm.apply(self, p=p, dim=check_dims(dim, self.ndim), keepdim=keepdim)
 
     @scalar_as_vector
     def var(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,

@@ -9,7 +9,7 @@ import numpy as np
 
 from minigrad import functions
 from minigrad._validation import TensorError, check_dims
-from minigrad.autograd import TensorBase
+from minigrad.autograd import TensorBase, unwrap
 from minigrad.devices import array_module
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
@@ -216,6 +216,22 @@ class ShapeMethods:
         if getattr(idx, "ndim", 1) > 1 or getattr(idx, "dtype", np.dtype(np.int64)).kind not in "iu":
             raise IndexError("index_select(): Index is supposed to be a vector of integers")
         return self[(slice(None),) * dim + (idx,)]
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None) -> "Tensor":
+        """Each slice along `dim` (each element of the flattened tensor when dim is None) repeated `repeats` times
+        in place: an int, or one count per slice."""
+        src, dim = (self.reshape(-1), 0) if dim is None else (self, check_dims(dim, self.ndim)[0])
+        xp = array_module(self._data)
+        counts = unwrap(repeats)
+        if xp.any(xp.asarray(counts) < 0):
+            raise TensorError("repeat_interleave: repeats can not be negative")
+        return src.index_select(dim, xp.repeat(xp.arange(src.shape[dim]), counts))
+
+    def outer(self, vec2: "Tensor") -> "Tensor":
+        """The outer product of two vectors (torch.outer)."""
+        if self.ndim != 1 or getattr(vec2, "ndim", None) != 1:
+            raise TensorError("outer: expected two 1-D tensors")
+        return self.reshape(-1, 1) * vec2.reshape(1, -1)
 
     def masked_select(self, mask: Any) -> "Tensor":
         mask = raw_index(mask)

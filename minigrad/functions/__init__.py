@@ -9,6 +9,7 @@ from minigrad.functions.elementwise import (
                                             Cos,
                                             Div,
                                             Exp,
+                                            Extremum,
                                             Fill,
                                             Log,
                                             MaskedFill,
@@ -16,6 +17,8 @@ from minigrad.functions.elementwise import (
                                             Neg,
                                             Pow,
                                             Relu,
+                                            Remainder,
+                                            Rounding,
                                             Sigmoid,
                                             Sin,
                                             Sqrt,
@@ -28,7 +31,7 @@ from minigrad.functions.elementwise import (
 )
 from minigrad.functions.linalg import Einsum, MatMul
 from minigrad.functions.losses import BCEWithLogits
-from minigrad.functions.reductions import Cumprod, Cumsum, LogSoftmax, MaxAll, MaxDim, Softmax, Sum
+from minigrad.functions.reductions import Cumprod, Cumsum, LogSoftmax, MaxAll, MaxDim, Norm, Softmax, Sum
 from minigrad.functions.shape import (
                                             Cat,
                                             EmbeddingLookup,
@@ -45,8 +48,8 @@ from minigrad.functions.shape import (
                                             Stack,
 )
 
-__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Exp", "Fill", "Log", "MaskedFill",
-           "Mul", "Neg", "Pow", "Relu", "Sigmoid", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask", "Where",
-           "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Cumprod", "Cumsum", "LogSoftmax", "MaxAll", "MaxDim",
-           "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place",
-           "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]
+__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Exp", "Extremum", "Fill", "Log",
+           "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder", "Rounding", "Sigmoid", "Sin", "Sqrt", "Sub", "Tanh",
+           "ToDevice", "TriangleMask", "Where", "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Cumprod", "Cumsum",
+           "LogSoftmax", "MaxAll", "MaxDim", "Norm", "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip",
+           "Gather", "GetItem", "Permute", "Place", "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]

@@ -238,6 +238,65 @@ class Clamp(Function):
         return grad * inside
 
 
+class Rounding(Function):
+    """floor, ceil, round (halves to even, as torch.round) or trunc: piecewise constant, so the gradient is 0."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, how: str) -> Any:
+        if a.dtype.kind in "iub":  # an integer is its own floor, ceiling and rounding
+            return a.copy()
+        return getattr(array_module(a), how)(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return array_module(grad).zeros_like(grad)
+
+
+class Remainder(Function):
+    """a % b with the sign of b (Python's and torch's rule); the gradient is 1 for a and -floor(a / b) for b."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        broadcast_check("remainder", a, b)
+        ctx.shapes = (shape_of(a), shape_of(b))
+        a, b = promote(a, b)
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b)
+        return a % b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        need_a, need_b = ctx.needs_input_grad
+        grad_b = None
+        if need_b:
+            a, b = ctx.saved_tensors
+            grad_b = unbroadcast(-grad * array_module(grad).floor(a / b), ctx.shapes[1])
+        return (unbroadcast(grad, ctx.shapes[0]) if need_a else None), grad_b
+
+
+class Extremum(Function):
+    """The elementwise maximum (or minimum) of a and b, NaN where either is NaN; where they tie, each gets half
+    of the gradient (torch's rule)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any, largest: bool) -> Any:
+        broadcast_check("maximum" if largest else "minimum", a, b)
+        ctx.shapes, ctx.largest = (shape_of(a), shape_of(b)), largest
+        a, b = promote(a, b)
+        ctx.save_for_backward(a, b)
+        xp = array_module(a)
+        return xp.maximum(a, b) if largest else xp.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        a, b = ctx.saved_tensors
+        a_wins, b_wins = (a > b, b > a) if ctx.largest else (a < b, b < a)
+        half_ties = (a == b) * 0.5
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad * (a_wins + half_ties), ctx.shapes[0]) if need_a else None,
+                unbroadcast(grad * (b_wins + half_ties), ctx.shapes[1]) if need_b else None)
+
+
 class Clone(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:

@@ -22,6 +22,40 @@ class Sum(Function):
         return xp.broadcast_to(grad, ctx.shape)
 
 
+class Norm(Function):
+    """(Σ|a|^p)^(1/p) over `dim` (all elements for None) for a finite p ≠ 0, or the count of non-zeros for p = 0.
+    The gradient is a·|a|^(p−2) · grad / norm^(p−1) (sign(a)·grad for p = 1), and 0 where the norm is 0 (torch's
+    subgradient: the composed formula would give 0/0 there)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, p: float, dim: tuple | None, keepdim: bool) -> Any:
+        xp = array_module(a)
+        if p == 0.0:
+            out = (a != 0).sum(axis=dim, keepdims=True).astype(a.dtype)
+        elif p == 1.0:
+            out = xp.abs(a).sum(axis=dim, keepdims=True)
+        elif p == 2.0:
+            out = xp.sqrt((a * a).sum(axis=dim, keepdims=True))
+        else:
+            out = (xp.abs(a) ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+        ctx.p, ctx.dim, ctx.keepdim = p, dim, keepdim
+        ctx.save_for_backward(a, out)
+        return out if keepdim else (out.reshape(()) if dim is None else out.squeeze(axis=dim))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        a, out = ctx.saved_tensors
+        xp, p = array_module(a), ctx.p
+        grad = grad.reshape(out.shape)  # the reduced dims back, as size 1
+        if p == 0.0:
+            return xp.zeros_like(a)
+        if p == 1.0:
+            return xp.sign(a) * grad
+        safe = xp.where(out == 0, 1, out)
+        scaled = a * grad / safe if p == 2.0 else a * xp.abs(a) ** (p - 2) * grad / safe ** (p - 1)
+        return xp.where(out == 0, 0, scaled)
+
+
 class MaxAll(Function):
     """The largest element; ties share the gradient evenly (torch's rule for a full reduction)."""
 
