@@ -120,6 +120,10 @@ def test_every_loss_passes_gradcheck_for_every_differentiable_input(reduction):
         (lambda x, y: F.mse_loss(x, y, reduction=reduction), [leaf((4, 3)), leaf((4, 3))]),
         (lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction=reduction), [leaf((4, 3), 3),
                                                                                       leaf((4, 3))]),
+        (lambda x, y: F.l1_loss(x, y, reduction=reduction), [leaf((4, 3)), leaf((4, 3))]),
+        (lambda x, y: F.smooth_l1_loss(x, y, reduction=reduction, beta=0.8), [leaf((4, 3)), leaf((4, 3))]),
+        (lambda x, y: F.binary_cross_entropy(x.sigmoid(), y.sigmoid(), weight=mg.tensor(w43), reduction=reduction),
+         [leaf((4, 3)), leaf((4, 3))]),
         (lambda x, y: F.binary_cross_entropy_with_logits(x, y, weight=mg.tensor(w43), reduction=reduction,
                                                          pos_weight=mg.tensor(np.array([0.5, 2.0, 3.0]))),
          [leaf((4, 3), 3), leaf((4, 3))]),
@@ -153,6 +157,12 @@ def test_losses_match_torch(torch, reduction, rng):
          "ce-weighted"),
         (lambda m, t: m.nn.MSELoss(reduction=reduction)(t, m.tensor(y_reg)), "mse"),
         (lambda m, t: m.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=m.tensor(w))(t, m.tensor(y_bin)), "bce"),
+        (lambda m, t: m.nn.L1Loss(reduction=reduction)(t, m.tensor(y_reg)), "l1"),
+        (lambda m, t: m.nn.SmoothL1Loss(reduction=reduction)(t, m.tensor(y_reg)), "smooth-l1"),
+        (lambda m, t: m.nn.SmoothL1Loss(reduction=reduction, beta=2.5)(t, m.tensor(y_reg)), "smooth-l1-beta"),
+        (lambda m, t: m.nn.functional.smooth_l1_loss(t, m.tensor(y_reg), reduction=reduction, beta=0.0), "beta-0"),
+        (lambda m, t: m.nn.BCELoss(weight=m.tensor(w), reduction=reduction)(t.sigmoid(), m.tensor(y_reg).sigmoid()),
+         "bce-probabilities"),
     ]
 
     def y_cls_m(m):
@@ -180,3 +190,101 @@ def test_linear_and_embedding_match_torch_given_the_same_weights(torch, rng):
     np.testing.assert_allclose(out_m.item(), out_t.item(), rtol=1e-12)
     np.testing.assert_allclose(emb_m.weight.grad, emb_t.weight.grad.numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(lin_m.weight.grad, lin_t.weight.grad.numpy(), rtol=1e-10)
+
+
+def test_bce_of_probabilities_clamps_each_log_at_minus_100_and_refuses_values_outside_0_1():
+    """torch's rule: an input of exactly 0 or 1 gives a finite loss (100 per wrong certain answer)."""
+    loss = nn.BCELoss(reduction="none")(mg.tensor(np.array([0.0, 1.0, 1.0])), np.array([1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(loss.numpy(), [100.0, 100.0, 0.0])
+    for bad in (-0.1, 1.5, np.nan):
+        with pytest.raises(RuntimeError, match="between 0 and 1"):
+            nn.functional.binary_cross_entropy(mg.tensor(np.array([0.5, bad])), np.array([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_matches_torch_given_the_same_weights(torch, affine, rng):
+    x = rng.standard_normal((2, 3, 4, 5)) * 3 + 1
+    ours, theirs = nn.LayerNorm((4, 5), elementwise_affine=affine).double(), \
+        torch.nn.LayerNorm((4, 5), elementwise_affine=affine).double()
+    if affine:
+        for name in ("weight", "bias"):
+            value = rng.standard_normal((4, 5))
+            getattr(ours, name).data = mg.tensor(value)
+            with torch.no_grad():
+                getattr(theirs, name).copy_(torch.tensor(value))
+    xm, xt = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    upstream = rng.standard_normal(x.shape)
+    ym, yt = ours(xm), theirs(xt)
+    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    ym.backward(mg.tensor(upstream))
+    yt.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    for (_, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-11)
+    with pytest.raises(RuntimeError, match="expected input with shape"):
+        ours(mg.ones(2, 5, 4, dtype=mg.float64))
+
+
+def test_normalize_matches_torch_and_keeps_a_zero_row_finite(torch, rng):
+    x = rng.standard_normal((3, 4))
+    x[1] = 0.0
+    for p, dim in ((2.0, 1), (1.0, 0), (3.0, -1)):
+        xm, xt = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        ym, yt = nn.functional.normalize(xm, p, dim), torch.nn.functional.normalize(xt, p, dim)
+        np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-15)
+        (ym * mg.tensor(x + 1)).sum().backward()
+        (yt * torch.tensor(x + 1)).sum().backward()
+        np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_embedding_from_pretrained_uses_the_weights_as_given(torch):
+    weights = np.arange(12.0).reshape(4, 3)
+    state = mg.random.generator().bit_generator.state
+    frozen = nn.Embedding.from_pretrained(mg.tensor(weights), padding_idx=1)
+    assert mg.random.generator().bit_generator.state == state  # no random initialisation drawn
+    theirs = torch.nn.Embedding.from_pretrained(torch.tensor(weights), padding_idx=1)
+    np.testing.assert_array_equal(frozen.weight.numpy(), theirs.weight.detach().numpy())  # padding row kept
+    assert frozen.weight.requires_grad is theirs.weight.requires_grad is False
+    trained = nn.Embedding.from_pretrained(mg.tensor(weights), freeze=False)
+    trained(mg.tensor([[0, 2, 2]])).sum().backward()
+    np.testing.assert_array_equal(trained.weight.grad.numpy()[:, 0], [1.0, 0.0, 2.0, 0.0])
+    with pytest.raises(ValueError, match="2-dimensional"):
+        nn.Embedding.from_pretrained(mg.ones(3))
+
+
+def test_sequential_indexes_slices_and_iterates_as_torch(torch):
+    layers = [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)]
+    seq = nn.Sequential(*layers)
+    assert len(seq) == len(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))) == 3
+    assert seq[0] is layers[0] and seq[-1] is layers[2] and list(seq) == layers
+    head = seq[:2]
+    assert isinstance(head, nn.Sequential) and list(head) == layers[:2]
+    x = mg.randn(5, 3)
+    np.testing.assert_array_equal(seq[2](head(x)).detach().numpy(), seq(x).detach().numpy())
+    with pytest.raises(IndexError):
+        seq[3]
+
+
+def test_parameters_to_vector_and_back_as_torch(torch):
+    ours, theirs = nn.Linear(3, 2).double(), torch.nn.Linear(3, 2).double()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    vm = nn.utils.parameters_to_vector(ours.parameters())
+    vt = torch.nn.utils.parameters_to_vector(theirs.parameters())
+    np.testing.assert_array_equal(vm.detach().numpy(), vt.detach().numpy())
+    (vm * vm).sum().backward()
+    np.testing.assert_array_equal(ours.weight.grad.numpy(), 2 * ours.weight.detach().numpy())
+    new = np.arange(8.0)
+    nn.utils.vector_to_parameters(mg.tensor(new), ours.parameters())
+    torch.nn.utils.vector_to_parameters(torch.tensor(new), theirs.parameters())
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    before = [p.detach().numpy().copy() for p in ours.parameters()]
+    with pytest.raises(ValueError, match="elements"):
+        nn.utils.vector_to_parameters(mg.tensor(np.arange(7.0)), ours.parameters())
+    for a, b in zip(ours.parameters(), before):
+        np.testing.assert_array_equal(a.detach().numpy(), b)
+
+
+def test_default_dtype_is_float32_as_torchs(torch):
+    assert mg.get_default_dtype() == mg.tensor([1.5]).dtype == np.dtype(str(torch.get_default_dtype())[6:])

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import functions
-from minigrad._validation import TensorError, check_probability
+from minigrad._validation import TensorError, check_probability, check_real
 from minigrad.devices import array_module
 from minigrad.random import generator
 from minigrad.tensor import Tensor, _tensor
@@ -26,6 +26,11 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _check_reduction(reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _same_shapes(who: str, input: Tensor, target: Tensor) -> None:
+    if input.shape != target.shape:
+        raise ValueError(f"{who}: input shape {input.shape} and target shape {target.shape} differ")
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -195,10 +200,67 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction)
     target = _tensor(target)
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    _same_shapes("mse_loss", input, target)
     diff = input - target
     return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """|input − target|, reduced."""
+    _check_reduction(reduction)
+    target = _tensor(target)
+    _same_shapes("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """Huber's loss scaled by 1/beta: 0.5·d²/beta where |d| < beta, else |d| − 0.5·beta (d = input − target);
+    beta = 0 is the L1 loss."""
+    _check_reduction(reduction)
+    beta = check_real("beta", beta, minimum=0.0)
+    target = _tensor(target)
+    _same_shapes("smooth_l1_loss", input, target)
+    d = (input - target).abs()
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    return _reduce(functions.Where.apply((d < beta)._data, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
+    """−(t·log x + (1 − t)·log(1 − x)) for probabilities x, each log clamped at −100 as torch does (a 0 or 1 input
+    gives a finite loss)."""
+    _check_reduction(reduction)
+    target = _tensor(target)
+    _same_shapes("binary_cross_entropy", input, target)
+    x = input._data
+    if x.size and not bool(((x >= 0) & (x <= 1)).all()):
+        raise TensorError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    with np.errstate(divide="ignore"):  # log(0) is -inf before the clamp
+        log_x, log_1mx = input.log().clamp(min=-100.0), (1 - input).log().clamp(min=-100.0)
+    loss = -(target * log_x + (1 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * _tensor(weight)
+    return _reduce(loss, reduction)
+
+
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """(x − mean) / √(var + eps) over the last len(normalized_shape) dims (biased variance), then · weight + bias."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not shape or tuple(input.shape[-len(shape):]) != shape:
+        raise TensorError(f"layer_norm: expected input with shape [*, {', '.join(map(str, shape))}], but got "
+                          f"input of size {list(input.shape)}")
+    dims = tuple(range(-len(shape), 0))
+    centred = input - input.mean(dims, keepdim=True)
+    out = centred / ((centred * centred).mean(dims, keepdim=True) + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out + bias if bias is not None else out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """input / max(‖input‖_p along dim, eps)."""
+    return input / input.norm(p, dim, keepdim=True).clamp_min(eps)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean",
@@ -206,9 +268,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     """Stable for large |logits|: never forms log(sigmoid(x)) directly."""
     _check_reduction(reduction)
     target = _tensor(target)
-    if input.shape != target.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target shape "
-                         f"{target.shape} differ")
+    _same_shapes("binary_cross_entropy_with_logits", input, target)
     if target.dtype.kind != "f":
         target = target._cast(input.dtype)
     pw = None if pos_weight is None else _tensor(pos_weight)._data

@@ -1,4 +1,4 @@
-"""Linear and Embedding, initialised as torch initialises them."""
+"""Linear, Embedding and LayerNorm, initialised as torch initialises them."""
 from __future__ import annotations
 
 import math
@@ -38,19 +38,50 @@ class Embedding(Module):
     """A lookup table (num_embeddings, embedding_dim) from N(0, 1); the padding row starts at zero."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = DEFAULT_DTYPE, _weight: Any = None, _freeze: bool = False) -> None:
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings")
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        if _weight is not None:  # given weights (from_pretrained): used as they are, the padding row too
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and embedding_dim")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+            return
         self.weight = Parameter(normal_(np.empty((num_embeddings, embedding_dim), dtype)))
         if padding_idx is not None:
             self.weight._data[padding_idx] = 0
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None) -> "Embedding":
+        """An Embedding whose weight is `embeddings` (2-D), frozen (no gradient) unless `freeze` is False."""
+        if embeddings.ndim != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional")
+        return cls(*embeddings.shape, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze)
 
     def forward(self, input: Any) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalises over the last dims (`normalized_shape`), then an elementwise affine map (weight 1, bias 0)."""
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = tuple(int(n) for n in shape), eps, elementwise_affine
+        affine = elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias else None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

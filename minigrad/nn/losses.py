@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minigrad._validation import check_real
 from minigrad.nn import functional as F
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
@@ -51,3 +52,33 @@ class BCEWithLogitsLoss(Module):
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class L1Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        F._check_reduction(reduction)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.l1_loss(input, target, self.reduction)
+
+
+class SmoothL1Loss(Module):
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__()
+        F._check_reduction(reduction)
+        self.reduction, self.beta = reduction, check_real("beta", beta, minimum=0.0)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class BCELoss(Module):
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        super().__init__()
+        F._check_reduction(reduction)
+        self.weight, self.reduction = weight, reduction
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)

@@ -268,6 +268,17 @@ class Sequential(Module):
             x = m(x)
         return x
 
+    def __getitem__(self, index: Any) -> Any:
+        """The module at `index`, or a Sequential of a slice of them."""
+        items = list(self._modules.values())
+        return Sequential(*items[index]) if isinstance(index, slice) else items[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
 
 class ModuleList(Module):
     """Modules held in a list, each registered (its parameters are the container's), as torch.nn.ModuleList."""
