@@ -406,6 +406,29 @@ def test_agc_at_a_gradient_norm_exactly_at_its_limit_below_the_norm_floor(backen
     np.testing.assert_array_equal(to_host([dg], backend)[0], [tiny * (tiny / 1e-6), g[1]])
 
 
+# ----- norm_and_coefficient: the clip without its scaling -------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_norm_and_coefficient_has_no_coefficient_when_nothing_would_change(backend):
+    """None (documented): a norm below max_norm, max_norm = inf, or no arrays; a float otherwise."""
+    ones = [np.ones(4)]
+    for arrays, max_norm in ((ones, 10.0), (ones, 2.0 + 1e-6), (ones, math.inf), ([], 1.0)):
+        norm, coef = clip.norm_and_coefficient(arrays, max_norm, backend=backend)
+        assert coef is None and float(norm) == (2.0 if arrays else 0.0)
+    norm, coef = clip.norm_and_coefficient(ones, 1.0, backend=backend)
+    assert coef == 1.0 / (2.0 + 1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_norm_and_coefficient_passes_a_non_finite_norm_unless_asked_to_raise(backend):
+    """As clip_norm_: error_if_nonfinite is False by default (torch's default), so NaN and inf norms come back."""
+    for bad in (np.nan, np.inf):
+        arrays = [np.array([1.0, bad])]
+        norm, coef = clip.norm_and_coefficient(arrays, 1.0, backend=backend)
+        assert float(norm) != float(norm) if bad != bad else float(norm) == math.inf
+        with pytest.raises(RuntimeError, match="non-finite"):
+            clip.norm_and_coefficient(arrays, 1.0, backend=backend, error_if_nonfinite=True)
+
+
 # ----- numerics: NaN, huge and tiny values, orders, float16, signed zeros ---------------------------------------------
 @pytest.mark.parametrize("backend", ["numba", "cuda"])
 def test_nan_wins_in_every_max(backend):
