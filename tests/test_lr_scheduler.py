@@ -58,6 +58,12 @@ SCHEDULERS = {
     "ExponentialLR-0.9": lambda s, o: s.ExponentialLR(o, gamma=0.9),
     "CosineAnnealingLR-7": lambda s, o: s.CosineAnnealingLR(o, T_max=7, eta_min=0.001),
     "LambdaLR-harmonic": lambda s, o: s.LambdaLR(o, lambda e: 1.0 / (1 + e)),
+    "ConstantLR": lambda s, o: s.ConstantLR(o),  # factor 1/3 for 5 epochs
+    "ConstantLR-0.5-3": lambda s, o: s.ConstantLR(o, factor=0.5, total_iters=3),
+    "LinearLR-warm-up": lambda s, o: s.LinearLR(o, start_factor=0.1, total_iters=6),
+    "LinearLR-decay": lambda s, o: s.LinearLR(o, start_factor=1.0, end_factor=0.2, total_iters=8),
+    "CosineAnnealingWarmRestarts": lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=3, eta_min=0.01),
+    "CosineAnnealingWarmRestarts-T_mult": lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
 }
 
 
@@ -266,3 +272,85 @@ def test_reduce_lr_on_plateau_state_round_trips_without_the_optimizer(torch):
     for m in metrics[5:]:
         sched.step(m), twin.step(m)
         assert [g["lr"] for g in twin_opt.param_groups] == [g["lr"] for g in ours.param_groups]
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("anneal_strategy", ["cos", "linear"])
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_one_cycle_follows_torch_in_rate_and_momentum_and_stops_at_total_steps(torch, optimizer, anneal_strategy,
+                                                                              three_phase):
+    """Every step of the cycle on two groups (one max_lr each), the momentum (SGD) or beta1 (Adam) cycled the
+    other way; one step past total_steps raises in both."""
+    def build(lib):
+        a, b = lib.zeros(2, requires_grad=True), lib.zeros(3, requires_grad=True)
+        kwargs = dict(momentum=0.9) if optimizer == "SGD" else {}
+        opt = getattr(lib.optim, optimizer)([{"params": [a]}, {"params": [b]}], lr=0.1, **kwargs)
+        return opt, lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=[1.0, 0.4], total_steps=17, pct_start=0.25,
+                                                      anneal_strategy=anneal_strategy, three_phase=three_phase)
+
+    (ours, sm), (theirs, st) = build(mg), build(torch)
+    key = "momentum" if optimizer == "SGD" else "betas"
+    for step in range(17):
+        for g, h in zip(ours.param_groups, theirs.param_groups):
+            assert g["lr"] == pytest.approx(h["lr"], rel=1e-12, abs=1e-15), step
+            assert np.ravel(g[key]) == pytest.approx(np.ravel(h[key]), rel=1e-12), step
+        if step < 16:
+            ours.step(), theirs.step()
+            sm.step(), st.step()
+    sm.step(), st.step()  # the last rate of the schedule: step 17 of 17
+    assert [g["lr"] for g in ours.param_groups] == pytest.approx([g["lr"] for g in theirs.param_groups], rel=1e-12)
+    with pytest.raises(ValueError, match="Tried to step 18 times"):
+        sm.step()
+    with pytest.raises(ValueError, match="Tried to step 18 times"):
+        st.step()
+
+
+def test_one_cycle_takes_epochs_times_steps_and_refuses_what_torch_refuses(torch):
+    opt = optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    assert optim.lr_scheduler.OneCycleLR(opt, 1.0, epochs=3, steps_per_epoch=4).total_steps == 12
+    for kwargs, match in ((dict(), "either total_steps"), (dict(total_steps=0), "total_steps"),
+                          (dict(total_steps=5, pct_start=1.5), "pct_start"),
+                          (dict(total_steps=5, anneal_strategy="exp"), "anneal_strategy"),
+                          (dict(total_steps=5, max_lr=[1.0, 2.0]), "max_lr"),
+                          (dict(total_steps=5, base_momentum=[0.8, 0.9]), "base_momentum")):
+        fresh = optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+        with pytest.raises(ValueError, match=match):
+            optim.lr_scheduler.OneCycleLR(fresh, **{"max_lr": 1.0, **kwargs})
+        assert fresh.param_groups[0]["lr"] == 0.1 and fresh.param_groups[0]["momentum"] == 0.9
+        assert "max_lr" not in fresh.param_groups[0]  # refused before any group was written
+    no_momentum = optim.Adagrad([mg.zeros(2, requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        optim.lr_scheduler.OneCycleLR(no_momentum, 1.0, total_steps=5)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adagrad([torch.zeros(2, requires_grad=True)]), 1.0,
+                                            total_steps=5)
+
+
+def test_warm_restarts_take_fractional_epochs_as_torch(torch):
+    """torch's documented use: scheduler.step(epoch + i / iters) inside an epoch, T_mult 2 and 1."""
+    for t_mult in (1, 2):
+        ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+        sm = optim.lr_scheduler.CosineAnnealingWarmRestarts(ours, T_0=2, T_mult=t_mult, eta_min=0.001)
+        st = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(theirs, T_0=2, T_mult=t_mult, eta_min=0.001)
+        for epoch in range(9):
+            for i in range(4):
+                sm.step(epoch + i / 4), st.step(epoch + i / 4)
+                assert [g["lr"] for g in ours.param_groups] == pytest.approx(
+                    [g["lr"] for g in theirs.param_groups], rel=1e-12)
+                assert sm.last_epoch == st.last_epoch
+    with pytest.raises(ValueError, match="epoch"):
+        sm.step(-1.0)
+
+
+@pytest.mark.parametrize("make", [lambda s, o: s.LinearLR(o, start_factor=0.0),
+                                  lambda s, o: s.LinearLR(o, end_factor=1.5),
+                                  lambda s, o: s.ConstantLR(o, factor=1.5),
+                                  lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=0),
+                                  lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=0)])
+def test_new_schedulers_refuse_torchs_bad_arguments_and_leave_the_rates(torch, make):
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    with pytest.raises(ValueError):
+        make(torch.optim.lr_scheduler, theirs)
+    with pytest.raises(ValueError):
+        make(optim.lr_scheduler, ours)
+    assert [g["lr"] for g in ours.param_groups] == [0.1, 0.5] and "initial_lr" not in ours.param_groups[0]
