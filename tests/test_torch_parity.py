@@ -402,6 +402,43 @@ def test_dataloader_shuffle_is_reproducible_with_a_generator_and_collate_fn_is_u
         mg.utils.data.TensorDataset(mg.zeros(3), mg.zeros(4))
 
 
+def test_subset_concat_and_random_split_as_torchs(torch):
+    """The same samples as torch's for Subset and ConcatDataset (negative indices too); random_split's sizes as
+    torch's for counts and fractions (the draws differ: NumPy's generator), its parts disjoint and complete."""
+    x0 = np.arange(10.0)
+    ours, theirs = mg.utils.data, torch.utils.data
+    dm, dt = ours.TensorDataset(mg.tensor(x0)), theirs.TensorDataset(torch.tensor(x0))
+    sub_m, sub_t = ours.Subset(dm, [7, 2, 2]), theirs.Subset(dt, [7, 2, 2])
+    assert len(sub_m) == len(sub_t) == 3
+    assert [sub_m[i][0].item() for i in range(3)] == [sub_t[i][0].item() for i in range(3)]
+    np.testing.assert_array_equal(_np(sub_m[[0, 2]][0]), _np(sub_t[[0, 2]][0]))
+    cat_m = ours.ConcatDataset([dm, ours.Subset(dm, [9, 8])])
+    cat_t = theirs.ConcatDataset([dt, theirs.Subset(dt, [9, 8])])
+    assert len(cat_m) == len(cat_t) == 12
+    for i in (0, 9, 10, 11, -1, -12):
+        assert cat_m[i][0].item() == cat_t[i][0].item(), i
+    for bad in (12, -13):
+        with pytest.raises((IndexError, ValueError)):
+            cat_t[bad]
+        with pytest.raises((IndexError, ValueError)):
+            cat_m[bad]
+    for lengths in ([7, 3], [0.5, 0.3, 0.2], [0.33, 0.33, 0.34], [1.0 / 3] * 3):
+        parts_m = ours.random_split(dm, lengths, generator=mg.Generator().manual_seed(0))
+        parts_t = theirs.random_split(dt, lengths, generator=torch.Generator().manual_seed(0))
+        assert [len(p) for p in parts_m] == [len(p) for p in parts_t], lengths
+        drawn = sorted(int(p[i][0].item()) for p in parts_m for i in range(len(p)))
+        assert drawn == list(range(10))
+    again = ours.random_split(dm, [5, 5], generator=mg.Generator().manual_seed(3))
+    assert again[0].indices == ours.random_split(dm, [5, 5], generator=mg.Generator().manual_seed(3))[0].indices
+    for bad in ([4, 4], [0.5, 0.6], [1.5, -0.5]):
+        with pytest.raises(ValueError):
+            theirs.random_split(dt, bad)
+        with pytest.raises(ValueError):
+            ours.random_split(dm, bad)
+    loader = ours.DataLoader(parts_m[0], batch_size=2)
+    assert sum(len(b[0]) for b in loader) == len(parts_m[0])
+
+
 # ----- a whole ordinary torch script, only the imports changed -------------------------------------------------
 SCRIPT = '''
 import numpy as np

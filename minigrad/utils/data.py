@@ -1,4 +1,5 @@
-"""torch.utils.data's shape: Dataset, TensorDataset, DataLoader (batching, shuffling, drop_last, collate_fn).
+"""torch.utils.data's shape: Dataset, TensorDataset, Subset, ConcatDataset, random_split, DataLoader (batching,
+shuffling, drop_last, collate_fn).
 
 Batches are made in the calling process (`num_workers` is accepted and ignored: there is nothing to overlap
 with on NumPy arrays this size). A TensorDataset without a `collate_fn` is indexed with the whole batch of
@@ -6,6 +7,8 @@ indices at once, so an epoch costs one gather per tensor per batch, not one per 
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from typing import Any, Callable, Iterator, Sequence
 
@@ -42,6 +45,64 @@ class TensorDataset(Dataset):
 
     def __len__(self) -> int:
         return self.tensors[0].shape[0]
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets, one after another."""
+
+    def __init__(self, datasets: Any) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("datasets should not be an empty iterable")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        if which == len(self.datasets):
+            raise IndexError(f"index {index} is out of range for a dataset of {len(self)} samples")
+        return self.datasets[which][index - (self.cumulative_sizes[which - 1] if which else 0)]
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+
+def random_split(dataset: Any, lengths: Sequence[Any], generator: Any = None) -> list[Subset]:
+    """`dataset` split at random into Subsets of the given lengths: counts that add up to len(dataset), or
+    fractions that add up to 1 (floors, the remainder handed out one by one from the first, as torch). The
+    permutation comes from `generator` (NumPy's draws: other splits than torch's for the same seed)."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        if any(not 0 <= f <= 1 for f in lengths):
+            raise ValueError("Fraction at every index should be between 0 and 1")
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != n:
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    order = rng_of(generator).permutation(n).tolist()
+    ends = list(itertools.accumulate(lengths))
+    return [Subset(dataset, order[end - k:end]) for end, k in zip(ends, lengths)]
 
 
 def default_collate(batch: Sequence[Any]) -> Any:
@@ -130,4 +191,4 @@ class DataLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader", "default_collate"]
