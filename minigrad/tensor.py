@@ -272,7 +272,7 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
             hooks = self._node.__dict__.setdefault("hooks", [])
             self._node.wrap = Tensor._wrap
         hooks.append(hook)
-        return _HookHandle(hooks, hook)
+        return HookHandle(hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in `.grad` during backward (a leaf keeps it anyway)."""
@@ -412,8 +412,8 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
         return self._new(np.array(unwrap(data), copy=True), dtype, device, requires_grad)
 
 
-class _HookHandle:
-    """What register_hook returns: `remove()` takes the hook off."""
+class HookHandle:
+    """What register_hook (and a Module's register_forward_hook) returns: `remove()` takes the hook off."""
 
     def __init__(self, hooks: list, hook: Any) -> None:
         self._hooks, self._hook = hooks, hook

@@ -166,6 +166,12 @@ class MathMethods:
     def log(self) -> "Tensor":
         return functions.Log.apply(self)
 
+    def log1p(self) -> "Tensor":
+        return functions.Log1p.apply(self)
+
+    def expm1(self) -> "Tensor":
+        return functions.Expm1.apply(self)
+
     def tanh(self) -> "Tensor":
         return functions.Tanh.apply(self)
 

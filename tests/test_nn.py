@@ -288,3 +288,73 @@ def test_parameters_to_vector_and_back_as_torch(torch):
 
 def test_default_dtype_is_float32_as_torchs(torch):
     assert mg.get_default_dtype() == mg.tensor([1.5]).dtype == np.dtype(str(torch.get_default_dtype())[6:])
+
+
+def test_module_to_casts_floating_parameters_and_buffers_like_torch(torch):
+    for args, kwargs in (((mg.float64,), {}), (("cpu", mg.float64), {}), ((), dict(dtype=mg.float16)),
+                         ((mg.zeros(1, dtype=mg.float64),), {})):
+        ours = nn.Linear(2, 3)
+        ours.register_buffer("steps", mg.tensor([3]))  # an integer buffer keeps its dtype
+        ours.register_buffer("scale", mg.ones(3))
+        assert ours.to(*args, **kwargs) is ours
+        want = np.dtype(kwargs.get("dtype", np.float64))
+        assert ours.weight.dtype == ours.bias.dtype == ours.scale.dtype == want and ours.steps.dtype == np.int64
+    assert nn.Linear(2, 3).half().weight.dtype == np.float16 == np.dtype(str(torch.nn.Linear(2, 3).half()
+                                                                               .weight.dtype)[6:])
+    weight = nn.Linear(2, 3)
+    before = weight.weight
+    with pytest.raises(TypeError, match="floating point"):
+        weight.to(mg.int64)
+    with pytest.raises(ValueError, match="device"):
+        weight.to("tpu")
+    assert weight.weight is before and weight.weight.dtype == np.float32
+
+
+def test_load_state_dict_reports_missing_and_unexpected_keys_as_torch(torch):
+    ours, theirs = nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    state = {"weight": np.zeros((3, 2), np.float32), "extra": np.zeros(1, np.float32)}
+    got = ours.load_state_dict(state, strict=False)
+    want = theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
+    assert (got.missing_keys, got.unexpected_keys) == (want.missing_keys, want.unexpected_keys) == (["bias"], ["extra"])
+    missing, unexpected = got  # still a pair
+    assert missing == ["bias"] and not ours.weight.detach().numpy().any()
+
+
+def test_forward_hooks_see_and_may_replace_inputs_and_outputs_and_come_off():
+    lin = nn.Linear(2, 3)
+    seen = []
+    pre = lin.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
+    post = lin.register_forward_hook(lambda m, args, out: seen.append((args[0].detach().numpy().sum(), out.shape)))
+    out = lin(mg.ones(4, 2))
+    assert seen == [(0.0, (4, 3))]
+    np.testing.assert_array_equal(out.detach().numpy(), np.broadcast_to(lin.bias.detach().numpy(), (4, 3)))
+    replaced = lin.register_forward_hook(lambda m, args, out: out * 2)
+    np.testing.assert_array_equal(lin(mg.ones(1, 2)).detach().numpy(), 2 * lin.bias.detach().numpy()[None])
+    for handle in (pre, post, replaced):
+        handle.remove()
+    np.testing.assert_array_equal(lin(mg.ones(1, 2)).detach().numpy(), (lin.weight.sum(1) + lin.bias).detach()
+                                  .numpy()[None])
+    assert len(seen) == 2
+
+
+def test_containers_and_lookups_as_torch(torch):
+    for lib in (nn, torch.nn):
+        seq = lib.Sequential(lib.Linear(2, 3))
+        seq.append(lib.Tanh())
+        seq.add_module("head", lib.Linear(3, 1))
+        assert [n for n, _ in seq.named_children()] == ["0", "1", "head"]
+        assert seq.get_submodule("head").out_features == 1 and seq.get_parameter("0.weight").shape[0] == 3
+        box = lib.ModuleDict({"enc": lib.Linear(2, 2)})
+        box["dec"] = lib.Linear(2, 1)
+        assert list(box.keys()) == ["enc", "dec"] and "dec" in box and len(box) == 2
+        assert [n for n, _ in box.named_parameters()] == ["enc.weight", "enc.bias", "dec.weight", "dec.bias"]
+        del box["enc"]
+        assert list(box) == ["dec"]
+        with pytest.raises(AttributeError):
+            seq.get_submodule("0.missing")
+        with pytest.raises(AttributeError):
+            seq.get_parameter("0.missing")
+    with pytest.raises(TypeError, match="not a Module"):
+        nn.Sequential().add_module("x", 3)
+    with pytest.raises(KeyError):
+        nn.Sequential().add_module("a.b", nn.Tanh())

@@ -129,6 +129,10 @@ CASES = {
                     + x.norm(float("inf"), dim=0) + x.norm(-float("inf"), dim=0), [X34]),
     "norm-of-a-zero-row": (lambda lib, x: (x * lib.tensor([[1.0], [0.0], [1.0]], dtype=lib.float64)).norm(dim=1)
                            + (x * 0).norm(3, dim=1), [X34]),
+    "log1p-expm1": (lambda lib, x: (x * x).log1p() + (x * 0.1).expm1(), [X34]),
+    "activations": (lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2) + lib.nn.functional.elu(x * 2, 0.5)
+                    + lib.nn.functional.softplus(x * 8, beta=2, threshold=5) + lib.nn.functional.silu(x)
+                    + lib.nn.functional.logsigmoid(x * 5) + lib.nn.functional.hardtanh(x, -0.5, 0.8), [X34]),
     "softmax-empty-rows": (lambda lib, x: x[:, :0].softmax(1).sum() + x[:0].log_softmax(0).sum() + x.sum(), [X34]),
     "0d-gather-index_select": (lambda lib, x: x.gather(0, lib.tensor(0)) + x.index_select(-1, lib.tensor([0])) * 2,
                                [X0]),

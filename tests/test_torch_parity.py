@@ -236,6 +236,47 @@ def test_activation_modules_in_a_sequential(torch, dtype, rng):
         np.testing.assert_allclose(_np(a), _np(b), **_tol(dtype))
 
 
+ACTIVATIONS = {
+    "LeakyReLU": lambda nn: nn.LeakyReLU(0.2), "ELU": lambda nn: nn.ELU(alpha=0.7),
+    "Softplus": lambda nn: nn.Softplus(),
+    "Softplus-beta": lambda nn: nn.Softplus(beta=2.0, threshold=5.0), "SiLU": lambda nn: nn.SiLU(),
+    "LogSigmoid": lambda nn: nn.LogSigmoid(), "Hardtanh": lambda nn: nn.Hardtanh(-0.5, 2.0),
+    "Flatten": lambda nn: nn.Flatten(0), "LeakyReLU-inplace": lambda nn: nn.LeakyReLU(inplace=True),
+    "ELU-inplace": lambda nn: nn.ELU(inplace=True), "SiLU-inplace": lambda nn: nn.SiLU(inplace=True),
+    "Hardtanh-inplace": lambda nn: nn.Hardtanh(inplace=True),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_match_torch_from_far_negative_to_far_positive(torch, dtype, name):
+    """Values and gradients from -60 to 60 (the softplus threshold, exp overflow on the unused side, log(1 + tiny)
+    all crossed); the in-place forms on a non-leaf, as torch allows."""
+    x0 = np.concatenate([np.linspace(-60, 60, 41), [-1e-3, 0.0, 1e-3, 4.9, 5.1, 19.9, 20.1]]).astype(dtype)
+    outs = []
+    for lib in (mg, torch):
+        x = lib.tensor(x0.copy(), requires_grad=True)
+        y = ACTIVATIONS[name](lib.nn)(x * 1.0)
+        (y * y).sum().backward()
+        outs.append((y, x.grad))
+    for a, b in zip(*outs):
+        _same_dtype(a, b)
+        np.testing.assert_allclose(_np(a), _np(b), **_tol(dtype))
+
+
+@pytest.mark.parametrize("name", ["log1p", "expm1"])
+def test_log1p_and_expm1_keep_tiny_arguments_exact(torch, name, rng):
+    x0 = np.concatenate([rng.standard_normal(5), [1e-12, -1e-15, 0.0]])
+    outs = []
+    for lib in (mg, torch):
+        x = lib.tensor(x0.copy(), requires_grad=True)
+        y = getattr(lib, name)(x) if lib is torch else getattr(x, name)()
+        y.sum().backward()
+        outs.append((y, x.grad))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-15, atol=0)
+
+
 def test_dropout_zeroes_about_p_and_scales_the_rest():
     x = mg.ones(200, 100)
     drop = nn.Dropout(0.3)

@@ -8,10 +8,14 @@ from minigrad.functions.elementwise import (
                                             Clone,
                                             Cos,
                                             Div,
+                                            Elu,
                                             Exp,
+                                            Expm1,
                                             Extremum,
                                             Fill,
                                             Log,
+                                            Log1p,
+                                            LogSigmoid,
                                             MaskedFill,
                                             Mul,
                                             Neg,
@@ -20,6 +24,7 @@ from minigrad.functions.elementwise import (
                                             Remainder,
                                             Rounding,
                                             Sigmoid,
+                                            Silu,
                                             Sin,
                                             Sqrt,
                                             Sub,
@@ -48,8 +53,9 @@ from minigrad.functions.shape import (
                                             Stack,
 )
 
-__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Exp", "Extremum", "Fill", "Log",
-           "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder", "Rounding", "Sigmoid", "Sin", "Sqrt", "Sub", "Tanh",
-           "ToDevice", "TriangleMask", "Where", "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Cumprod", "Cumsum",
-           "LogSoftmax", "MaxAll", "MaxDim", "Norm", "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip",
-           "Gather", "GetItem", "Permute", "Place", "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]
+__all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Elu", "Exp", "Expm1", "Extremum",
+           "Fill", "Log", "Log1p", "LogSigmoid", "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder", "Rounding",
+           "Sigmoid", "Silu", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask", "Where", "sigmoid", "Einsum",
+           "MatMul", "BCEWithLogits", "Cumprod", "Cumsum", "LogSoftmax", "MaxAll", "MaxDim", "Norm", "Softmax", "Sum",
+           "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place", "Repeat", "Reshape",
+           "Scatter", "SetItem", "Stack"]

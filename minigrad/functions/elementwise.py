@@ -160,6 +160,33 @@ class Log(Function):
         return grad / ctx.saved_tensors[0]
 
 
+class Log1p(Function):
+    """log(1 + a), exact for small a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return array_module(a).log1p(floating(a))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad / (1 + ctx.saved_tensors[0])
+
+
+class Expm1(Function):
+    """exp(a) − 1, exact for small a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = array_module(a).expm1(floating(a))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * (ctx.saved_tensors[0] + 1)
+
+
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
@@ -193,6 +220,55 @@ class Sigmoid(Function):
     def backward(ctx: Context, grad: Any) -> Any:
         (out,) = ctx.saved_tensors
         return grad * out * (1 - out)
+
+
+class LogSigmoid(Function):
+    """log(sigmoid(a)) = min(a, 0) − log1p(exp(−|a|)): exact and finite for any a; the gradient is sigmoid(−a)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        a = floating(a)
+        xp = array_module(a)
+        ctx.save_for_backward(a)
+        return xp.minimum(a, 0) - xp.log1p(xp.exp(-xp.abs(a)))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        return grad * sigmoid(-ctx.saved_tensors[0])
+
+
+class Silu(Function):
+    """a · sigmoid(a); the gradient sigmoid(a)·(1 + a·(1 − sigmoid(a)))."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        a = floating(a)
+        ctx.save_for_backward(a)
+        return a * sigmoid(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        s = sigmoid(a)
+        return grad * s * (1 + a * (1 - s))
+
+
+class Elu(Function):
+    """a where a > 0, else alpha·(exp(a) − 1); the gradient is read from the result, as torch's elu_ does."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, alpha: float) -> Any:
+        a = floating(a)
+        xp = array_module(a)
+        out = xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
+        ctx.alpha = alpha
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return grad * array_module(out).where(out > 0, 1, out + ctx.alpha)
 
 
 class Relu(Function):

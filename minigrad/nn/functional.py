@@ -8,6 +8,7 @@ import numpy as np
 
 from minigrad import functions
 from minigrad._validation import TensorError, check_probability, check_real
+from minigrad.autograd import apply_inplace
 from minigrad.devices import array_module
 from minigrad.random import generator
 from minigrad.tensor import Tensor, _tensor
@@ -78,6 +79,41 @@ def tanh(x: Tensor) -> Tensor:
 
 def sigmoid(x: Tensor) -> Tensor:
     return x.sigmoid()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope · x."""
+    out = functions.Where.apply((input > 0)._data, input, input * negative_slope)
+    return input.copy_(out) if inplace else out
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha · (exp(x) − 1)."""
+    alpha = check_real("alpha", alpha)
+    if inplace:
+        return apply_inplace(functions.Elu, input, alpha=alpha, op="elu_")
+    return functions.Elu.apply(input, alpha=alpha)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta · x)) / beta, and x itself where beta · x > threshold (torch's rule)."""
+    scaled = input * beta
+    smooth = scaled.clamp(max=threshold).exp().log1p() / beta
+    return functions.Where.apply((scaled > threshold)._data, input, smooth)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x · sigmoid(x)."""
+    return apply_inplace(functions.Silu, input, op="silu_") if inplace else functions.Silu.apply(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)), finite for any x."""
+    return functions.LogSigmoid.apply(input)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:

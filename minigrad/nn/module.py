@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from minigrad import devices
 from minigrad._promotion import as_array
 from minigrad._validation import TensorError
 from minigrad.devices import move_array
-from minigrad.tensor import Tensor
+from minigrad.tensor import HookHandle, Tensor
 
 
 class StateDictKeyError(TensorError, KeyError):
     """load_state_dict with missing or unexpected keys: torch's RuntimeError, and a KeyError too."""
+
+
+class IncompatibleKeys(NamedTuple):
+    """What load_state_dict returns (torch's `_IncompatibleKeys`): the keys it did not find, and those it ignored."""
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Parameter(Tensor):
@@ -62,6 +69,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", [])
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -136,7 +145,56 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks):
+            changed = hook(self, args, out)
+            if changed is not None:
+                out = changed
+        return out
+
+    def register_forward_pre_hook(self, hook: Callable) -> HookHandle:
+        """hook(module, args) before each forward; a non-None result replaces the positional arguments."""
+        self._forward_pre_hooks.append(hook)
+        return HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook: Callable) -> HookHandle:
+        """hook(module, args, output) after each forward; a non-None result replaces the output."""
+        self._forward_hooks.append(hook)
+        return HookHandle(self._forward_hooks, hook)
+
+    def add_module(self, name: str, module: "Module") -> None:
+        """Register `module` as the child `name` (torch's add_module)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path `target` ("" is this module)."""
+        module = self
+        for part in target.split(".") if target else []:
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> "Parameter":
+        """The parameter at the dotted path `target`."""
+        owner, _, name = target.rpartition(".")
+        module = self.get_submodule(owner)
+        if name not in module._parameters:
+            raise AttributeError(f"{type(module).__name__} has no parameter `{name}`")
+        return module._parameters[name]
 
     # ----- traversal ----------------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
@@ -183,7 +241,7 @@ class Module:
         e.g. with copy.deepcopy, to keep a snapshot)."""
         return OrderedDict((name, t.detach()) for name, t in self._named_state().items())
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple[list, list]:
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters and buffers. Every key and shape is checked before anything is
         written."""
         own = self._named_state()
@@ -212,7 +270,7 @@ class Module:
             p = own[name]
             p._data[...] = move_array(arr.astype(p.dtype), p.device)
             p._versions[0] += 1
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -242,9 +300,31 @@ class Module:
     def float(self) -> "Module":
         return self._apply_to_parameters(lambda a: a.astype(np.float32), floating_buffers_only=True)
 
-    def to(self, device: str) -> "Module":
-        """Move every parameter's array to "cpu" or "cuda" in place (Parameters keep their identity)."""
-        return self._apply_to_parameters(lambda a: move_array(a, device))
+    def half(self) -> "Module":
+        return self._apply_to_parameters(lambda a: a.astype(np.float16), floating_buffers_only=True)
+
+    def to(self, *args: Any, device: Any = None, dtype: Any = None, non_blocking: bool = False) -> "Module":
+        """Move every parameter and buffer to a device ("cpu" or "cuda") and/or cast the floating ones to a
+        floating dtype, in place (Parameters keep their identity): to(device), to(dtype), to(device, dtype),
+        to(tensor), as torch's."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, str):
+                device = arg
+            else:
+                dtype = arg
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+        if device is not None:
+            device = str(devices.device(device))  # checked before anything moves
+            self._apply_to_parameters(lambda a: move_array(a, device))
+        if dtype is not None:
+            self._apply_to_parameters(lambda a: a.astype(dtype) if a.dtype.kind == "f" else a,
+                                      floating_buffers_only=True)
+        return self
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._modules.items())
@@ -267,6 +347,15 @@ class Sequential(Module):
         for m in self._modules.values():
             x = m(x)
         return x
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Any) -> "Sequential":
+        for m in modules:
+            self.append(m)
+        return self
 
     def __getitem__(self, index: Any) -> Any:
         """The module at `index`, or a Sequential of a slice of them."""
@@ -308,3 +397,43 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules held by name, each registered, in insertion order (torch.nn.ModuleDict)."""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Any:
+        return self._modules.keys()
+
+    def values(self) -> Any:
+        return self._modules.values()
+
+    def items(self) -> Any:
+        return self._modules.items()
+
+    def update(self, modules: Any) -> None:
+        for key, module in (modules.items() if hasattr(modules, "items") else modules):
+            self[key] = module
