@@ -44,9 +44,10 @@ def _torch_reference(torch, rnn, x, w, nonlinearity, lengths=None):
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("packed", [False, True])
 def test_omega_and_its_gradient_match_the_formula_in_float64(torch, nonlinearity, fused, packed):
-    mg.manual_seed(4)
     rnn = nn.RNN(3, 5, nonlinearity=nonlinearity, fused=fused).double()
     rng = np.random.default_rng(0)
+    for p in rnn.parameters():  # float64 values (an initialised model's float32 ones would hide float32 rounding)
+        p.data = mg.tensor(rng.uniform(-0.45, 0.45, p.shape))
     x, w = rng.standard_normal((9, 4, 3)), rng.standard_normal((9, 4, 5))
     lengths = [9, 4, 7, 2] if packed else None
     rnn.track_hidden_grads = True
@@ -129,3 +130,55 @@ def test_errors_name_what_is_missing_and_change_nothing():
     with pytest.raises(TypeError, match="nn.RNN"):
         omega_(nn.LSTM(2, 3))
     np.testing.assert_array_equal(rnn.weight_hh_l0.grad.data, before)
+
+
+def _one_step(delta, nonlinearity="tanh", bias=0.0, alpha=1.0, fused=True):
+    """Ω and the gradient it adds for one step of one sequence whose ∂L/∂h is exactly `delta` (the loss is
+    Σ delta ⊙ h_0), float64 weights; alpha=None calls the regularizer with its default alpha."""
+    rng = np.random.default_rng(5)
+    rnn = nn.RNN(3, len(delta), nonlinearity=nonlinearity, fused=fused).double()
+    for p in rnn.parameters():
+        p.data = mg.tensor(rng.uniform(-0.6, 0.6, p.shape) + (bias if p.ndim == 1 else 0.0))
+    rnn.track_hidden_grads = True
+    out, _ = rnn(mg.tensor(rng.standard_normal((1, 1, 3))))
+    (out * mg.tensor(np.asarray(delta).reshape(1, 1, -1))).sum().backward()
+    before = rnn.weight_hh_l0.grad.data.copy()
+    omega = omega_(rnn) if alpha is None else omega_(rnn, alpha=alpha)
+    return omega.item(), rnn.weight_hh_l0.grad.data - before
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_skip_threshold_and_a_dead_step_are_exact(fused):
+    """‖δ‖² of exactly 1e-20 is kept (the rule skips only what is below it); 1e-22 is skipped: Ω and the added
+    gradient exactly 0; a relu step whose units are all off (f' = 0, so ‖δ ⊙ f′ W‖ = 0) adds (0 − 1)² = 1 to Ω and
+    nothing to the gradient, without a division by zero."""
+    at_threshold = [6.369616873214543e-11, 7.708954591153108e-11]
+    assert at_threshold[0] ** 2 + at_threshold[1] ** 2 == 1e-20
+    omega, grad = _one_step(at_threshold, fused=fused)
+    assert omega > 0 and np.abs(grad).max() > 0
+    omega, grad = _one_step([1e-11, 0.0], fused=fused)
+    assert omega == 0.0 and not grad.any()
+    omega, grad = _one_step([0.5, -1.5], nonlinearity="relu", bias=-50.0, fused=fused)
+    assert omega == 1.0 and not grad.any()
+
+
+def test_alpha_defaults_to_two():
+    _, once = _one_step([0.5, -1.5], alpha=1.0)
+    _, default = _one_step([0.5, -1.5], alpha=None)
+    np.testing.assert_array_equal(default, 2.0 * once)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_packed_batchs_padding_has_exactly_zero_deltas_even_through_h_n(fused):
+    """The regularizer leaves padding out because its δ is exactly 0 there (the record's contract), also when the
+    loss reads h_n, which a shorter sequence carries past its last step."""
+    mg.manual_seed(4)
+    rnn = nn.RNN(3, 5, fused=fused).double()
+    rnn.track_hidden_grads = True
+    lengths = [9, 4, 7, 2]
+    x = np.random.default_rng(0).standard_normal((9, 4, 3))
+    out, h_n = rnn(pack_padded_sequence(mg.tensor(x), lengths, enforce_sorted=False))
+    (pad_packed_sequence(out)[0].sum() + (h_n * h_n).sum()).backward()
+    deltas = rnn._records[0].deltas  # its batch in the packed order: longest first
+    for b, n in enumerate(sorted(lengths, reverse=True)):
+        assert not deltas[n:, b].any() and np.abs(deltas[:n, b]).min() > 0

@@ -46,12 +46,12 @@ def step_rows(active: Any, steps: int, batch: int) -> list[int]:
 class HiddenGradRecord:
     """One layer-and-direction's ∂L/∂h_t from the last backward, for `hidden_grad_norms` and the regularizer.
 
-    `states` (T, B, H) are the layer's h_t in its reading order and `valid` (T, B) which steps each sequence has
-    (None: all); `deltas` (T, B, H) is set by backward: the total ∂L/∂h_t that BPTT carried, before any
-    `hidden_grad_clip` clamp (0 at the steps a sequence does not have)."""
+    `states` (T, B, H) are the layer's h_t in its reading order; `deltas` (T, B, H) is set by backward: the total
+    ∂L/∂h_t that BPTT carried, before any `hidden_grad_clip` clamp, and exactly 0 at the steps a sequence does
+    not have (a packed batch's padding), which is how the regularizer leaves those steps out."""
 
-    def __init__(self, states: Any, valid: Any, weight_hh: Any) -> None:
-        self.states, self.valid, self.weight_hh = states, valid, weight_hh
+    def __init__(self, states: Any, weight_hh: Any) -> None:
+        self.states, self.weight_hh = states, weight_hh
         self.deltas: Any = None
 
     def __call__(self, deltas: Any) -> None:

@@ -273,7 +273,7 @@ class _RNNBase(Module):
                 state = tuple(s[k] for s in states0)
                 record = None
                 if self.track_hidden_grads:
-                    record = HiddenGradRecord(None, valid, params[1])
+                    record = HiddenGradRecord(None, params[1])
                     records.append(record)
                 if self.fused:
                     seqs = self.fused_layer(seq, state, params, active, record, self.hidden_grad_clip, self._work,

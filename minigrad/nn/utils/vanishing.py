@@ -38,9 +38,7 @@ def _terms(record: Any, nonlinearity: str) -> tuple:
     u = delta * ((1 - h * h) if nonlinearity == "tanh" else (h > 0))
     v = u @ weight
     sq_delta = (delta * delta).sum(axis=-1)  # (T, B)
-    keep = sq_delta >= SKIP_BELOW
-    if record.valid is not None:
-        keep &= xp.asarray(record.valid)
+    keep = sq_delta >= SKIP_BELOW  # also leaves out a packed batch's padding, where δ is exactly 0
     norm_delta = xp.sqrt(xp.where(keep, sq_delta, 1.0))
     norm_v = xp.sqrt((v * v).sum(axis=-1))
     ratio = norm_v / norm_delta
