@@ -141,14 +141,19 @@ class MathMethods:
     def __invert__(self) -> "Tensor":
         return self._logical(0, lambda a, b: ~a, "bitwise_not")
 
+    def _test(self, name: str) -> "Tensor":
+        """A bool tensor from the array module's elementwise test `name` (an array even for a 0-d tensor)."""
+        xp = array_module(self._data)
+        return self._wrap(xp.asarray(getattr(xp, name)(self._data)))
+
     def isnan(self) -> "Tensor":
-        return self._wrap(array_module(self._data).asarray(array_module(self._data).isnan(self._data)))
+        return self._test("isnan")
 
     def isinf(self) -> "Tensor":
-        return self._wrap(array_module(self._data).asarray(array_module(self._data).isinf(self._data)))
+        return self._test("isinf")
 
     def isfinite(self) -> "Tensor":
-        return self._wrap(array_module(self._data).asarray(array_module(self._data).isfinite(self._data)))
+        return self._test("isfinite")
 
     def equal(self, other: "Tensor") -> bool:
         """True when both have the same shape and elements (torch.equal)."""
