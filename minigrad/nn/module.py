@@ -335,32 +335,25 @@ class Module:
         return ""
 
 
-class Sequential(Module):
-    """Modules applied one after another."""
+class _NumberedModules(Module):
+    """What Sequential and ModuleList share: children named 0, 1, ... in order, indexed, sliced and iterated."""
 
-    def __init__(self, *modules: Module) -> None:
-        super().__init__()
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+    def _of(self, modules: list) -> "_NumberedModules":
+        raise NotImplementedError
 
-    def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> "_NumberedModules":
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def extend(self, modules: Any) -> "Sequential":
+    def extend(self, modules: Any) -> "_NumberedModules":
         for m in modules:
             self.append(m)
         return self
 
     def __getitem__(self, index: Any) -> Any:
-        """The module at `index`, or a Sequential of a slice of them."""
+        """The module at `index`, or a container of the same kind holding a slice of them."""
         items = list(self._modules.values())
-        return Sequential(*items[index]) if isinstance(index, slice) else items[index]
+        return self._of(items[index]) if isinstance(index, slice) else items[index]
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -369,7 +362,23 @@ class Sequential(Module):
         return iter(self._modules.values())
 
 
-class ModuleList(Module):
+class Sequential(_NumberedModules):
+    """Modules applied one after another."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        self.extend(modules)
+
+    def _of(self, modules: list) -> "Sequential":
+        return Sequential(*modules)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+
+class ModuleList(_NumberedModules):
     """Modules held in a list, each registered (its parameters are the container's), as torch.nn.ModuleList."""
 
     def __init__(self, modules: Any = None) -> None:
@@ -377,26 +386,8 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def append(self, module: Module) -> "ModuleList":
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList.append expects a Module, got {type(module).__name__}")
-        setattr(self, str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules: Any) -> "ModuleList":
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, index: int) -> Any:
-        items = list(self._modules.values())
-        return ModuleList(items[index]) if isinstance(index, slice) else items[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+    def _of(self, modules: list) -> "ModuleList":
+        return ModuleList(modules)
 
 
 class ModuleDict(Module):
