@@ -629,6 +629,17 @@ def test_an_in_place_op_that_reads_the_tensor_it_writes_keeps_the_old_values_it_
 
 
 @pytest.mark.parametrize("lib", LIBS)
+def test_rounding_an_integer_tensor_gives_a_new_tensor(lib):
+    """floor/ceil/round/trunc of integers are the values themselves, in new memory: changing the result in place
+    leaves the input as it was."""
+    for name in ("floor", "ceil", "round", "trunc"):
+        x = lib.tensor([1, -2, 3])
+        y = getattr(x, name)()
+        y.add_(10)
+        assert x.tolist() == [1, -2, 3] and y.tolist() == [11, 8, 13]
+
+
+@pytest.mark.parametrize("lib", LIBS)
 def test_register_hook_and_retain_grad(lib):
     x = lib.tensor([1.0, 2.0], requires_grad=True)
     seen = []
