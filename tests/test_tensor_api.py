@@ -18,6 +18,8 @@ X243 = RNG.standard_normal((2, 4, 3))
 MASK34 = RNG.random((3, 4)) < 0.5
 IDX_REPEATS = np.array([[0, 0, 3], [2, 1, 2], [3, 3, 3]])
 IDX_UNIQUE = np.array([[3, 0], [1, 2], [0, 3]])
+ZERO_ROW = np.vstack([X34[:1], np.zeros((1, 4)), X34[2:]])  # a norm of exactly 0
+UNIT_ROWS = np.array([[0.6, -0.8, 0.0], [0.0, 0.28, 0.96]])  # 2-norms of exactly 1
 X0 = np.array(1.7)  # a 0-d tensor: torch takes dim 0 or -1 of it as the one dim of a 1-element vector
 WITH_ZEROS = np.array([[0.5, 0.0, -2.0, 1.5], [0.0, 0.0, 3.0, -1.0], [1.2, -0.7, 0.9, 2.0]])
 
@@ -130,6 +132,10 @@ CASES = {
     "norm-function": (lambda lib, x: lib.norm(x, dim=1) + lib.norm(x), [X34]),
     "norm-orders": (lambda lib, x: x.norm(1, dim=0) + x.norm(3, dim=0) + x.norm(0.5, dim=0, keepdim=True)[0]
                     + x.norm(float("inf"), dim=0) + x.norm(-float("inf"), dim=0), [X34]),
+    "norm-zero-row-leaf": (lambda lib, x: x.norm(dim=1) + x.norm(3, dim=1) + x.norm(0.5, dim=1), [ZERO_ROW]),
+    "norm-exactly-one": (lambda lib, x: x.norm(dim=1) + x.norm(3, dim=1), [UNIT_ROWS]),
+    "cumprod-length-two": (lambda lib, x: x[:2].cumprod(0), [X34]),
+    "einsum-a-constant-operand": (lambda lib, x: lib.einsum("ij,jk->ik", lib.tensor(X34B), x.t()), [X34]),
     "norm-of-a-zero-row": (lambda lib, x: (x * lib.tensor([[1.0], [0.0], [1.0]], dtype=lib.float64)).norm(dim=1)
                            + (x * 0).norm(3, dim=1), [X34]),
     "log1p-expm1": (lambda lib, x: (x * x).log1p() + (x * 0.1).expm1(), [X34]),

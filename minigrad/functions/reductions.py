@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from minigrad._validation import TensorError
 from minigrad.autograd import Context, Function
 from minigrad.devices import array_module
@@ -24,8 +26,8 @@ class Sum(Function):
 
 class Norm(Function):
     """(Σ|a|^p)^(1/p) over `dim` (all elements for None) for a finite p ≠ 0, or the count of non-zeros for p = 0.
-    The gradient is a·|a|^(p−2) · grad / norm^(p−1) (sign(a)·grad for p = 1), and 0 where the norm is 0 (torch's
-    subgradient: the composed formula would give 0/0 there)."""
+    The gradient is sign(a)·|a|^(p−1) · grad / norm^(p−1) (sign(a)·grad for p = 1), and 0 where the norm or the
+    element is 0 (torch's subgradient: the formula gives 0/0 or 0·inf there)."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, p: float, dim: tuple | None, keepdim: bool) -> Any:
@@ -52,7 +54,11 @@ class Norm(Function):
         if p == 1.0:
             return xp.sign(a) * grad
         safe = xp.where(out == 0, 1, out)
-        scaled = a * grad / safe if p == 2.0 else a * xp.abs(a) ** (p - 2) * grad / safe ** (p - 1)
+        if p == 2.0:
+            scaled = a * grad / safe
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0^(p-1) = inf for p < 1: masked just below
+                scaled = xp.where(a == 0, 0, xp.sign(a) * xp.abs(a) ** (p - 1) * grad / safe ** (p - 1))
         return xp.where(out == 0, 0, scaled)
 
 
