@@ -628,6 +628,20 @@ def test_an_in_place_op_that_reads_the_tensor_it_writes_keeps_the_old_values_it_
     np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy() / (x.detach().numpy() ** 2 + 1))
 
 
+@pytest.mark.parametrize("view", ["t", "transpose", "permute", "T", "movedim"])
+@pytest.mark.parametrize("lib", LIBS)
+def test_in_place_through_a_permuted_view_reaches_the_base_and_its_gradient(lib, view):
+    make = {"t": lambda y: y.t(), "transpose": lambda y: y.transpose(0, 1), "permute": lambda y: y.permute(1, 0),
+            "T": lambda y: y.T, "movedim": lambda y: y.movedim(0, 1)}[view]
+    x = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    y = x * 1.0
+    v = make(y)
+    v[0].mul_(3.0)  # column 0 of y
+    (y * y).sum().backward()
+    assert y.tolist() == [[3.0, 2.0, 3.0], [12.0, 5.0, 6.0]]
+    assert x.grad.tolist() == [[18.0, 4.0, 6.0], [72.0, 10.0, 12.0]]  # d(9x²)/dx = 18x in column 0
+
+
 @pytest.mark.parametrize("lib", LIBS)
 def test_rounding_an_integer_tensor_gives_a_new_tensor(lib):
     """floor/ceil/round/trunc of integers are the values themselves, in new memory: changing the result in place
