@@ -234,7 +234,7 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
     # ----- autograd ---------------------------------------------------------------------------------
     def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: Any = None) -> None:
-        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` (see engine.backward).
+        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` (see autograd.backward).
 
         Args:
             gradient: d(loss)/d(self), of self's shape; None for a one-element tensor (then 1).
@@ -242,19 +242,9 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
             create_graph: not supported (no higher-order gradients).
             inputs: accumulate into these tensors' `.grad` only (torch's `inputs=`).
         """
-        if create_graph:
-            raise NotImplementedError("minigrad records no graph of the backward pass: create_graph=True (higher-"
-                                      "order gradients) is not supported")
         if gradient is not None:
             gradient = as_array(gradient, self._data.dtype)
-        if inputs is None:
-            engine.backward([self], [gradient], bool(retain_graph))
-            return
-        inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
-        grads = engine.grad([self], inputs, [gradient], retain_graph=retain_graph, allow_unused=True)
-        for x, g in zip(inputs, grads):
-            if g is not None:
-                x._accumulate(g._data)
+        engine.backward(self, [gradient], retain_graph, create_graph, inputs)
 
     def register_hook(self, hook: Any) -> Any:
         """Call `hook(grad)` with the gradient of this tensor during backward; a returned tensor replaces it.

@@ -142,6 +142,12 @@ CASES = {
     "activations": (lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2) + lib.nn.functional.elu(x * 2, 0.5)
                     + lib.nn.functional.softplus(x * 8, beta=2, threshold=5) + lib.nn.functional.silu(x)
                     + lib.nn.functional.logsigmoid(x * 5) + lib.nn.functional.hardtanh(x, -0.5, 0.8), [X34]),
+    "index-negative-arrays": (lambda lib, x: x[lib.tensor([-1, 0, -1])] * 2 + x[lib.tensor([-3, -2])].sum(), [X34]),
+    "index-two-arrays": (lambda lib, x: x[lib.tensor([0, 2, 0]), lib.tensor([1, 3, 1])]
+                         + x[lib.tensor([0, 2, 1]), lib.tensor([-1, 3, 1])].sum(), [X34]),
+    "expand-new-dims-keep": (lambda lib, x: x.expand(2, -1, 4) * lib.arange(8.0, dtype=lib.float64).reshape(2, 1, 4),
+                             [X31]),
+    "repeat-as-many-as-dims": (lambda lib, x: x.repeat(2, 3), [X34]),
     "softmax-empty-rows": (lambda lib, x: x[:, :0].softmax(1).sum() + x[:0].log_softmax(0).sum() + x.sum(), [X34]),
     "0d-gather-index_select": (lambda lib, x: x.gather(0, lib.tensor(0)) + x.index_select(-1, lib.tensor([0])) * 2,
                                [X0]),
@@ -215,6 +221,8 @@ NO_GRAD = {
     "floor-int": lambda lib: lib.tensor(np.array([-7, 7])).floor(),
     "round-half-even": lambda lib: lib.tensor(np.array([0.5, 1.5, 2.5, -0.5])).round(),
     "norm-0": lambda lib: lib.tensor(WITH_ZEROS).norm(0, dim=1),
+    "expand-to-zero": lambda lib: lib.ones(1, 4).expand(0, 4),
+    "repeat-zero-times": lambda lib: lib.ones(2, 3).repeat(0, 2),
     "0d-argmax": lambda lib: lib.tensor(X0).argmax(0),
     "0d-argmin-keepdim": lambda lib: lib.tensor(X0).argmin(-1, keepdim=True),
     "0d-max-indices": lambda lib: lib.tensor(X0).max(0).indices,
@@ -300,6 +308,12 @@ BAD = {
                                   RuntimeError),
     "remainder-shapes": (lambda lib, x: x % x[:2], RuntimeError),
     "maximum-shapes": (lambda lib, x: lib.maximum(x, x[:2]), RuntimeError),
+    "cat-sizes-differ": (lambda lib, x: lib.cat([x, x[:, :2]], 0), RuntimeError),
+    "expand-first-dim": (lambda lib, x: x.expand(2, 4), RuntimeError),
+    "expand-first-dim-after-new": (lambda lib, x: x.expand(2, 5, 4), RuntimeError),
+    "gather-index-past-the-end-among-valid": (lambda lib, x: x.gather(1, lib.tensor(np.array([[0, 4]]))), RuntimeError),
+    "scatter-index-past-the-end-among-valid": (lambda lib, x: x.scatter(1, lib.tensor(np.array([[4, 0]])), 1.0),
+                                               RuntimeError),
     "0d-dim-1": (lambda lib, x: x[0, 0].sum(1), IndexError),
     "0d-dim-minus-2": (lambda lib, x: x[0, 0].cumsum(-2), IndexError),
     "1d-dim-1": (lambda lib, x: x[0].mean(1), IndexError),
@@ -333,3 +347,42 @@ def test_torch_raises_the_same_type(torch, name):
 def test_var_of_one_element_is_nan_like_torchs():
     assert math.isnan(mg.tensor([2.0]).var().item())
     assert mg.tensor([2.0]).var(unbiased=False).item() == 0.0
+
+
+def test_an_advanced_index_adds_its_gradient_into_a_non_contiguous_grad():
+    """The sparse gradient of x[idx] adds into an existing .grad that is a transposed (non-contiguous) array."""
+    x = mg.tensor(X34.copy(), requires_grad=True)
+    x.grad = mg.tensor(np.arange(12.0).reshape(4, 3)).t()
+    assert not x.grad.is_contiguous()
+    x[mg.tensor([2, 0, 2]), mg.tensor([1, 3, 1])].sum().backward()  # two index arrays: flattened, then added
+    want = np.arange(12.0).reshape(4, 3).T.copy()
+    want[0, 3] += 1
+    want[2, 1] += 2
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def test_autograd_backward_takes_several_outputs_as_torch(torch):
+    """torch.autograd.backward: several outputs (one repeated: it counts twice), tensor and None gradients,
+    and `inputs=` to accumulate into some leaves only."""
+    results = []
+    for lib in (mg, torch):
+        a, b = lib.tensor(X34.copy(), requires_grad=True), lib.tensor(X34B.copy(), requires_grad=True)
+        y, z = a * b, (a * a).sum()
+        g = lib.tensor(X34B.copy() * 3)
+        lib.autograd.backward([y, z, y], [g, None, g])
+        results.append((a.grad.numpy().copy(), b.grad.numpy().copy()))
+        a.grad = b.grad = None
+        lib.autograd.backward((a * b).sum(), inputs=[b])
+        results.append((None if a.grad is None else a.grad.numpy(), b.grad.numpy().copy()))
+    (ga, gb), (ha, hb), (ga2, gb2), (ha2, hb2) = results
+    np.testing.assert_allclose(ga, ga2, rtol=1e-12)
+    np.testing.assert_allclose(gb, gb2, rtol=1e-12)
+    assert ha is None and ha2 is None
+    np.testing.assert_allclose(hb, hb2, rtol=1e-12)
+
+
+def test_flip_gives_a_copy_as_torchs():
+    x = mg.tensor([1.0, 2.0, 3.0])
+    y = x.flip(0)
+    y.add_(10.0)
+    assert x.tolist() == [1.0, 2.0, 3.0] and y.tolist() == [13.0, 12.0, 11.0]

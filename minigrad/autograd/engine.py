@@ -11,6 +11,7 @@ inputs, returned instead of accumulated.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from minigrad._validation import TensorError
@@ -66,11 +67,11 @@ def scatter_add(dense: Any, index: Any, values: Any) -> None:
     lead = dense.shape[:len(parts)]
     flat_index = xp.ravel_multi_index(xp.broadcast_arrays(*parts), lead, mode="wrap") if len(parts) > 1 else \
         xp.where(parts[0] < 0, parts[0] + lead[0], parts[0])
-    flat_index = flat_index.reshape(-1)
+    flat_index = flat_index.ravel()
     if flat_index.size == 0:  # nothing to add (and the run starts below would name a first element)
         return
     rows = values.reshape((flat_index.size,) + dense.shape[len(parts):])
-    target = dense.reshape((-1,) + dense.shape[len(parts):])
+    target = dense.reshape((math.prod(lead),) + dense.shape[len(parts):])
     order = xp.argsort(flat_index, kind="stable")
     ordered = flat_index[order]
     starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), ordered[1:] != ordered[:-1]]))
@@ -150,8 +151,8 @@ def _start(roots: Sequence[TensorBase], gradients: Sequence[Any]) -> tuple[list,
     return nodes, grads
 
 
-def backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph: bool = False,
-             capture: dict | None = None) -> list | None:
+def run_backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph: bool,
+                 capture: dict | None = None) -> dict | None:
     """Propagate gradients from `roots` and accumulate them into the `.grad` of every leaf they depend on.
 
     Args:
@@ -162,7 +163,8 @@ def backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph
             nodes (torch.autograd.grad); no leaf's `.grad` is touched then.
 
     Returns:
-        With `capture`, the captured gradients by position (None where nothing arrived); otherwise None.
+        With `capture`, {position: the gradient that reached that node} (a node nothing reached is absent);
+        otherwise None.
 
     Raises:
         TensorError: a root needs no gradient, or a gradient is missing or has the wrong shape.
@@ -177,7 +179,7 @@ def backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph
                                    "tensors after they have already been freed); use backward(retain_graph=True) "
                                    "the first time")
             check_versions(node)
-    captured = None if capture is None else [None] * (max(capture.values(), default=-1) + 1)
+    captured = None if capture is None else {}
     owned: dict[int, Any] = {}  # accumulators allocated here, safe to add into in place
     for node in reversed(order):
         grad = grads.pop(id(node), None)
@@ -229,6 +231,36 @@ def backward(roots: Sequence[TensorBase], gradients: Sequence[Any], retain_graph
     return captured
 
 
+def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+             inputs: Any = None) -> None:
+    """torch.autograd.backward: accumulate the gradients of several outputs at once (a repeated output counts
+    each time), each weighted by its `grad_tensors` entry (None for a one-element output: 1).
+
+    Args:
+        tensors: a tensor or a sequence of tensors that require grad.
+        grad_tensors: one gradient (a tensor, an array, or None) per tensor, or one for a single tensor.
+        retain_graph: keep the graph's saved arrays for another backward.
+        create_graph: not supported (no higher-order gradients).
+        inputs: accumulate into these tensors' `.grad` only.
+    """
+    if create_graph:
+        raise NotImplementedError("minigrad records no graph of the backward pass: create_graph=True (higher-order "
+                                  "gradients) is not supported")
+    tensors = [tensors] if isinstance(tensors, TensorBase) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, TensorBase):
+        grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
+    grad_tensors = [None if g is None else g._data if isinstance(g, TensorBase) else g for g in grad_tensors]
+    if len(grad_tensors) != len(tensors):
+        raise TensorError(f"backward: got {len(grad_tensors)} grad_tensors for {len(tensors)} tensors")
+    if inputs is None:
+        run_backward(tensors, grad_tensors, bool(retain_graph))
+        return
+    inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
+    for x, g in zip(inputs, grad(tensors, inputs, grad_tensors, retain_graph=retain_graph, allow_unused=True)):
+        if g is not None:
+            x._accumulate(g._data)
+
+
 def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
          create_graph: bool = False, allow_unused: bool = False) -> tuple:
     """torch.autograd.grad: the gradients of `outputs` with respect to `inputs`, returned, not accumulated.
@@ -264,10 +296,10 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         if node is None:
             raise TensorError(f"grad: inputs[{i}] does not require grad")
         positions.append(capture.setdefault(id(node), i))
-    captured = backward(outputs, grad_outputs, bool(retain_graph), capture)
+    captured = run_backward(outputs, grad_outputs, bool(retain_graph), capture)
     result = []
     for i, (x, position) in enumerate(zip(inputs, positions)):
-        g = captured[position]
+        g = captured.get(position)
         if g is None and not allow_unused:
             raise TensorError(f"grad: inputs[{i}] was not used in the graph of the outputs; set allow_unused=True "
                               f"if this is the desired behavior")

@@ -267,7 +267,7 @@ class Scatter(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
-        need_a, _, _, need_src = ctx.needs_input_grad[:4]
+        need_a, _, _, need_src = ctx.needs_input_grad  # (a, dim, index, src)
         grad_a = grad_src = None
         if need_a:
             grad_a = grad
@@ -304,7 +304,7 @@ class SetItem(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
-        need_a, need_value = ctx.needs_input_grad[:2]
+        need_a, need_value = ctx.needs_input_grad  # (a, value)
         grad_a = grad_value = None
         if need_a:
             grad_a = array_module(grad).array(grad)  # a copy, and an array even where grad is a NumPy scalar
