@@ -281,7 +281,7 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
     def retains_grad(self) -> bool:
         return bool(self.__dict__.get("_retains_grad"))
 
-    def _accumulate(self, grad: Any, owned: bool = False) -> None:  # see TensorBase
+    def _accumulate(self, grad: Any, owned: bool) -> None:  # see TensorBase
         """Add `grad` into `.grad` in place (GradBuffer views stay views; aliases are never stored: `grad` itself
         becomes `.grad` only when the engine `owned` it, i.e. nothing else refers to it, as torch steals it)."""
         self._settled_grad()

@@ -653,6 +653,42 @@ def test_rounding_an_integer_tensor_gives_a_new_tensor(lib):
         assert x.tolist() == [1, -2, 3] and y.tolist() == [11, 8, 13]
 
 
+def test_autograd_grad_of_an_intermediate_and_with_given_output_gradients_as_torch(torch):
+    """Inputs that are not leaves; grad_outputs as one tensor, as a list with None for a scalar output."""
+    got = []
+    for lib in (mg, torch):
+        x = lib.tensor([1.0, 2.0, -0.5], dtype=lib.float64, requires_grad=True)
+        h = x * x
+        y = h.tanh()
+        (gh,) = lib.autograd.grad(y, h, grad_outputs=lib.tensor([1.0, -2.0, 3.0], dtype=lib.float64),
+                                  retain_graph=True)
+        gx, gh2 = lib.autograd.grad([y.sum(), y], [x, h],
+                                    grad_outputs=[None, lib.tensor([0.5, 0.5, 2.0], dtype=lib.float64)])
+        got.append([t.numpy().copy() for t in (gh, gx, gh2)])
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_backward_without_retain_graph_frees_what_the_graph_saved():
+    """torch's contract: the saved arrays, and what an op kept on its node, are released by the backward that
+    used them (a weak reference to each dies), even while the output tensors live on."""
+    import gc
+    import weakref
+
+    x = mg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    bound = mg.tensor([0.0, 0.0, 0.0])
+    kept_on_node = weakref.ref(bound._data)  # Clamp keeps a tensor bound on its node
+    e = (x * 2).exp()  # Exp saves its result
+    saved = weakref.ref(e._data)
+    y = e.clamp(min=bound)
+    del bound, e
+    loss = y.sum()
+    loss.backward()
+    gc.collect()
+    assert saved() is None and kept_on_node() is None
+    assert y.requires_grad and loss.item() > 0  # the outputs themselves live on
+
+
 @pytest.mark.parametrize("lib", LIBS)
 def test_register_hook_and_retain_grad(lib):
     x = lib.tensor([1.0, 2.0], requires_grad=True)

@@ -258,7 +258,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
     inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
     for x, g in zip(inputs, grad(tensors, inputs, grad_tensors, retain_graph=retain_graph, allow_unused=True)):
         if g is not None:
-            x._accumulate(g._data)
+            x._accumulate(g._data, False)
 
 
 def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,

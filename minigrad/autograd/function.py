@@ -58,7 +58,7 @@ class TensorBase:
         """A new tensor around `arr` (no copy): what an op returns."""
         raise NotImplementedError
 
-    def _accumulate(self, grad: Any, owned: bool = False) -> None:
+    def _accumulate(self, grad: Any, owned: bool) -> None:
         """Add `grad` (an array, or an IndexGrad) into this leaf's `.grad`; `owned`: nothing else refers to it."""
         raise NotImplementedError
 
