@@ -689,6 +689,46 @@ def test_a_backward_without_retain_graph_frees_what_the_graph_saved():
     assert y.requires_grad and loss.item() > 0  # the outputs themselves live on
 
 
+OVERLAPS = {
+    "rows-partly-shared": (lambda x: x[1:3].copy_(x[0:2]), True),
+    "an-element-inside-the-target": (lambda x: x[0].add_(x[0, 1:2]), True),
+    "a-0d-element-of-self": (lambda x: x.add_(x[1, 1]), True),
+    "the-same-memory": (lambda x: x[1:3].mul_(x[1:3]), False),
+    "disjoint-halves": (lambda x: x[:2].add_(x[2:]), False),
+    "interleaved-columns": (lambda x: x[:, ::2].add_(x[:, 1::2]), False),  # not dense: torch cannot tell, allows
+    "a-strided-target": (lambda x: x[:, ::2].add_(x[1:2, 1:3]), False),  # the target not dense: torch allows
+    "a-transposed-copy-of-self": (lambda x: x.add_(x.t().contiguous()), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAPS))
+@pytest.mark.parametrize("lib", LIBS)
+def test_in_place_inputs_that_partly_overlap_the_target_are_refused_as_torch_refuses(lib, name):
+    op, refused = OVERLAPS[name]
+    x = lib.tensor(np.arange(16.0).reshape(4, 4))
+    want = np.arange(16.0).reshape(4, 4)
+    if refused:
+        with pytest.raises(RuntimeError, match="single memory location"):
+            op(x)
+        assert x.tolist() == want.tolist() and x._version == 0
+    else:
+        op(x)
+        assert x._version >= 1
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_result_that_shares_an_inputs_memory_shares_its_version_counter(lib):
+    """einsum("ij->ji") is the input's memory, transposed (in torch too): an in-place change through it is a
+    change of the input, counted by the one version counter they share (of a view's base as well)."""
+    base = lib.tensor(np.arange(8.0).reshape(2, 4))
+    for x in (base, base[:, 1:]):
+        y = lib.einsum("ij->ji", x)
+        before = x._version
+        y.add_(1.0)
+        assert x._version == y._version == before + 1
+    assert base.tolist() == [[1.0, 3.0, 4.0, 5.0], [5.0, 7.0, 8.0, 9.0]]
+
+
 @pytest.mark.parametrize("lib", LIBS)
 def test_register_hook_and_retain_grad(lib):
     x = lib.tensor([1.0, 2.0], requires_grad=True)
