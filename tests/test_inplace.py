@@ -695,6 +695,8 @@ OVERLAPS = {
     "a-0d-element-of-self": (lambda x: x.add_(x[1, 1]), True),
     "the-same-memory": (lambda x: x[1:3].mul_(x[1:3]), False),
     "disjoint-halves": (lambda x: x[:2].add_(x[2:]), False),
+    "disjoint-halves-input-first": (lambda x: x[2:].add_(x[:2]), False),
+    "setitem-rows-partly-shared": (lambda x: x.__setitem__(slice(1, 3), x[0:2]), True),
     "interleaved-columns": (lambda x: x[:, ::2].add_(x[:, 1::2]), False),  # not dense: torch cannot tell, allows
     "a-strided-target": (lambda x: x[:, ::2].add_(x[1:2, 1:3]), False),  # the target not dense: torch allows
     "a-transposed-copy-of-self": (lambda x: x.add_(x.t().contiguous()), False),
@@ -714,6 +716,18 @@ def test_in_place_inputs_that_partly_overlap_the_target_are_refused_as_torch_ref
     else:
         op(x)
         assert x._version >= 1
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_recorded_in_place_result_is_cast_to_the_targets_dtype_where_same_kind(lib):
+    """float64 into a float32 tensor: cast, as torch; a float result into an integer tensor: refused, unchanged."""
+    y = lib.ones(2, requires_grad=True) * 1
+    y.add_(lib.tensor([0.25, 0.5], dtype=lib.float64, requires_grad=True))
+    assert str(y.dtype).endswith("float32") and y.tolist() == [1.25, 1.5]
+    ints = lib.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        ints.add_(lib.tensor([0.5, 0.5], requires_grad=True))
+    assert ints.tolist() == [1, 2] and ints._version == 0
 
 
 @pytest.mark.parametrize("lib", LIBS)

@@ -369,7 +369,6 @@ def apply_inplace(cls: type, target: TensorBase, *args: Any, op: str, **kwargs: 
     copy = Context()
     copy.fn, copy.op, copy.chain, copy.watched = CopySlices, ctx, target._view_chain, ctx.watched
     copy.shape, copy.dtype = base._data.shape, base._data.dtype
-    copy.needs_input_grad = (base._requires_grad,) + needs[1:]
     copy.parents = [base._grad_node] + ctx.parents[1:]
     copy.dtypes = [base._data.dtype] + ctx.dtypes[1:]
     base._node, base._requires_grad = copy, True
