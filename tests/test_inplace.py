@@ -719,6 +719,38 @@ def test_in_place_inputs_that_partly_overlap_the_target_are_refused_as_torch_ref
 
 
 @pytest.mark.parametrize("lib", LIBS)
+def test_writing_into_a_view_routes_the_gradient_to_the_value_and_not_to_what_was_overwritten(lib):
+    """y[:3][0:2] = 2w and y[:2].zero_(): the overwritten elements pass no gradient to x; w gets its own."""
+    c = lib.tensor([3.0, 4.0, 5.0])
+    x, w = lib.tensor([1.0, 2.0, 3.0], requires_grad=True), lib.tensor([5.0, 6.0], requires_grad=True)
+    y = x * 1
+    y[:3][0:2] = w * 2
+    (y * c).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 5.0] and w.grad.tolist() == [6.0, 8.0]
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    y[:2].zero_()
+    (y * c).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 5.0]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_grad_modes_nest_as_torchs(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    with lib.no_grad():
+        assert not (x * 2).requires_grad
+        with lib.enable_grad():
+            assert (x * 2).requires_grad
+        with lib.set_grad_enabled(True):
+            assert (x * 2).requires_grad
+    with lib.inference_mode():
+        assert not (x * 2).requires_grad
+    with lib.inference_mode(False):
+        assert (x * 2).requires_grad
+    assert (x * 2).requires_grad and lib.is_grad_enabled()
+
+
+@pytest.mark.parametrize("lib", LIBS)
 def test_a_recorded_in_place_result_is_cast_to_the_targets_dtype_where_same_kind(lib):
     """float64 into a float32 tensor: cast, as torch; a float result into an integer tensor: refused, unchanged."""
     y = lib.ones(2, requires_grad=True) * 1
