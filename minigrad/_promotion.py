@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._validation import TensorError
 from minigrad.devices import array_module
 
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -26,13 +27,13 @@ def as_array(data: Any, dtype: Any = None) -> Any:
         try:
             arr = np.asarray(data, dtype=dtype)  # straight to the asked dtype: no detour through float32
         except ValueError:
-            raise TypeError(f"cannot make a tensor from {type(data).__name__} holding ragged data") from None
+            raise TensorError(f"cannot make a tensor from {type(data).__name__} holding ragged data") from None
         if arr.dtype == np.float64 and dtype is None:
             arr = arr.astype(DEFAULT_DTYPE)
         elif arr.dtype == np.complex128 and dtype is None:
             arr = arr.astype(np.complex64)
         elif arr.dtype == object or arr.dtype.kind in "USV":
-            raise TypeError(f"cannot make a tensor from {type(data).__name__} holding {arr.dtype.name} data")
+            raise TensorError(f"cannot make a tensor from {type(data).__name__} holding {arr.dtype.name} data")
     if dtype is not None and arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr

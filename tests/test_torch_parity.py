@@ -159,7 +159,16 @@ CREATIONS = [
     lambda lib: lib.zeros(2, 3), lambda lib: lib.ones((4,), dtype=lib.float64), lambda lib: lib.eye(3),
     lambda lib: lib.tensor([1, 2]), lambda lib: lib.tensor([1.0, 2]), lambda lib: lib.tensor(True),
     lambda lib: lib.zeros(2, dtype=lib.long), lambda lib: lib.full_like(lib.zeros(2), 3),
+    lambda lib: lib.tensor([1 + 2j, 0.5]), lambda lib: lib.tensor([1 + 2j], dtype=lib.complex128),
 ]
+
+
+@pytest.mark.parametrize("data", [["a"], [None], [[1, 2], [3]]])
+def test_tensors_of_what_is_not_numbers_are_refused_with_torchs_exception_type(torch, data):
+    with pytest.raises(Exception) as theirs:
+        torch.tensor(data)
+    with pytest.raises(type(theirs.value), match="cannot make a tensor"):
+        mg.tensor(data)
 
 
 @pytest.mark.parametrize("make", CREATIONS, ids=range(len(CREATIONS)))
@@ -167,7 +176,7 @@ def test_creation_functions_match_torch(torch, make):
     ours, theirs = make(mg), make(torch)
     assert ours.shape == tuple(theirs.shape)
     _same_dtype(ours, theirs)
-    np.testing.assert_allclose(_np(ours).astype(np.float64), _np(theirs).astype(np.float64), rtol=1e-6)
+    np.testing.assert_allclose(_np(ours).astype(np.complex128), _np(theirs).astype(np.complex128), rtol=1e-6)
 
 
 def test_random_creation_dtypes_shapes_and_seeding(torch):
