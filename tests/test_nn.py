@@ -267,21 +267,30 @@ def test_sequential_indexes_slices_and_iterates_as_torch(torch):
 
 
 def test_parameters_to_vector_and_back_as_torch(torch):
-    ours, theirs = nn.Linear(3, 2).double(), torch.nn.Linear(3, 2).double()
+    ours = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)).double()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     vm = nn.utils.parameters_to_vector(ours.parameters())
     vt = torch.nn.utils.parameters_to_vector(theirs.parameters())
     np.testing.assert_array_equal(vm.detach().numpy(), vt.detach().numpy())
     (vm * vm).sum().backward()
-    np.testing.assert_array_equal(ours.weight.grad.numpy(), 2 * ours.weight.detach().numpy())
-    new = np.arange(8.0)
+    np.testing.assert_array_equal(ours[1].weight.grad.numpy(), 2 * ours[1].weight.detach().numpy())
+    new = np.arange(14.0)
     nn.utils.vector_to_parameters(mg.tensor(new), ours.parameters())
     torch.nn.utils.vector_to_parameters(torch.tensor(new), theirs.parameters())
     for a, b in zip(ours.parameters(), theirs.parameters()):
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
     before = [p.detach().numpy().copy() for p in ours.parameters()]
     with pytest.raises(ValueError, match="elements"):
-        nn.utils.vector_to_parameters(mg.tensor(np.arange(7.0)), ours.parameters())
+        nn.utils.vector_to_parameters(mg.tensor(np.arange(13.0)), ours.parameters())
+    with pytest.raises(TypeError):
+        torch.nn.utils.vector_to_parameters(np.arange(14.0), theirs.parameters())
+    with pytest.raises(TypeError, match="a Tensor"):
+        nn.utils.vector_to_parameters(np.arange(14.0), ours.parameters())
+    with pytest.raises(RuntimeError):  # torch: its first view fails
+        torch.nn.utils.vector_to_parameters(torch.zeros(2, 7, dtype=torch.float64), theirs.parameters())
+    with pytest.raises(RuntimeError, match="1-D"):
+        nn.utils.vector_to_parameters(mg.zeros(2, 7, dtype=mg.float64), ours.parameters())
     for a, b in zip(ours.parameters(), before):
         np.testing.assert_array_equal(a.detach().numpy(), b)
 

@@ -3,21 +3,23 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from minigrad._validation import TensorError
 from minigrad.autograd import no_grad
 from minigrad.tensor import Tensor, cat
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """The parameters flattened and joined in order into one 1-D tensor (differentiable, a copy)."""
-    return cat([p.reshape(-1) for p in parameters])
+    return cat([p.flatten() for p in parameters])
 
 
 def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     """Each parameter's data becomes its slice of `vec` (a view of it, as in torch); the sizes must add up."""
     params = list(parameters)
-    if not isinstance(vec, Tensor) or vec.ndim != 1:
-        raise TypeError(f"expected vec to be a 1-D Tensor, but got {type(vec).__name__}"
-                        f"{'' if not isinstance(vec, Tensor) else f' of {vec.ndim} dims'}")
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected vec to be a Tensor, but got {type(vec).__name__}")
+    if vec.ndim != 1:
+        raise TensorError(f"expected vec to be a 1-D Tensor, but it has {vec.ndim} dims")
     sizes = [p.numel() for p in params]
     if sum(sizes) != vec.numel():
         raise ValueError(f"vector_to_parameters: vec has {vec.numel()} elements, the parameters {sum(sizes)}")
