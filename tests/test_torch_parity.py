@@ -551,3 +551,12 @@ def test_an_ordinary_torch_script_runs_with_only_its_imports_changed(torch, caps
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 8 and out[0].split()[0] == out[4].split()[0] == "0"
     assert out[3].startswith("grad norm") and out[7].startswith("grad norm")
+
+
+def test_elu_keeps_torchs_signed_zeros_for_either_sign_of_alpha(torch):
+    x0 = np.array([-0.0, 0.0, -1.0, 2.0])
+    for alpha in (0.7, -0.5):
+        ours = mg.nn.functional.elu(mg.tensor(x0), alpha).numpy()
+        theirs = torch.nn.functional.elu(torch.tensor(x0), alpha).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
