@@ -254,13 +254,14 @@ class Silu(Function):
 
 
 class Elu(Function):
-    """a where a > 0, else alpha·(exp(a) − 1); the gradient is read from the result, as torch's elu_ does."""
+    """a where a >= 0, else alpha·(exp(a) − 1); the gradient is read from the result, as torch's elu_ does."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, alpha: float) -> Any:
         a = floating(a)
         xp = array_module(a)
-        out = xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
+        # a zero stays itself (-0.0 too), as in torch
+        out = xp.where(a >= 0, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
         ctx.alpha = alpha
         ctx.save_for_backward(out)
         return out
