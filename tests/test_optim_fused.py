@@ -303,9 +303,13 @@ def test_fused_rejects_what_it_cannot_update():
 
 
 # ----- the device kernels (optim/_fused_cuda.py), under numba's simulator unless MINIGRAD_REAL_CUDA=1 ------------
+# wd = 1 and momentum = 1 are there because the kernels compare each with 0 (a test of 0 against 1 would pass
+# every other value); momentum = 0 with dampening because dampening must then do nothing
 CUDA_RULES = [("sgd", dict(momentum=0.9, dampening=0.1, wd=0.01, nesterov=False, first=False)),
               ("sgd", dict(momentum=0.9, dampening=0.0, wd=0.0, nesterov=True, first=True)),
-              ("adam", dict(amsgrad=False)), ("adam", dict(amsgrad=True)),
+              ("sgd", dict(momentum=1.0, dampening=0.0, wd=1.0, nesterov=False, first=False)),
+              ("sgd", dict(momentum=0.0, dampening=0.5, wd=0.0, nesterov=False, first=False)),
+              ("adam", dict(amsgrad=False)), ("adam", dict(amsgrad=True)), ("adam", dict(amsgrad=False, wd=1.0)),
               ("adagrad", dict(wd=0.0)), ("adagrad", dict(wd=1.0)), ("rmsprop", dict(centered=True, momentum=0.5)),
               ("rmsprop", dict(centered=False, momentum=0.0))]
 
@@ -332,8 +336,8 @@ def test_cuda_fused_kernels_compute_the_cpu_kernels_formula(rule, kw):
             return (p, g, s[0], gs, f(-1.0), f(0.1), f(kw["momentum"]), f(kw["dampening"]), f(kw["wd"]),
                     kw["nesterov"], kw["first"])
         if rule == "adam":
-            return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(0.99), f(0.3), f(1e-8), f(0.1),
-                    f(0.999), kw["amsgrad"])
+            return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(0.99), f(0.3), f(1e-8),
+                    f(kw.get("wd", 0.1)), f(0.999), kw["amsgrad"])
         if rule == "adagrad":
             return (p, g, s[0], gs, f(1.0), f(0.05), f(1e-10), f(kw["wd"]))
         return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(1e-8), f(0.1), f(kw["momentum"]),
