@@ -311,7 +311,7 @@ CUDA_RULES = [("sgd", dict(momentum=0.9, dampening=0.1, wd=0.01, nesterov=False,
               ("sgd", dict(momentum=0.0, dampening=0.5, wd=0.0, nesterov=False, first=False)),
               ("adam", dict(amsgrad=False)), ("adam", dict(amsgrad=True)), ("adam", dict(amsgrad=False, wd=1.0)),
               ("adagrad", dict(wd=0.0)), ("adagrad", dict(wd=1.0)), ("rmsprop", dict(centered=True, momentum=0.5)),
-              ("rmsprop", dict(centered=False, momentum=0.0))]
+              ("rmsprop", dict(centered=False, momentum=0.0)), ("rmsprop", dict(centered=True, momentum=1.0, wd=1.0))]
 
 
 @pytest.mark.parametrize("rule,kw", CUDA_RULES, ids=[f"{r}-{i}" for i, (r, _) in enumerate(CUDA_RULES)])
@@ -340,8 +340,8 @@ def test_cuda_fused_kernels_compute_the_cpu_kernels_formula(rule, kw):
                     f(kw.get("wd", 0.1)), f(0.999), kw["amsgrad"])
         if rule == "adagrad":
             return (p, g, s[0], gs, f(1.0), f(0.05), f(1e-10), f(kw["wd"]))
-        return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(1e-8), f(0.1), f(kw["momentum"]),
-                kw["centered"])
+        return (p, g, s[0], s[1], s[2], gs, f(1.0), f(0.01), f(0.9), f(1e-8), f(kw.get("wd", 0.1)),
+                f(kw["momentum"]), kw["centered"])
 
     host = [p.copy(), g.copy(), [s.copy() for s in states]]
     getattr(_fused, rule)(*args(host[0], host[1], host[2], scale[0]))
