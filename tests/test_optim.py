@@ -87,7 +87,9 @@ def test_a_bad_default_is_refused_even_when_every_group_overrides_it(name, torch
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop"])
 def test_flags_must_be_booleans_in_the_constructor_and_in_added_groups(name):
     p, q = mg.zeros(2, requires_grad=True), mg.zeros(2, requires_grad=True)
-    for flag, bad in (("maximize", "yes"), ("maximize", None), ("foreach", 1), ("fused", "no")):
+    own = {"SGD": [("nesterov", "yes")], "Adam": [("amsgrad", 1), ("decoupled_weight_decay", None)],
+           "AdamW": [("amsgrad", "no")], "RMSprop": [("centered", 0)], "Adagrad": []}[name]
+    for flag, bad in [("maximize", "yes"), ("maximize", None), ("foreach", 1), ("fused", "no")] + own:
         with pytest.raises(ValueError, match=f"Invalid {flag} value"):
             getattr(optim, name)([p], **{flag: bad})
         opt = getattr(optim, name)([p])
