@@ -62,6 +62,9 @@ SCHEDULERS = {
     "ConstantLR-0.5-3": lambda s, o: s.ConstantLR(o, factor=0.5, total_iters=3),
     "LinearLR-warm-up": lambda s, o: s.LinearLR(o, start_factor=0.1, total_iters=6),
     "LinearLR-decay": lambda s, o: s.LinearLR(o, start_factor=1.0, end_factor=0.2, total_iters=8),
+    "ConstantLR-whole": lambda s, o: s.ConstantLR(o, factor=1.0, total_iters=0),
+    "LinearLR-defaults": lambda s, o: s.LinearLR(o),
+    "LinearLR-to-zero": lambda s, o: s.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=4),
     "CosineAnnealingWarmRestarts": lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=3, eta_min=0.01),
     "CosineAnnealingWarmRestarts-T_mult": lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
 }
@@ -343,6 +346,8 @@ def test_warm_restarts_take_fractional_epochs_as_torch(torch):
 
 
 @pytest.mark.parametrize("make", [lambda s, o: s.LinearLR(o, start_factor=0.0),
+                                  lambda s, o: s.LinearLR(o, start_factor=1.5),
+                                  lambda s, o: s.ConstantLR(o, factor=-0.1),
                                   lambda s, o: s.LinearLR(o, end_factor=1.5),
                                   lambda s, o: s.ConstantLR(o, factor=1.5),
                                   lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=0),
@@ -354,3 +359,26 @@ def test_new_schedulers_refuse_torchs_bad_arguments_and_leave_the_rates(torch, m
     with pytest.raises(ValueError):
         make(optim.lr_scheduler, ours)
     assert [g["lr"] for g in ours.param_groups] == [0.1, 0.5] and "initial_lr" not in ours.param_groups[0]
+
+
+@pytest.mark.parametrize("bad", [True, -1, 2.0, None])
+def test_total_iters_is_a_non_negative_int(bad):
+    for make in (optim.lr_scheduler.ConstantLR, optim.lr_scheduler.LinearLR):
+        opt = _two_group_optimizers(mg)
+        with pytest.raises(ValueError, match="total_iters"):
+            make(opt, total_iters=bad)
+        assert "initial_lr" not in opt.param_groups[0]
+
+
+def test_constant_lr_takes_a_zero_factor_as_torch(torch):
+    """factor 0 is accepted (a frozen warm-up); torch then divides by it at total_iters, and so do we."""
+    ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
+    sm = optim.lr_scheduler.ConstantLR(ours, factor=0.0, total_iters=3)
+    st = torch.optim.lr_scheduler.ConstantLR(theirs, factor=0.0, total_iters=3)
+    for _ in range(2):
+        assert [g["lr"] for g in ours.param_groups] == [g["lr"] for g in theirs.param_groups] == [0.0, 0.0]
+        sm.step(), st.step()
+    with pytest.raises(ZeroDivisionError):
+        st.step()
+    with pytest.raises(ZeroDivisionError):
+        sm.step()
