@@ -84,6 +84,7 @@ def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
                                    rtol=1e-12, err_msg=f"{name} epoch {epoch}")
         assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
+        assert sm.last_epoch == st.last_epoch
 
 
 @pytest.mark.parametrize("last_epoch", [0, 7])
