@@ -332,7 +332,7 @@ def test_one_cycle_takes_epochs_times_steps_and_refuses_what_torch_refuses(torch
 
 def test_warm_restarts_take_fractional_epochs_as_torch(torch):
     """torch's documented use: scheduler.step(epoch + i / iters) inside an epoch, T_mult 2 and 1."""
-    for t_mult in (1, 2):
+    for t_mult in (1, 2, 3):
         ours, theirs = _two_group_optimizers(mg), _two_group_optimizers(torch)
         sm = optim.lr_scheduler.CosineAnnealingWarmRestarts(ours, T_0=2, T_mult=t_mult, eta_min=0.001)
         st = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(theirs, T_0=2, T_mult=t_mult, eta_min=0.001)
