@@ -84,7 +84,7 @@ def test_schedulers_follow_torch_for_twenty_epochs_on_two_groups(torch, name):
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups],
                                    rtol=1e-12, err_msg=f"{name} epoch {epoch}")
         assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12)
-        assert sm.last_epoch == st.last_epoch
+        assert (sm.last_epoch, sm._step_count) == (st.last_epoch, st._step_count)
 
 
 @pytest.mark.parametrize("last_epoch", [0, 7])
@@ -383,3 +383,34 @@ def test_constant_lr_takes_a_zero_factor_as_torch(torch):
         st.step()
     with pytest.raises(ZeroDivisionError):
         sm.step()
+
+
+@pytest.mark.parametrize("kwargs", [dict(total_steps=20), dict(total_steps=20, pct_start=0.25, three_phase=True),
+                                    dict(epochs=4, steps_per_epoch=5, pct_start=0.0),
+                                    dict(total_steps=20, pct_start=1.0, anneal_strategy="linear")])
+def test_one_cycle_with_torchs_defaults_and_at_phase_boundaries_gives_torchs_bits(torch, kwargs):
+    """Defaults (three_phase off, pct_start 0.3), phase ends that fall on a step, and the extreme pct_start values:
+    the same formulas in the same order, so the same bits as torch at every step."""
+    rates = []
+    for lib in (mg, torch):
+        opt = lib.optim.SGD([lib.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+        sched = lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, **kwargs)
+        seen = []
+        for _ in range(19):
+            seen.append((opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]))
+            opt.step()
+            sched.step()
+        rates.append(seen)
+    assert rates[0] == rates[1]
+
+
+def test_one_cycle_refuses_bad_arguments_before_touching_the_groups():
+    opt = optim.SGD([mg.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    for kwargs, error, match in ((dict(epochs=3), ValueError, "either total_steps"),
+                                 (dict(total_steps=5, cycle_momentum="yes"), ValueError, "cycle_momentum"),
+                                 (dict(total_steps=5, pct_start=-0.1), ValueError, "pct_start")):
+        with pytest.raises(error, match=match):
+            optim.lr_scheduler.OneCycleLR(opt, 1.0, **kwargs)
+        assert opt.param_groups[0]["lr"] == 0.1 and "max_lr" not in opt.param_groups[0]
+    with pytest.raises(TypeError, match="not an Optimizer"):
+        optim.lr_scheduler.OneCycleLR([mg.zeros(2)], 1.0, total_steps=5)

@@ -226,8 +226,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
                 self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
                 self.T_i = self.T_0 * self.T_mult ** n
-        self._step_count += 1
-        self.last_epoch = math.floor(epoch)
+        self.last_epoch = math.floor(epoch)  # torch's override leaves _step_count alone
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
