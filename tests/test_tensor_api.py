@@ -133,6 +133,7 @@ CASES = {
     "norm-orders": (lambda lib, x: x.norm(1, dim=0) + x.norm(3, dim=0) + x.norm(0.5, dim=0, keepdim=True)[0]
                     + x.norm(float("inf"), dim=0) + x.norm(-float("inf"), dim=0), [X34]),
     "norm-zero-row-leaf": (lambda lib, x: x.norm(dim=1) + x.norm(3, dim=1) + x.norm(0.5, dim=1), [ZERO_ROW]),
+    "norm-zero-elements": (lambda lib, x: x.norm(0.5, dim=1) + x.norm(1.5, dim=1), [WITH_ZEROS]),
     "norm-exactly-one": (lambda lib, x: x.norm(dim=1) + x.norm(3, dim=1), [UNIT_ROWS]),
     "cumprod-length-two": (lambda lib, x: x[:2].cumprod(0), [X34]),
     "einsum-a-constant-operand": (lambda lib, x: lib.einsum("ij,jk->ik", lib.tensor(X34B), x.t()), [X34]),
@@ -370,6 +371,7 @@ def test_autograd_backward_takes_several_outputs_as_torch(torch):
         y, z = a * b, (a * a).sum()
         g = lib.tensor(X34B.copy() * 3)
         lib.autograd.backward([y, z, y], [g, None, g])
+        lib.autograd.backward([(a * 3).sum(), (b * 2).sum()])  # no grad_tensors: 1 for each one-element output
         results.append((a.grad.numpy().copy(), b.grad.numpy().copy()))
         a.grad = b.grad = None
         lib.autograd.backward((a * b).sum(), inputs=[b])
