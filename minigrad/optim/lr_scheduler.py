@@ -140,10 +140,11 @@ class CosineAnnealingLR(LRScheduler):
                 * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
 
 
-def _check_iters(total_iters: Any) -> int:
-    if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters < 0:
-        raise ValueError(f"total_iters must be a non-negative int, got {total_iters!r}")
-    return total_iters
+def _check_nonnegative_int(name: str, value: Any) -> int:
+    """A Python int >= 0 (not a bool): the schedulers' counts of epochs."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
 
 
 class ConstantLR(LRScheduler):
@@ -154,7 +155,7 @@ class ConstantLR(LRScheduler):
         self.factor = check_real("factor", factor)
         if not 0.0 <= self.factor <= 1.0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
-        self.total_iters = _check_iters(total_iters)
+        self.total_iters = _check_nonnegative_int("total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -178,7 +179,7 @@ class LinearLR(LRScheduler):
         self.end_factor = check_real("end_factor", end_factor)
         if not 0.0 <= self.end_factor <= 1.0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
-        self.total_iters = _check_iters(total_iters)
+        self.total_iters = _check_nonnegative_int("total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -318,7 +319,7 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups ({n}), got {len(value)}")
+            raise ValueError(f"expected {n} {name}s (one per param group), got {len(value)}")
         return list(value)
     return [value] * n
 
@@ -338,13 +339,9 @@ class ReduceLROnPlateau:
         self.factor = check_real("factor", factor, minimum=0.0)
         if self.factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        n = len(optimizer.param_groups)
-        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
-        if len(min_lrs) != n:
-            raise ValueError(f"expected {n} min_lrs, got {len(min_lrs)}")
+        _check_nonnegative_int("patience", patience)
+        _check_nonnegative_int("cooldown", cooldown)
+        min_lrs = _per_group("min_lr", optimizer, min_lr)
         self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
         self.patience, self.cooldown = patience, cooldown
         self.threshold = check_real("threshold", threshold, minimum=0.0)
