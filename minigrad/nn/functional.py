@@ -279,10 +279,15 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reducti
     return _reduce(loss, reduction)
 
 
+def normalized_shape_of(normalized_shape: Any) -> tuple:
+    """LayerNorm's `normalized_shape` as a tuple: one int, or a sequence of them."""
+    return (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+
+
 def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """(x − mean) / √(var + eps) over the last len(normalized_shape) dims (biased variance), then · weight + bias."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    shape = normalized_shape_of(normalized_shape)
     if not shape or tuple(input.shape[-len(shape):]) != shape:
         raise TensorError(f"layer_norm: expected input with shape [*, {', '.join(map(str, shape))}], but got "
                           f"input of size {list(input.shape)}")

@@ -74,8 +74,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-        self.normalized_shape, self.eps, self.elementwise_affine = tuple(int(n) for n in shape), eps, elementwise_affine
+        self.normalized_shape = tuple(int(n) for n in F.normalized_shape_of(normalized_shape))
+        self.eps, self.elementwise_affine = eps, elementwise_affine
         affine = elementwise_affine
         self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype)) if affine else None)
         self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias else None)

@@ -318,13 +318,16 @@ class Module:
             dtype = np.dtype(dtype)
             if dtype.kind != "f":
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+        if device is None and dtype is None:
+            return self
         if device is not None:
             device = str(devices.device(device))  # checked before anything moves
-            self._apply_to_parameters(lambda a: move_array(a, device))
-        if dtype is not None:
-            self._apply_to_parameters(lambda a: a.astype(dtype) if a.dtype.kind == "f" else a,
-                                      floating_buffers_only=True)
-        return self
+
+        def convert(a: Any) -> Any:
+            a = a if device is None else move_array(a, device)
+            return a.astype(dtype) if dtype is not None and a.dtype.kind == "f" else a
+
+        return self._apply_to_parameters(convert)
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._modules.items())
