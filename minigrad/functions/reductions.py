@@ -42,7 +42,7 @@ class Norm(Function):
             out = (xp.abs(a) ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
         ctx.p, ctx.dim, ctx.keepdim = p, dim, keepdim
         ctx.save_for_backward(a, out)
-        return out if keepdim else (out.reshape(()) if dim is None else out.squeeze(axis=dim))
+        return out if keepdim else out.squeeze(axis=dim)  # dim None: every axis, all of size 1
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
