@@ -490,6 +490,81 @@ def test_subset_concat_and_random_split_as_torchs(torch):
     assert sum(len(b[0]) for b in loader) == len(parts_m[0])
 
 
+def test_samplers_as_torchs(torch):
+    """The fixed orders equal torch's; the random ones draw what torch's may draw (NumPy's generator, other
+    draws): every index once per permutation, none outside the data, none of weight zero, none twice without
+    replacement; lengths and argument errors as torch's."""
+    ours, theirs = mg.utils.data, torch.utils.data
+    assert list(ours.SequentialSampler(range(5))) == list(theirs.SequentialSampler(range(5)))
+    for n, size, drop in ((10, 3, False), (10, 3, True), (9, 3, True), (2, 5, False), (2, 5, True)):
+        got = list(ours.BatchSampler(ours.SequentialSampler(range(n)), size, drop))
+        assert got == list(theirs.BatchSampler(theirs.SequentialSampler(range(n)), size, drop))
+        assert len(ours.BatchSampler(range(n), size, drop)) == len(theirs.BatchSampler(range(n), size, drop)) \
+            == len(got)
+    for k in (None, 3, 7, 12):
+        sampler = ours.RandomSampler(range(5), num_samples=k, generator=mg.Generator().manual_seed(0))
+        drawn = list(sampler)
+        assert len(drawn) == len(sampler) == len(theirs.RandomSampler(range(5), num_samples=k))
+        for start in range(0, len(drawn), 5):
+            block = drawn[start:start + 5]
+            assert len(set(block)) == len(block) and set(block) <= set(range(5)), drawn
+        assert sorted(drawn) == sorted(list(range(5)) * (len(drawn) // 5) + drawn[len(drawn) // 5 * 5:])
+    again = list(ours.RandomSampler(range(5), num_samples=12, generator=mg.Generator().manual_seed(0)))
+    assert again == drawn
+    with_replacement = list(ours.RandomSampler(range(3), replacement=True, num_samples=200))
+    assert set(with_replacement) == {0, 1, 2} and len(with_replacement) == 200
+    subset = list(ours.SubsetRandomSampler([5, 6, 7, 9]))
+    assert sorted(subset) == [5, 6, 7, 9] and len(ours.SubsetRandomSampler([5, 6])) == 2
+    weights = [0.0, 2.0, 0.0, 1.0, 3.0]
+    draws = list(ours.WeightedRandomSampler(weights, 300, generator=mg.Generator().manual_seed(1)))
+    assert len(draws) == 300 and set(draws) == {1, 3, 4}
+    assert draws.count(4) > draws.count(3)
+    unique = list(ours.WeightedRandomSampler(mg.tensor(weights), 3, replacement=False))
+    assert sorted(unique) == [1, 3, 4]
+    for make in (lambda lib: lib.RandomSampler(range(3), replacement=1),
+                 lambda lib: lib.RandomSampler(range(3), num_samples=0),
+                 lambda lib: lib.RandomSampler(range(0)),
+                 lambda lib: lib.BatchSampler(range(3), 0, False),
+                 lambda lib: lib.BatchSampler(range(3), True, False),
+                 lambda lib: lib.BatchSampler(range(3), 2, 1),
+                 lambda lib: lib.WeightedRandomSampler([[1.0, 2.0]], 2),
+                 lambda lib: lib.WeightedRandomSampler([1.0, 2.0], 0),
+                 lambda lib: lib.WeightedRandomSampler([1.0, 2.0], 2, replacement=0)):
+        with pytest.raises(Exception) as want:
+            make(theirs)
+        with pytest.raises(type(want.value)):
+            make(ours)
+    with pytest.raises(RuntimeError):
+        list(ours.WeightedRandomSampler([1.0, 2.0], 3, replacement=False))
+
+
+def test_dataloader_takes_samplers_as_torchs(torch):
+    """sampler= and batch_sampler= give the batches torch's give from the same index order; the defaults are
+    torch's (a SequentialSampler, a BatchSampler over it; a RandomSampler with shuffle), and the arguments that
+    exclude each other raise torch's ValueError."""
+    x0 = np.arange(10.0)
+    dm, dt = mg.utils.data.TensorDataset(mg.tensor(x0)), torch.utils.data.TensorDataset(torch.tensor(x0))
+    order = [9, 3, 4, 0, 8, 1, 2]
+    for kwargs in (dict(sampler=order, batch_size=3), dict(sampler=order, batch_size=3, drop_last=True),
+                   dict(batch_sampler=[[1, 2], [7], [0, 5, 6]]), dict(sampler=order, batch_size=None)):
+        ours, theirs = mg.utils.data.DataLoader(dm, **kwargs), torch.utils.data.DataLoader(dt, **kwargs)
+        assert len(ours) == len(theirs)
+        assert [_np(b[0]).tolist() for b in ours] == [b[0].tolist() for b in theirs]
+    loader = mg.utils.data.DataLoader(dm, batch_size=4, shuffle=True)
+    assert isinstance(loader.sampler, mg.utils.data.RandomSampler)
+    assert isinstance(loader.batch_sampler, mg.utils.data.BatchSampler) and loader.batch_sampler.batch_size == 4
+    plain = mg.utils.data.DataLoader(dm, batch_size=4)
+    assert isinstance(plain.sampler, mg.utils.data.SequentialSampler)
+    sub = mg.utils.data.DataLoader(dm, batch_size=2, sampler=mg.utils.data.SubsetRandomSampler([1, 3, 5]))
+    assert sorted(int(v) for b in sub for v in _np(b[0])) == [1, 3, 5]
+    for kwargs in (dict(sampler=order, shuffle=True), dict(batch_sampler=[[0]], batch_size=2),
+                   dict(batch_sampler=[[0]], drop_last=True), dict(batch_size=None, drop_last=True)):
+        with pytest.raises(ValueError):
+            torch.utils.data.DataLoader(dt, **kwargs)
+        with pytest.raises(ValueError):
+            mg.utils.data.DataLoader(dm, **kwargs)
+
+
 # ----- a whole ordinary torch script, only the imports changed -------------------------------------------------
 SCRIPT = '''
 import numpy as np
