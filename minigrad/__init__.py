@@ -120,6 +120,16 @@ def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _made(generator().standard_normal(_shape(size)).astype(_dtype(dtype)), requires_grad, device)
 
 
+def rand_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    shape, dt, dev = _like(input, dtype)
+    return _made(generator().random(shape).astype(dt), requires_grad, device or dev)
+
+
+def randn_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    shape, dt, dev = _like(input, dtype)
+    return _made(generator().standard_normal(shape).astype(dt), requires_grad, device or dev)
+
+
 def randint(low: Any, high: Any = None, size: Any = None, dtype: Any = None, device: Any = None) -> Tensor:
     """Integers in [low, high) (int64), as torch.randint(low=0, high, size)."""
     if size is None:  # randint(high, size)
@@ -173,14 +183,15 @@ def _function_of_method(name: str) -> Any:
     return fn
 
 
-_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk",
-            "clamp", "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div", "dot", "exp", "flatten",
-            "flip", "floor", "floor_divide", "gather", "index_select", "isfinite", "isinf", "isnan", "lerp", "log",
-            "log_softmax", "logsumexp", "masked_fill", "masked_select", "matmul", "max", "maximum", "mean", "min",
-            "minimum", "mm", "mul", "multinomial", "narrow", "neg", "norm", "outer", "permute", "pow", "reciprocal",
-            "relu", "remainder", "repeat_interleave", "reshape", "round", "scatter", "scatter_add", "select", "sigmoid",
-            "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "std", "sub", "sum", "t", "tanh", "topk",
-            "transpose", "tril", "triu", "trunc", "unbind", "unsqueeze", "var")
+_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "argwhere",
+            "bernoulli", "bmm", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div",
+            "dot", "exp", "flatten", "flip", "floor", "floor_divide", "gather", "index_select", "isclose", "isfinite",
+            "is_floating_point", "isinf", "isnan", "lerp", "log", "log_softmax", "logsumexp", "masked_fill",
+            "masked_select", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "multinomial", "narrow",
+            "neg", "nonzero", "norm", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
+            "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "select", "sigmoid",
+            "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "t", "tanh",
+            "topk", "transpose", "tril", "triu", "trunc", "unbind", "unsqueeze", "var")
 globals().update({name: _function_of_method(name) for name in _METHODS})
 
 
@@ -252,12 +263,12 @@ def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
 
 
 __all__ = ["Tensor", "TensorError", "ArgumentTypeError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty",
-           "full", "zeros_like", "ones_like", "full_like", "rand", "randn", "randint", "randperm", "arange", "linspace",
-           "eye", "get_default_dtype", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-           "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat", "concat", "concatenate", "device",
-           "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel", "result_type", "LongTensor",
-           "FloatTensor", "DoubleTensor", "IntTensor", "BoolTensor", "ByteTensor", "float16", "half", "float32",
-           "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64", "long", "complex64", "complex128",
-           "autograd", "cuda", "nn", "optim", "utils"]
+           "full", "zeros_like", "ones_like", "full_like", "rand", "randn", "rand_like", "randn_like", "randint",
+           "randperm", "arange", "linspace", "eye", "get_default_dtype", "no_grad", "enable_grad", "inference_mode",
+           "set_grad_enabled", "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat", "concat",
+           "concatenate", "device", "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel",
+           "result_type", "LongTensor", "FloatTensor", "DoubleTensor", "IntTensor", "BoolTensor", "ByteTensor",
+           "float16", "half", "float32", "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64",
+           "long", "complex64", "complex128", "autograd", "cuda", "nn", "optim", "utils"]
 
 from minigrad import autograd, cuda, nn, optim, utils  # noqa: E402  (torch users reach these as attributes)

@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._validation import TensorError
+
 _generator = np.random.default_rng()
 
 
@@ -56,6 +58,14 @@ def uniform_(array: np.ndarray, low: float, high: float) -> np.ndarray:
     """Fill `array` in place with U(low, high) in its own dtype."""
     array[...] = _generator.uniform(low, high, size=array.shape)
     return array
+
+
+def bernoulli(probs: Any, shape: tuple, dtype: Any, generator: Any = None) -> np.ndarray:
+    """1 with probability `probs` (broadcast to `shape`), else 0, in `dtype`; `probs` must lie in [0, 1]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if not np.all((probs >= 0) & (probs <= 1)):
+        raise TensorError("bernoulli: expected every probability p to satisfy 0 <= p <= 1")
+    return (rng_of(generator).random(shape) < probs).astype(dtype)
 
 
 def normal_(array: np.ndarray, mean: float = 0.0, std: float = 1.0) -> np.ndarray:

@@ -159,8 +159,15 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
     def numel(self) -> int:
         return int(self._data.size)
 
+    nelement = numel
+
     def dim(self) -> int:
         return self._data.ndim
+
+    ndimension = dim
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
 
     def __len__(self) -> int:
         if self._data.ndim == 0:

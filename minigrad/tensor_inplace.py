@@ -15,7 +15,7 @@ from minigrad import functions
 from minigrad._validation import TensorError
 from minigrad.autograd import TensorBase, apply_inplace, check_inplace, check_overlap, is_grad_enabled, unwrap
 from minigrad.devices import array_module, device_of
-from minigrad.random import normal_, uniform_
+from minigrad.random import bernoulli, normal_, uniform_
 from minigrad.tensor_shape import raw_index
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
@@ -174,6 +174,11 @@ class InplaceMethods:
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
         return self._fill_(normal_(np.empty(self.shape, self.dtype), mean, std), "normal_")
+
+    def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> "Tensor":
+        """Fill with draws of 1 (probability `p`, a number or a tensor broadcast to this one) or 0."""
+        probs = p.detach().cpu().numpy() if isinstance(p, TensorBase) else p
+        return self._fill_(bernoulli(probs, self.shape, self.dtype, generator), "bernoulli_")
 
     def scatter_(self, dim: int, index: Any, src: Any = None, value: Any = None) -> "Tensor":
         dim, index = self._scatter_args("scatter_", dim, index)

@@ -12,7 +12,7 @@ from minigrad._promotion import as_array, promote
 from minigrad._validation import TensorError, check_dims
 from minigrad.autograd import TensorBase, unwrap
 from minigrad.devices import array_module
-from minigrad.random import rng_of
+from minigrad.random import bernoulli, rng_of
 from minigrad.tensor_shape import scalar_as_vector
 
 if TYPE_CHECKING:  # annotations only: tensor.py builds Tensor from these methods
@@ -206,6 +206,31 @@ class MathMethods:
     def reciprocal(self) -> "Tensor":
         return functions.Div.apply(1.0, self)
 
+    def square(self) -> "Tensor":
+        return self * self
+
+    def rsqrt(self) -> "Tensor":
+        return self.sqrt().reciprocal()
+
+    def isclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> "Tensor":
+        """|self − other| ≤ atol + rtol·|other| elementwise, as torch.isclose (a bool tensor)."""
+        a, b = promote(self._data, unwrap(other))
+        return self._wrap(array_module(a).asarray(array_module(a).isclose(a, b, rtol, atol, equal_nan)))
+
+    def nonzero(self, *, as_tuple: bool = False) -> Any:
+        """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with `as_tuple` one 1-d tensor per
+        dim (a 0-d tensor counts as a 1-d one there, as torch)."""
+        xp = array_module(self._data)
+        found = xp.argwhere(self._data).astype(np.int64)
+        if not as_tuple:
+            return self._wrap(found)
+        if self.ndim == 0:
+            return (self._wrap(xp.zeros(found.shape[0], dtype=np.int64)),)
+        return tuple(self._wrap(xp.ascontiguousarray(found[:, d])) for d in range(self.ndim))
+
+    def argwhere(self) -> "Tensor":
+        return self.nonzero()
+
     def sign(self) -> "Tensor":
         return self._wrap(array_module(self._data).sign(self._data))  # piecewise constant: no gradient
 
@@ -327,7 +352,7 @@ class MathMethods:
     def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """Without `dim` the largest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
-            return functions.MaxAll.apply(self)
+            return self._extreme("max", None, False, True)
         dim = self._reduction_dim("max", dim)
         values = functions.MaxDim.apply(self, dim=dim, keepdim=keepdim)
         return ValuesIndices(values, self.argmax(dim, keepdim))
@@ -336,10 +361,36 @@ class MathMethods:
     def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
         if dim is None:
-            return -functions.MaxAll.apply(-self)
+            return self._extreme("min", None, False, False)
         self._reduction_dim("min", dim)  # torch's name in the message
         values, _ = (-self).max(dim, keepdim)
         return ValuesIndices(-values, self.argmin(dim, keepdim))
+
+    def _extreme(self, name: str, dim: Any, keepdim: bool, largest: bool) -> "Tensor":
+        dims = check_dims(dim, self.ndim)
+        if dims is None and self.numel() == 0:
+            raise TensorError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        for d in dims or ():
+            self._reduction_dim(name, d)
+        return functions.Amax.apply(self, dim=dims, keepdim=keepdim, largest=largest)
+
+    @scalar_as_vector
+    def amax(self, dim: Any = (), keepdim: bool = False) -> "Tensor":
+        """The largest elements over `dim` (every dim for the default ()); ties share the gradient evenly."""
+        return self._extreme("amax", None if dim == () else dim, keepdim, True)
+
+    @scalar_as_vector
+    def amin(self, dim: Any = (), keepdim: bool = False) -> "Tensor":
+        """The smallest elements over `dim` (every dim for the default ()); ties share the gradient evenly."""
+        return self._extreme("amin", None if dim == () else dim, keepdim, False)
+
+    @scalar_as_vector
+    def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor":
+        """The product of all elements, or along `dim`; integers and bools give int64, as torch."""
+        if dtype is None and self.dtype.kind in "biu":
+            dtype = np.int64
+        dim = None if dim is None else check_dims(dim, self.ndim)[0]
+        return functions.Prod.apply(self, dim=dim, keepdim=keepdim, dtype=dtype)
 
     @scalar_as_vector
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
@@ -472,6 +523,13 @@ class MathMethods:
         out = np.stack([rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=r / r.sum())
                         for r in rows]).astype(np.int64)
         result = self._wrap(out.reshape(probs.shape[:-1] + (num_samples,)))
+        return result if isinstance(self._data, np.ndarray) else result.to(self.device)
+
+    def bernoulli(self, p: Any = None, *, generator: Any = None) -> "Tensor":
+        """Draws of 1 with probability given by this tensor's elements (or `p`), else 0, in this tensor's dtype;
+        no gradient (torch's draws differ: another generator)."""
+        probs = self.detach().cpu().numpy() if p is None else p
+        result = self._wrap(bernoulli(probs, self.shape, self.dtype, generator))
         return result if isinstance(self._data, np.ndarray) else result.to(self.device)
 
     def softmax(self, dim: int = -1) -> "Tensor":

@@ -197,6 +197,17 @@ class ShapeMethods:
         sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
         return functions.Expand.apply(self, shape=tuple(int(n) for n in sizes))
 
+    def reshape_as(self, other: "Tensor") -> "Tensor":
+        return self.reshape(other.shape)
+
+    @property
+    def mT(self) -> "Tensor":  # noqa: N802 - torch's name
+        """The last two dims swapped (a batch of matrices transposed)."""
+        if self.ndim < 2:
+            raise TensorError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D "
+                              f"tensor.")
+        return self.transpose(-2, -1)
+
     def expand_as(self, other: "Tensor") -> "Tensor":
         return self.expand(other.shape)
 
@@ -208,6 +219,26 @@ class ShapeMethods:
     def flip(self, *dims: Any) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return functions.Flip.apply(self, dims=check_dims(dims, self.ndim))
+
+    def roll(self, shifts: Any, dims: Any = None) -> "Tensor":
+        """Elements shifted `shifts` places along `dims`, those pushed off one end coming back at the other; with
+        no dims, along the flattened tensor (shape kept), as torch.roll."""
+        shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+        if dims is None:
+            if len(shifts) != 1:
+                raise TensorError(f"roll: shifts ({len(shifts)}) given without dims must be one number")
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shifts) != len(dims):
+            raise TensorError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")
+        out, xp = self, array_module(self._data)
+        for shift, dim in zip(shifts, dims):
+            dim = check_dims(dim, max(self.ndim, 1))[0]
+            n = self.shape[dim] if self.ndim else 1
+            if n:
+                order = (xp.arange(n) - int(shift)) % n
+                out = out._gather((slice(None),) * dim + (order,)) if self.ndim else out
+        return out
 
     @scalar_as_vector
     def index_select(self, dim: int, index: Any) -> "Tensor":

@@ -22,6 +22,8 @@ ZERO_ROW = np.vstack([X34[:1], np.zeros((1, 4)), X34[2:]])  # a norm of exactly 
 UNIT_ROWS = np.array([[0.6, -0.8, 0.0], [0.0, 0.28, 0.96]])  # 2-norms of exactly 1
 X0 = np.array(1.7)  # a 0-d tensor: torch takes dim 0 or -1 of it as the one dim of a 1-element vector
 WITH_ZEROS = np.array([[0.5, 0.0, -2.0, 1.5], [0.0, 0.0, 3.0, -1.0], [1.2, -0.7, 0.9, 2.0]])
+TIES = np.array([[1.0, 3.0, 3.0, -2.0], [0.5, 0.5, 0.5, 0.5], [-1.0, 2.0, -1.0, 0.0]])  # amax/amin share ties
+POSITIVE = np.abs(X34) + 0.5
 
 # name -> (function of (lib, *tensors), input arrays); every input is float64 and differentiated
 CASES = {
@@ -152,6 +154,17 @@ CASES = {
     "softmax-empty-rows": (lambda lib, x: x[:, :0].softmax(1).sum() + x[:0].log_softmax(0).sum() + x.sum(), [X34]),
     "0d-gather-index_select": (lambda lib, x: x.gather(0, lib.tensor(0)) + x.index_select(-1, lib.tensor([0])) * 2,
                                [X0]),
+    "amax-amin": (lambda lib, x, y: x.amax(1) + x.amin(0).sum() + lib.amax(y, (0, 1), keepdim=True).sum() * 2,
+                  [X34, X234]),
+    "amax-all": (lambda lib, x: x.amax() + lib.amin(x) * 3, [X234]),
+    "max-min-all": (lambda lib, x: x.max() * 2 + x.min(), [X34]),
+    "prod": (lambda lib, x: x.prod(1) + lib.prod(x, 0, keepdim=True).sum() + x.prod() * 3, [X34]),
+    "prod-with-zeros": (lambda lib, x: x.prod(1) + x[1].prod() + x.prod(0).sum() * 2, [WITH_ZEROS]),
+    "prod-3d": (lambda lib, x: x.prod(-2), [X234]),
+    "square-rsqrt": (lambda lib, x: x.square() + x.rsqrt() * 2 + lib.square(x) * lib.rsqrt(x), [POSITIVE]),
+    "roll": (lambda lib, x: x.roll(1, 1) * lib.arange(4.0, dtype=lib.float64) + lib.roll(x, (-1, 5), (0, -1)), [X34]),
+    "roll-flat": (lambda lib, x: x.roll(-2) * lib.arange(24.0, dtype=lib.float64).reshape(2, 3, 4), [X234]),
+    "mT-reshape_as": (lambda lib, x, y: x.mT * 2 + y.reshape_as(x.mT), [X234, X243]),
 }
 
 
@@ -178,6 +191,16 @@ def test_values_dtypes_and_gradients_equal_torchs(torch, name):
     np.testing.assert_allclose(v1, v2, rtol=1e-12, atol=1e-12)
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_amax_amin_max_and_min_share_the_gradient_of_ties_as_torch(torch):
+    results = []
+    for lib in (mg, torch):
+        x = lib.tensor(TIES.copy(), requires_grad=True)
+        (x.amax(1) * lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)).sum().backward()
+        (x.amin(0).sum() + x[1].max() * 5 + x.min() * 7).backward()
+        results.append(x.grad.numpy())
+    np.testing.assert_array_equal(*results)
 
 
 # ----- results without a gradient: indices, masks, creation ------------------------------------------------------
@@ -229,6 +252,27 @@ NO_GRAD = {
     "0d-max-indices": lambda lib: lib.tensor(X0).max(0).indices,
     "0d-argsort": lambda lib: lib.tensor(X0).argsort(0),
     "0d-any-all": lambda lib: lib.tensor(X0 > 1).any(0) & lib.tensor(X0 > 1).all(-1),
+    "prod-int": lambda lib: lib.tensor(np.array([[2, -3], [4, 5]], dtype=np.int32)).prod(1),
+    "prod-bool": lambda lib: lib.tensor(MASK34).prod(),
+    "prod-empty": lambda lib: lib.ones(0, 3).prod(0),
+    "prod-dtype": lambda lib: lib.tensor(np.array([2, 3])).prod(dtype=lib.float64),
+    "amax-int": lambda lib: lib.tensor(np.array([[2, -3], [4, 5]])).amax(0),
+    "amin-keepdim": lambda lib: lib.tensor(TIES).amin(-1, keepdim=True),
+    "square-int": lambda lib: lib.tensor(np.array([-3, 2])).square(),
+    "roll-int": lambda lib: lib.tensor(np.arange(6).reshape(2, 3)).roll((1, 1), (0, 1)),
+    "roll-0d": lambda lib: lib.tensor(X0).roll(3),
+    "isclose": lambda lib: lib.isclose(lib.tensor(np.array([1.0, 1.0 + 1e-6, np.nan, 2.0])),
+                                       lib.tensor(np.array([1.0, 1.0, np.nan, 2.1]))),
+    "isclose-tolerances": lambda lib: lib.tensor(np.array([1.0, np.nan])).isclose(
+        lib.tensor(np.array([1.05, np.nan])), rtol=0.1, atol=0.0, equal_nan=True),
+    "nonzero": lambda lib: lib.tensor(WITH_ZEROS).nonzero(),
+    "nonzero-as-tuple": lambda lib: lib.stack(lib.tensor(WITH_ZEROS).nonzero(as_tuple=True)),
+    "nonzero-0d": lambda lib: lib.nonzero(lib.tensor(X0)),
+    "nonzero-0d-as-tuple": lambda lib: lib.tensor(X0).nonzero(as_tuple=True)[0],
+    "argwhere": lambda lib: lib.argwhere(lib.tensor(MASK34)),
+    "is_floating_point": lambda lib: lib.tensor([lib.tensor(X34).is_floating_point(), lib.is_floating_point(
+        lib.tensor([1])), lib.tensor(MASK34).is_floating_point(), lib.tensor(X34).half().is_floating_point()]),
+    "nelement-ndimension": lambda lib: lib.tensor([lib.tensor(X234).nelement(), lib.tensor(X234).ndimension()]),
 }
 
 
@@ -253,6 +297,33 @@ def test_multinomial_draws_each_rows_categories_at_their_rates():
     np.testing.assert_allclose(counts[1], [0.5, 0.0, 0.5], atol=0.03)
     once = mg.tensor(np.array([1.0, 1.0, 1.0])).multinomial(3)
     assert sorted(once.tolist()) == [0, 1, 2]  # without replacement: each category once
+
+
+def test_bernoulli_and_the_like_constructors_draw_what_torchs_draw(torch):
+    """bernoulli draws 1 at each element's rate (or p's), in the input's dtype, reproducibly from a generator;
+    bernoulli_ fills in place; rand_like/randn_like keep shape and dtype: as torch's (the draws differ)."""
+    probs = np.array([0.0, 0.2, 0.9, 1.0], dtype=np.float32)
+    g = mg.Generator().manual_seed(0)
+    draws = mg.stack([mg.bernoulli(mg.tensor(probs), generator=g) for _ in range(3000)])
+    assert draws.dtype == torch.bernoulli(torch.tensor(probs)).numpy().dtype == np.float32
+    np.testing.assert_allclose(draws.mean(0).numpy(), probs, atol=0.03)
+    assert set(np.unique(draws.numpy())) <= {0.0, 1.0}
+    assert mg.equal(mg.bernoulli(mg.tensor(probs), generator=mg.Generator().manual_seed(5)),
+                    mg.bernoulli(mg.tensor(probs), generator=mg.Generator().manual_seed(5)))
+    x = mg.zeros(2000, dtype=mg.float64)
+    assert x.bernoulli_(0.25) is x and x.dtype == np.float64 and abs(x.mean().item() - 0.25) < 0.04
+    per = mg.zeros(3000, 2).bernoulli_(mg.tensor([[0.1, 0.8]]))
+    np.testing.assert_allclose(per.mean(0).numpy(), [0.1, 0.8], atol=0.04)
+    assert mg.ones(3).bernoulli(0.0).sum().item() == 0
+    base = mg.tensor(X234.astype(np.float32))
+    for fn in ("rand_like", "randn_like"):
+        ours, theirs = getattr(mg, fn)(base), getattr(torch, fn)(torch.tensor(X234.astype(np.float32)))
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == np.float32 and not ours.requires_grad
+        assert getattr(mg, fn)(base, dtype=mg.float64, requires_grad=True).requires_grad
+    u = mg.rand_like(mg.zeros(5000)).numpy()
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.02
+    n = mg.randn_like(mg.zeros(5000)).numpy()
+    assert abs(n.mean()) < 0.05 and abs(n.std() - 1) < 0.05
 
 
 def test_cuda_answers_without_a_gpu():
@@ -324,6 +395,17 @@ BAD = {
     "0d-unbind": (lambda lib, x: x[0, 0].unbind(0), IndexError),
     "0d-split": (lambda lib, x: x[0, 0].split(1), RuntimeError),
     "0d-chunk": (lambda lib, x: x[0, 0].chunk(1), RuntimeError),
+    "amax-empty": (lambda lib, x: x[:0].amax(), RuntimeError),
+    "amax-empty-dim": (lambda lib, x: x[:, :0].amax(1), IndexError),
+    "amin-dim-out-of-range": (lambda lib, x: x.amin(2), IndexError),
+    "max-empty": (lambda lib, x: x[:0].max(), RuntimeError),
+    "prod-dim-out-of-range": (lambda lib, x: x.prod(-3), IndexError),
+    "roll-shifts-and-dims": (lambda lib, x: x.roll((1, 2), 0), RuntimeError),
+    "roll-shifts-without-dims": (lambda lib, x: x.roll((1, 2)), RuntimeError),
+    "roll-dim-out-of-range": (lambda lib, x: x.roll(1, 2), IndexError),
+    "mT-1d": (lambda lib, x: x[0].mT, RuntimeError),
+    "bernoulli-p-above-1": (lambda lib, x: x.bernoulli_(1.5), RuntimeError),
+    "bernoulli-probabilities-below-0": (lambda lib, x: lib.bernoulli(x), RuntimeError),
 }
 
 

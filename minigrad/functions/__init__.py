@@ -36,7 +36,7 @@ from minigrad.functions.elementwise import (
 )
 from minigrad.functions.linalg import Einsum, MatMul
 from minigrad.functions.losses import BCEWithLogits
-from minigrad.functions.reductions import Cumprod, Cumsum, LogSoftmax, MaxAll, MaxDim, Norm, Softmax, Sum
+from minigrad.functions.reductions import Amax, Cumprod, Cumsum, LogSoftmax, MaxDim, Norm, Prod, Softmax, Sum
 from minigrad.functions.shape import (
                                             Cat,
                                             EmbeddingLookup,
@@ -56,6 +56,6 @@ from minigrad.functions.shape import (
 __all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Elu", "Exp", "Expm1", "Extremum",
            "Fill", "Log", "Log1p", "LogSigmoid", "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder", "Rounding",
            "Sigmoid", "Silu", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask", "Where", "sigmoid", "Einsum",
-           "MatMul", "BCEWithLogits", "Cumprod", "Cumsum", "LogSoftmax", "MaxAll", "MaxDim", "Norm", "Softmax", "Sum",
-           "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place", "Repeat", "Reshape",
-           "Scatter", "SetItem", "Stack"]
+           "MatMul", "BCEWithLogits", "Amax", "Cumprod", "Cumsum", "LogSoftmax", "MaxDim", "Norm", "Prod", "Softmax",
+           "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place", "Repeat",
+           "Reshape", "Scatter", "SetItem", "Stack"]

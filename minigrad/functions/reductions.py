@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._validation import TensorError
 from minigrad.autograd import Context, Function
 from minigrad.devices import array_module
 
@@ -62,22 +61,53 @@ class Norm(Function):
         return xp.where(out == 0, 0, scaled)
 
 
-class MaxAll(Function):
-    """The largest element; ties share the gradient evenly (torch's rule for a full reduction)."""
+class Amax(Function):
+    """The largest (`largest`) or smallest elements over `dim` (every element for None); ties share the gradient
+    evenly (torch's rule for amax, amin and a full max or min)."""
 
     @staticmethod
-    def forward(ctx: Context, a: Any) -> Any:
-        if a.size == 0:
-            raise TensorError("max(): expected a non-empty tensor")
-        out = a.max()
-        ctx.save_for_backward(a)
-        ctx.out = out
-        return out
+    def forward(ctx: Context, a: Any, dim: tuple | None, keepdim: bool, largest: bool = True) -> Any:
+        out = (a.max if largest else a.min)(axis=dim, keepdims=True)
+        ctx.dim, ctx.keepdim = dim, keepdim
+        ctx.save_for_backward(a, out)
+        return out if keepdim else out.squeeze(axis=dim)  # dim None: every axis, all of size 1
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
-        mask = ctx.saved_tensors[0] == ctx.out
-        return grad * mask / mask.sum()
+        a, out = ctx.saved_tensors
+        mask = a == out
+        share = grad.reshape(out.shape) / mask.sum(axis=ctx.dim, keepdims=True).astype(grad.dtype)
+        return mask * share
+
+
+class Prod(Function):
+    """The product over `dim` (every element for None). The gradient of each element is the product of the
+    others, formed as (product of those before it) x (product of those after it) along the dim: exact where
+    elements are zero, no division."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int | None, keepdim: bool, dtype: Any = None) -> Any:
+        xp = array_module(a)
+        ctx.dim, ctx.keepdim, ctx.shape = dim, keepdim, a.shape
+        ctx.save_for_backward(a)
+        if dim is None:
+            return xp.asarray(a.prod(dtype=dtype))
+        return a.prod(axis=dim, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        xp = array_module(grad)
+        axis = 0 if ctx.dim is None else ctx.dim
+        x = xp.moveaxis((a.reshape(-1) if ctx.dim is None else a).astype(grad.dtype, copy=False), axis, 0)
+        before, after = xp.ones_like(x), xp.ones_like(x)
+        if x.shape[0] > 1:
+            before[1:] = xp.cumprod(x[:-1], axis=0)
+            after[:-1] = xp.flip(xp.cumprod(xp.flip(x[1:], 0), axis=0), 0)
+        others = xp.moveaxis(before * after, 0, axis)
+        if ctx.dim is None:
+            return (others * grad).reshape(ctx.shape)
+        return others * (grad if ctx.keepdim else xp.expand_dims(grad, ctx.dim))
 
 
 class MaxDim(Function):
