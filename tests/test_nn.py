@@ -346,6 +346,71 @@ def test_forward_hooks_see_and_may_replace_inputs_and_outputs_and_come_off():
     assert len(seen) == 2
 
 
+def test_parameter_list_and_dict_as_torchs(torch):
+    """The same names, types, lengths, state_dict keys, slices and errors as torch's; a plain tensor becomes a
+    Parameter that shares its data; a replaced entry keeps its place; an optimizer over the container steps every
+    parameter it holds."""
+    for lib, T in ((nn, mg), (torch.nn, torch)):
+        plain = T.zeros(3)
+        pl = lib.ParameterList([lib.Parameter(T.ones(2)), plain])
+        assert isinstance(pl[1], lib.Parameter) and len(pl) == 2
+        pl[1].data.add_(1.0)
+        assert plain.tolist() == [1.0, 1.0, 1.0]
+        pl.append(T.ones(1))
+        pl[0] = T.zeros(5)
+        pl.extend([T.ones(4)])
+        assert [tuple(p.shape) for p in pl] == [(5,), (3,), (1,), (4,)] and tuple(pl[-1].shape) == (4,)
+        assert [n for n, _ in pl.named_parameters()] == ["0", "1", "2", "3"]
+        assert list(pl.state_dict().keys()) == ["0", "1", "2", "3"]
+        part = pl[1:3]
+        assert isinstance(part, lib.ParameterList) and [tuple(p.shape) for p in part] == [(3,), (1,)]
+        assert part[0] is pl[1]
+        with pytest.raises(IndexError):
+            pl[4]
+        with pytest.raises(IndexError):
+            pl[-5] = T.ones(1)
+        pd = lib.ParameterDict({"a": T.ones(2)})
+        pd["b"] = lib.Parameter(T.zeros(1))
+        pd.update({"c": T.ones(3)})
+        assert list(pd.keys()) == ["a", "b", "c"] and list(pd) == ["a", "b", "c"] and "b" in pd and len(pd) == 3
+        assert isinstance(pd["a"], lib.Parameter) and [tuple(v.shape) for v in pd.values()] == [(2,), (1,), (3,)]
+        assert [k for k, _ in pd.items()] == ["a", "b", "c"]
+        assert list(pd.state_dict().keys()) == ["a", "b", "c"]
+        del pd["a"]
+        assert list(pd) == ["b", "c"] and tuple(pd.pop("b").shape) == (1,) and list(pd) == ["c"]
+        assert pd.get("missing") is None and pd.get("c") is pd["c"]
+        with pytest.raises(AttributeError):
+            pd["missing"]
+
+        class Net(lib.Module):
+            def __init__(self, ws, named):
+                super().__init__()
+                self.ws, self.named = ws, named
+
+            def forward(self):
+                return sum(w.sum() for w in self.ws) * self.named["scale"].sum()
+
+        net = Net(lib.ParameterList([lib.Parameter(T.ones(2)) for _ in range(3)]),
+                  lib.ParameterDict({"scale": lib.Parameter(T.ones(1))}))
+        assert [n for n, _ in net.named_parameters()] == ["ws.0", "ws.1", "ws.2", "named.scale"]
+        opt = (mg if lib is nn else torch).optim.SGD(net.parameters(), lr=0.5)
+        net().backward()
+        opt.step()
+        assert [p.tolist() for p in net.ws] == [[0.5, 0.5]] * 3 and net.named["scale"].tolist() == [-2.0]
+
+
+def test_a_replaced_parameter_or_module_keeps_its_place_as_in_torch(torch):
+    orders = []
+    for lib, T in ((nn, mg), (torch.nn, torch)):
+        m = lib.Module()
+        m.a, m.b, m.c = lib.Linear(1, 1), lib.Linear(1, 1), lib.Linear(1, 1)
+        m.x, m.y = lib.Parameter(T.ones(1)), lib.Parameter(T.ones(1))
+        m.a, m.x = lib.Tanh(), lib.Parameter(T.ones(2))
+        m.b = lib.Parameter(T.zeros(1))
+        orders.append((list(m._modules), list(m._parameters), [n for n, _ in m.named_parameters()]))
+    assert orders[0] == orders[1] == (["a", "c"], ["x", "y", "b"], ["x", "y", "b", "c.weight", "c.bias"])
+
+
 def test_containers_and_lookups_as_torch(torch):
     for lib in (nn, torch.nn):
         seq = lib.Sequential(lib.Linear(2, 3))
