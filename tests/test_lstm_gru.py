@@ -178,6 +178,76 @@ def test_lstm_compiled_loops_equal_the_array_ones(monkeypatch, clip, dtype):
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     np.testing.assert_allclose(lstm.hidden_grad_norms, norms, rtol=tol)
+    assert "M" in lstm._work.free  # the array version hands its factor array back too
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("frozen", ["input", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"])
+def test_a_frozen_input_gets_no_gradient_and_the_others_equal_the_composed_ones(kind, frozen):
+    """The fused backward computes only what needs a gradient: x and each parameter frozen in turn, the others'
+    gradients equal the composed layer's."""
+    mg.manual_seed(3)
+    fused = getattr(nn, kind)(3, 4).double()
+    composed = getattr(nn, kind)(3, 4, fused=False).double()
+    composed.load_state_dict(fused.state_dict())
+    x = np.random.default_rng(2).standard_normal((5, 2, 3))
+    results = []
+    for rnn in (fused, composed):
+        if frozen != "input":
+            getattr(rnn, frozen).requires_grad_(False)
+        xt = mg.tensor(x, requires_grad=frozen != "input")
+        out, _ = rnn(xt)
+        (out * out).sum().backward()
+        results.append((xt.grad, {n: p.grad for n, p in rnn.named_parameters()}))
+    (x_fused, g_fused), (x_comp, g_comp) = results
+    assert (x_fused is None) == (frozen == "input")
+    if x_fused is not None:
+        np.testing.assert_allclose(x_fused.numpy(), x_comp.numpy(), rtol=1e-12)
+    for name, g in g_fused.items():
+        assert (g is None) == (name == frozen), name
+        if g is not None:
+            np.testing.assert_allclose(g.numpy(), g_comp[name].numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_the_fused_layers_hand_back_their_work_arrays_and_reuse_them(kind):
+    """Every work array a fused layer takes goes back to the module's pool once backward has used it, and the next
+    call takes the same arrays again (no new ones of the layer's size)."""
+    rnn = getattr(nn, kind)(3, 5)
+    assert rnn.fused
+    x = mg.randn(4, 2, 3)
+    rnn(x)[0].sum().backward()
+    first = {purpose: [id(a) for a in arrays] for purpose, arrays in rnn._work.free.items()}
+    expected = {"RNN": {"dA"}, "LSTM": {"dA", "gates", "tanh_c"}, "GRU": {"dP", "dG", "gates", "g_n"}}[kind]
+    assert set(first) == expected and all(len(ids) == 1 for ids in first.values())
+    rnn(x)[0].sum().backward()
+    assert {purpose: [id(a) for a in arrays] for purpose, arrays in rnn._work.free.items()} == first
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_fused_gradients_become_the_grads_without_a_copy(kind):
+    """The engine takes over the arrays a fused LSTM or GRU backward returns (fresh_grads): x.grad and the weights'
+    grads are those very arrays."""
+    from minigrad.nn import _gru, _lstm
+
+    layer = _lstm.LSTMLayer if kind == "LSTM" else _gru.GRULayer
+    returned = []
+    original = layer.backward
+
+    def spy(ctx, grad):
+        out = original(ctx, grad)
+        returned.extend(out)
+        return out
+    rnn = getattr(nn, kind)(3, 4)
+    x = mg.randn(5, 2, 3, requires_grad=True)
+    layer.backward = staticmethod(spy)
+    try:
+        rnn(x)[0].sum().backward()
+    finally:
+        layer.backward = staticmethod(original)
+    assert x.grad.numpy() is returned[0]
+    assert rnn.weight_ih_l0.grad.numpy() is returned[-4]
+    assert rnn.weight_hh_l0.grad.numpy() is returned[-3]
 
 
 def test_lstm_backward_lets_a_nan_gradient_through_the_clamp_as_numpy_does():
@@ -209,15 +279,41 @@ def test_rnn_args_check(kind):
             model(mg.zeros(x_shape), hx(h_shape))
 
 
-def test_lstm_needs_both_states_and_names_them():
+def test_lstm_needs_both_states_and_names_them(torch):
     lstm = nn.LSTM(2, 3)
     x = mg.zeros((4, 1, 2))
     with pytest.raises(TypeError, match="h0, c0"):
         lstm(x, mg.zeros((1, 1, 3)))
+    for lib, module in ((mg, lstm), (torch, torch.nn.LSTM(2, 3))):  # a state too many: torch's RuntimeError
+        h = lib.zeros((1, 1, 3))
+        with pytest.raises(RuntimeError, match="two hidden states"):
+            module(lib.zeros((4, 1, 2)), (h, h, h))
+    cell, theirs = nn.LSTMCell(2, 3), torch.nn.LSTMCell(2, 3)
+    for lib, module in ((mg, cell), (torch, theirs)):
+        h = lib.zeros((1, 3))
+        for wrong in ((h,), (h, h, h)):
+            with pytest.raises(RuntimeError, match="two hidden states"):
+                module(lib.zeros((1, 2)), wrong)
+        with pytest.raises(TypeError):
+            module(lib.zeros((1, 2)), h)
     with pytest.raises(RuntimeError, match="c0"):
         lstm(x, (mg.zeros((1, 1, 3)), mg.zeros((1, 2, 3))))
     with pytest.raises(RuntimeError, match="dtype"):
         lstm(x, (mg.zeros((1, 1, 3)), mg.zeros((1, 1, 3), dtype=mg.float64)))
+
+
+@pytest.mark.parametrize("cell", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_a_cell_checks_its_sizes_and_bias_as_the_modules_do(torch, cell):
+    """A cell takes its module's rules (torch's modules raise ValueError for a hidden size below 1; its cells
+    fail later or not at all): bad sizes and a non-bool bias raise, naming the argument."""
+    module = cell.replace("Cell", "")
+    for args, kwargs, name in (((3, 0), {}, "hidden_size"), ((3, -1), {}, "hidden_size"),
+                               ((0, 4), {}, "input_size"), ((3, 4), {"bias": 1}, "bias")):
+        for make in (getattr(nn, cell), getattr(nn, module)):
+            with pytest.raises(ValueError, match=name):
+                make(*args, **kwargs)
+    with pytest.raises(ValueError):
+        getattr(torch.nn, module)(3, 0)
 
 
 @pytest.mark.parametrize("cell", ["RNNCell", "LSTMCell", "GRUCell"])

@@ -20,9 +20,9 @@ How a mutant is judged:
 2. A mutant runs only the tests that executed its statement (all of its lines: coverage may credit a statement
    spread over several lines to its first one; for a line inside a compiled kernel, which coverage cannot see,
    the tests that executed any line of the file; for ``distributed.py`` also the MPI tests, whose ranks run in
-   subprocesses; module-level lines and default values run at import, so any test of the file). The tests
-   that killed a mutant in the same function first, then the others, fastest first in each group, stopping at
-   the first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is
+   subprocesses; module-level lines, class bodies and default values run at import, so any test of the file).
+   The tests that killed a mutant in the same function first, then the others, fastest first in each group,
+   stopping at the first failure, and at most ``--cap`` seconds of them (their clean run time): a widely used line is
    executed by hundreds of tests, and a survivor would run them all (minutes per mutant).
    Known blind spot: a line that runs once per process (a cached singleton's constructor) is attributed to
    the one test that ran it first, so only that test is chosen; run such a survivor's likely killers by hand.
@@ -150,11 +150,12 @@ class _Collector(ast.NodeVisitor):
         if "pragma: no mutate" in self.lines[line - 1]:
             return
         old = ast.get_source_segment(self.text, node)
-        anchor = self.defs[-1] if self.defs and not isinstance(self.defs[-1], ast.ClassDef) else self.anchor
+        class_level = bool(self.defs) and isinstance(self.defs[-1], ast.ClassDef)  # a class body runs at import
+        anchor = self.defs[-1] if self.defs and not class_level else self.anchor
         scope_text = ast.get_source_segment(self.text, anchor) if anchor is not None else self.text
         self.found.append(dict(line=line, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset,
                                old=old, new=new_text, what=what, scope=".".join(self.scope) or "<module>",
-                               compiled=self.compiled, stmt=self.stmt, at_import=self.at_import,
+                               compiled=self.compiled, stmt=self.stmt, at_import=self.at_import or class_level,
                                scope_sha=hashlib.sha1(scope_text.encode()).hexdigest()[:10]))
 
     def _expr(self, node, new, what):

@@ -142,8 +142,8 @@ def gru_step(a_in: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Te
     g = h @ w_hh_t
     if b_hh is not None:
         g = g + b_hh
-    i_r, i_z, i_n = a_in.chunk(3, dim=-1)
-    h_r, h_z, h_n = g.chunk(3, dim=-1)
+    i_r, i_z, i_n = a_in.chunk(3, dim=1)  # (B, 3H): the layer always steps a batch
+    h_r, h_z, h_n = g.chunk(3, dim=1)
     r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
     n = (i_n + r * h_n).tanh()
     return (1 - z) * n + z * h

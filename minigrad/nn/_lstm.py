@@ -54,8 +54,9 @@ def _cell_step_arrays(a: Any, c_prev: Any, c: Any) -> None:
 @njit(cache=True, nogil=True)
 def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, deltas):  # pragma: no cover
     """One step of the loop in LSTMLayer's docstring over the running rows, on the CPU: dh (in: ∂L/∂h_t from
-    step t+1; out: the total after the clamp), dc (in: from step t+1; out: dc ⊙ f_t, for step t−1), d_a (out:
-    dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp (an empty array: not recorded).
+    step t+1; read only: the caller's matmul then overwrites it), dc (in: from step t+1; out: dc ⊙ f_t, for step
+    t−1), d_a (out: dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp (an empty array: not
+    recorded).
     All in one pass over (k, H): no transcendental function, nothing but products, so numba matches NumPy's
     speed per element and saves the ~ten calls a step the array version makes (docs/benchmarks.md)."""
     record = deltas.shape[0] > 0
@@ -75,7 +76,6 @@ def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, del
             d_a[b, 2, j] = c * (i * (1 - g * g))
             d_a[b, 3, j] = d * (tc * (o * (1 - o)))
             dc[b, j] = c * f
-            dh[b, j] = d
 
 
 class LSTMLayer(SavesWorkArrays):
@@ -144,7 +144,7 @@ class LSTMLayer(SavesWorkArrays):
         xp = array_module(grad)
         hidden = tanh_c.shape[2]
         d_a = ctx.work.take("dA", gates.shape, gates.dtype, xp)
-        deltas = xp.zeros_like(grad[0]) if ctx.recorder is not None else None
+        deltas = xp.zeros(grad.shape[1:], dtype=grad.dtype) if ctx.recorder is not None else None
         loop = _steps_compiled if xp is np else _steps_arrays
         dh, dc = loop(grad, gates, states, tanh_c, w_hh, d_a, ctx.rows, ctx.clip, deltas, ctx.work)
         if deltas is not None:
@@ -207,10 +207,8 @@ def _steps_arrays(grad: Any, gates: Any, states: Any, tanh_c: Any, w_hh: Any, d_
         xp.multiply(dh[:k], m[t, :k], out=tmp[:k])
         dc[:k] += tmp[:k]
         d_a[t, :k, :3] *= dc[:k, None, :]
-        d_a[t, :k, 3] *= dh[:k]
+        d_a[t, :k, 3] *= dh[:k]  # the ended rows' factors are 0 already: forward set their gates to 0
         dc[:k] *= gates[t, :k, 1]
-        if k < batch:
-            d_a[t, k:] = 0
         xp.matmul(d_a[t, :k].reshape(k, 4 * hidden), w_hh, out=dh[:k])
     work.give("M", m)
     return dh, dc
@@ -224,7 +222,7 @@ def fused_lstm(seq: Tensor, state: tuple, params: tuple, active: Any, recorder: 
 
 def lstm_step(a_in: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor) -> tuple:
     """One step from autograd ops; a_in holds the input projection and both biases. Returns (h', c')."""
-    i, f, g, o = (a_in + h @ w_hh_t).chunk(4, dim=-1)
+    i, f, g, o = (a_in + h @ w_hh_t).chunk(4, dim=1)  # (B, 4H): the layer always steps a batch
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c.tanh(), c
 

@@ -64,9 +64,13 @@ class _CellBase(Module):
         _check_dtype(who, "input", x, self.weight_ih)
         if hx is None:
             zeros = array_module(x._data).zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
-            return x, tuple(Tensor(zeros.copy()) for _ in range(self.states)), batched
+            return x, (Tensor(zeros),) * self.states, batched  # never written: one array serves h and c
+        if self.states > 1 and not isinstance(hx, (tuple, list)):
+            raise TypeError(f"{who}: hx must be a tuple (h, c) of Tensors, got {type(hx).__name__}")
         given = tuple(hx) if self.states > 1 else (hx,)
-        if len(given) != self.states or not all(isinstance(h, Tensor) for h in given):
+        if len(given) != self.states:
+            raise TensorError(f"{who}: expects two hidden states (h, c), got {len(given)}")
+        if not all(isinstance(h, Tensor) for h in given):
             raise TypeError(f"{who}: hx must be {'a tuple (h, c) of Tensors' if self.states > 1 else 'a Tensor'}")
         states = []
         for name, h in zip(("hx", "cx"), given):
@@ -327,15 +331,16 @@ class _RNNBase(Module):
         expect = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
         if hx is None:
             zeros = array_module(x._data).zeros((layers, batch, self.hidden_size), dtype=x.dtype)
-            return tuple(Tensor(zeros.copy()) for _ in range(self.states))
-        names = ("h0", "c0") if self.states > 1 else ("h0",)
+            return (Tensor(zeros),) * self.states  # never written: one array serves h0 and c0
         if self.states > 1:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            if not isinstance(hx, (tuple, list)):
                 raise TypeError(f"{who}: hx must be a tuple (h0, c0) of Tensors, got {type(hx).__name__}")
+            if len(hx) != 2:
+                raise TensorError(f"{who}: expects two hidden states (h0, c0), got {len(hx)}")
             given = tuple(hx)
         else:
             given = (hx,)
-        for name, h in zip(names, given):
+        for name, h in zip(("h0", "c0"), given):
             if not isinstance(h, Tensor):
                 raise TypeError(f"{who}: {name} must be a Tensor, got {type(h).__name__}")
             if h.shape != expect:
