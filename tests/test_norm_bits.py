@@ -185,20 +185,21 @@ def test_numba_segment_norms_add_each_segments_chunks_in_order(p):
     rng = np.random.default_rng(11)
     offsets = np.array([0, 5000, 5000, 20000, 3 * CHUNK + 7, SMALL + 300])
     cut = np.append(offsets[:-1], SMALL - 1)
+    at_cut = np.append(offsets[:-1], SMALL)  # exactly SMALL elements: the kernel too
     for _ in range(50):
         x = rng.standard_normal(SMALL + 300)
         want = _kernel_segment_norms(x, offsets, p)
-        below = x[:SMALL - 1]
+        below, at = x[:SMALL - 1], x[:SMALL]
         if ((numpy_backend.segment_norms(x, offsets, p) != want).any()
                 and numpy_backend.segment_norms(below, cut, p).tolist() != _kernel_segment_norms(below, cut, p)
+                and numpy_backend.segment_norms(at, at_cut, p).tolist() != _kernel_segment_norms(at, at_cut, p)
                 and any(float(numpy_backend.total_norm([x[lo:hi]], p)) != w
                         for lo, hi, w in zip(offsets[:-1], offsets[1:], want) if hi > lo)):
             break
     else:
         raise AssertionError("no draw on which the reference's bits and the kernel's differ")
     assert clip.segment_norms(x, offsets, p, backend="numba").tolist() == want
-    at = x[:SMALL]  # exactly SMALL elements: the kernel too
-    assert clip.segment_norms(at, np.array([0, 5000, SMALL]), p, backend="numba")[0] == want[0]
+    assert clip.segment_norms(at, at_cut, p, backend="numba").tolist() == _kernel_segment_norms(at, at_cut, p)
     got_below = clip.segment_norms(below, cut, p, backend="numba")  # below SMALL: the reference's bits
     assert got_below.tolist() == numpy_backend.segment_norms(below, cut, p).tolist()
 
