@@ -165,6 +165,8 @@ CASES = {
     "roll": (lambda lib, x: x.roll(1, 1) * lib.arange(4.0, dtype=lib.float64) + lib.roll(x, (-1, 5), (0, -1)), [X34]),
     "roll-flat": (lambda lib, x: x.roll(-2) * lib.arange(24.0, dtype=lib.float64).reshape(2, 3, 4), [X234]),
     "mT-reshape_as": (lambda lib, x, y: x.mT * 2 + y.reshape_as(x.mT), [X234, X243]),
+    "pad": (lambda lib, x: lib.nn.functional.pad(x, (1, 2, -1, 1), value=0.5) * 3, [X234]),
+    "pad-three-dims-and-cuts": (lambda lib, x: lib.nn.functional.pad(x, (0, -2, 2, 0, 1, 1)), [X234]),
 }
 
 
@@ -272,6 +274,7 @@ NO_GRAD = {
     "argwhere": lambda lib: lib.argwhere(lib.tensor(MASK34)),
     "is_floating_point": lambda lib: lib.tensor([lib.tensor(X34).is_floating_point(), lib.is_floating_point(
         lib.tensor([1])), lib.tensor(MASK34).is_floating_point(), lib.tensor(X34).half().is_floating_point()]),
+    "pad-int-value-cast": lambda lib: lib.nn.functional.pad(lib.tensor(np.array([1, 2])), (1, 1), value=2.7),
     "nelement-ndimension": lambda lib: lib.tensor([lib.tensor(X234).nelement(), lib.tensor(X234).ndimension()]),
 }
 
@@ -405,6 +408,9 @@ BAD = {
     "roll-dim-out-of-range": (lambda lib, x: x.roll(1, 2), IndexError),
     "mT-1d": (lambda lib, x: x[0].mT, RuntimeError),
     "bernoulli-p-above-1": (lambda lib, x: x.bernoulli_(1.5), RuntimeError),
+    "pad-odd-length": (lambda lib, x: lib.nn.functional.pad(x, (1,)), RuntimeError),
+    "pad-too-long": (lambda lib, x: lib.nn.functional.pad(x, (1,) * 6), RuntimeError),
+    "pad-cuts-too-much": (lambda lib, x: lib.nn.functional.pad(x, (-3, -2)), RuntimeError),
     "bernoulli-probabilities-below-0": (lambda lib, x: lib.bernoulli(x), RuntimeError),
 }
 
@@ -425,6 +431,11 @@ def test_torch_raises_the_same_type(torch, name):
     fn, error = BAD[name]
     with pytest.raises(error):
         fn(torch, torch.tensor(X34.copy()))
+
+
+def test_pad_supports_only_the_constant_mode():
+    with pytest.raises(NotImplementedError, match="reflect"):
+        mg.nn.functional.pad(mg.ones(2, 3), (1, 1), mode="reflect")
 
 
 def test_var_of_one_element_is_nan_like_torchs():

@@ -11,7 +11,7 @@ from minigrad._validation import TensorError, check_probability, check_real
 from minigrad.autograd import apply_inplace
 from minigrad.devices import array_module
 from minigrad.random import generator
-from minigrad.tensor import Tensor, _tensor
+from minigrad.tensor import Tensor, _tensor, cat
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -122,6 +122,35 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return x.log_softmax(dim)
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
+    """`input` padded with `value` (0 by default, in input's dtype): pad = (before, after) for the last dim, then
+    (before, after) for the one before it, and so on, as torch's; a negative count cuts that many elements off
+    instead. Only torch's "constant" mode."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported (only 'constant')")
+    pad = [int(n) for n in pad]
+    if len(pad) % 2:
+        raise TensorError("Padding length must be divisible by 2")
+    if len(pad) > 2 * input.ndim:
+        raise TensorError(f"Padding length should be less than or equal to two times the input dimension but got "
+                          f"padding length {len(pad)} and input of dimension {input.ndim}")
+    out = input
+    for i in range(len(pad) // 2):
+        dim, before, after = input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
+        kept = out.shape[dim] + min(before, 0) + min(after, 0)
+        if kept < 0:
+            raise TensorError(f"pad: the padding {pad} cuts more than the {out.shape[dim]} elements of dim {dim}")
+        out = out.narrow(dim, -min(before, 0), kept)
+        parts = []
+        for n in (before, None, after):
+            if n is None:
+                parts.append(out)
+            elif n > 0:
+                parts.append(out.new_full(out.shape[:dim] + (n,) + out.shape[dim + 1:], 0 if value is None else value))
+        out = cat(parts, dim) if len(parts) > 1 else out
+    return out
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
