@@ -185,8 +185,8 @@ def _function_of_method(name: str) -> Any:
 
 _METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "argwhere",
             "bernoulli", "bmm", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div",
-            "dot", "exp", "flatten", "flip", "floor", "floor_divide", "gather", "index_select", "isclose", "isfinite",
-            "is_floating_point", "isinf", "isnan", "lerp", "log", "log_softmax", "logsumexp", "masked_fill",
+            "dot", "erf", "exp", "flatten", "flip", "floor", "floor_divide", "gather", "index_select", "isclose",
+            "isfinite", "is_floating_point", "isinf", "isnan", "lerp", "log", "log_softmax", "logsumexp", "masked_fill",
             "masked_select", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "multinomial", "narrow",
             "neg", "nonzero", "norm", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
             "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "select", "sigmoid",

@@ -174,6 +174,9 @@ class MathMethods:
     def log1p(self) -> "Tensor":
         return functions.Log1p.apply(self)
 
+    def erf(self) -> "Tensor":
+        return functions.Erf.apply(self)
+
     def expm1(self) -> "Tensor":
         return functions.Expm1.apply(self)
 

@@ -165,6 +165,8 @@ CASES = {
     "roll": (lambda lib, x: x.roll(1, 1) * lib.arange(4.0, dtype=lib.float64) + lib.roll(x, (-1, 5), (0, -1)), [X34]),
     "roll-flat": (lambda lib, x: x.roll(-2) * lib.arange(24.0, dtype=lib.float64).reshape(2, 3, 4), [X234]),
     "mT-reshape_as": (lambda lib, x, y: x.mT * 2 + y.reshape_as(x.mT), [X234, X243]),
+    "erf-gelu": (lambda lib, x: x.erf() + lib.erf(x * 3) + lib.nn.functional.gelu(x * 2) * 2
+                 + lib.nn.GELU("tanh")(x * 2) * 3 + lib.nn.functional.gelu(x, approximate="tanh"), [X34]),
     "pad": (lambda lib, x: lib.nn.functional.pad(x, (1, 2, -1, 1), value=0.5) * 3, [X234]),
     "pad-three-dims-and-cuts": (lambda lib, x: lib.nn.functional.pad(x, (0, -2, 2, 0, 1, 1)), [X234]),
 }
@@ -408,6 +410,7 @@ BAD = {
     "roll-dim-out-of-range": (lambda lib, x: x.roll(1, 2), IndexError),
     "mT-1d": (lambda lib, x: x[0].mT, RuntimeError),
     "bernoulli-p-above-1": (lambda lib, x: x.bernoulli_(1.5), RuntimeError),
+    "gelu-approximate": (lambda lib, x: lib.nn.functional.gelu(x, approximate="exact"), RuntimeError),
     "pad-odd-length": (lambda lib, x: lib.nn.functional.pad(x, (1,)), RuntimeError),
     "pad-too-long": (lambda lib, x: lib.nn.functional.pad(x, (1,) * 6), RuntimeError),
     "pad-cuts-too-much": (lambda lib, x: lib.nn.functional.pad(x, (-3, -2)), RuntimeError),
@@ -431,6 +434,19 @@ def test_torch_raises_the_same_type(torch, name):
     fn, error = BAD[name]
     with pytest.raises(error):
         fn(torch, torch.tensor(X34.copy()))
+
+
+def test_erf_and_gelu_in_float32_and_on_integers_as_torchs(torch):
+    x = np.random.default_rng(4).standard_normal(2000).astype(np.float32) * 3
+    for fn in (lambda lib, t: t.erf(), lambda lib, t: lib.nn.GELU()(t), lambda lib, t: lib.nn.GELU("tanh")(t)):
+        ours, theirs = fn(mg, mg.tensor(x)), fn(torch, torch.tensor(x))
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=2e-6)  # float32 round-off
+    ints = mg.erf(mg.tensor(np.array([0, 1, -2])))
+    assert ints.dtype == torch.erf(torch.tensor([0, 1, -2])).numpy().dtype
+    np.testing.assert_array_equal(ints.numpy(), torch.erf(torch.tensor([0, 1, -2])).numpy())
+    with pytest.raises(RuntimeError, match="approximate"):
+        mg.nn.GELU("exact")
 
 
 def test_pad_supports_only_the_constant_mode():

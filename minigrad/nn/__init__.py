@@ -2,6 +2,7 @@
 from minigrad.nn import functional, init, utils
 from minigrad.nn.activation import (
                                      ELU,
+                                     GELU,
                                      Dropout,
                                      Flatten,
                                      Hardtanh,
@@ -24,6 +25,6 @@ from minigrad.nn.utils import rnn as _rnn_utils  # noqa: F401  (makes nn.utils.r
 
 __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "ParameterDict", "Sequential", "Linear",
            "Embedding", "LayerNorm", "RNN", "RNNCell", "LSTM", "LSTMCell", "GRU", "GRUCell", "Tanh", "ReLU",
-           "LeakyReLU", "ELU", "Softplus", "SiLU", "LogSigmoid", "Hardtanh", "Flatten", "Sigmoid", "Identity",
+           "LeakyReLU", "ELU", "Softplus", "SiLU", "GELU", "LogSigmoid", "Hardtanh", "Flatten", "Sigmoid", "Identity",
            "Dropout", "Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
            "BCELoss", "BCEWithLogitsLoss", "functional", "init", "utils"]

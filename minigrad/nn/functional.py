@@ -107,6 +107,16 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return apply_inplace(functions.Silu, input, op="silu_") if inplace else functions.Silu.apply(input)
 
 
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x·Φ(x) with Φ the standard normal CDF, 0.5·x·(1 + erf(x/√2)); with approximate="tanh",
+    0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (torch's two forms)."""
+    if approximate == "tanh":
+        return 0.5 * input * (1 + (math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)).tanh())
+    if approximate != "none":
+        raise TensorError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * input * (1 + (input * math.sqrt(0.5)).erf())
+
+
 def logsigmoid(input: Tensor) -> Tensor:
     """log(sigmoid(x)), finite for any x."""
     return functions.LogSigmoid.apply(input)
