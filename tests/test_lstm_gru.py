@@ -181,7 +181,7 @@ def test_lstm_compiled_loops_equal_the_array_ones(monkeypatch, clip, dtype):
     assert "M" in lstm._work.free  # the array version hands its factor array back too
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("frozen", ["input", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"])
 def test_a_frozen_input_gets_no_gradient_and_the_others_equal_the_composed_ones(kind, frozen):
     """The fused backward computes only what needs a gradient: x and each parameter frozen in turn, the others'
