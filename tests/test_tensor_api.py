@@ -161,6 +161,8 @@ CASES = {
     "prod": (lambda lib, x: x.prod(1) + lib.prod(x, 0, keepdim=True).sum() + x.prod() * 3, [X34]),
     "prod-with-zeros": (lambda lib, x: x.prod(1) + x[1].prod() + x.prod(0).sum() * 2, [WITH_ZEROS]),
     "prod-3d": (lambda lib, x: x.prod(-2), [X234]),
+    "prod-cumprod-dims-of-two-and-one": (lambda lib, x: x[:2].prod(0) + x[:, :1].prod(1).sum() * 2
+                                         + x[:, :1].cumprod(1).sum() * 3, [X34]),
     "square-rsqrt": (lambda lib, x: x.square() + x.rsqrt() * 2 + lib.square(x) * lib.rsqrt(x), [POSITIVE]),
     "roll": (lambda lib, x: x.roll(1, 1) * lib.arange(4.0, dtype=lib.float64) + lib.roll(x, (-1, 5), (0, -1)), [X34]),
     "roll-flat": (lambda lib, x: x.roll(-2) * lib.arange(24.0, dtype=lib.float64).reshape(2, 3, 4), [X234]),

@@ -66,7 +66,7 @@ class Amax(Function):
     evenly (torch's rule for amax, amin and a full max or min)."""
 
     @staticmethod
-    def forward(ctx: Context, a: Any, dim: tuple | None, keepdim: bool, largest: bool = True) -> Any:
+    def forward(ctx: Context, a: Any, dim: tuple | None, keepdim: bool, largest: bool) -> Any:
         out = (a.max if largest else a.min)(axis=dim, keepdims=True)
         ctx.dim, ctx.keepdim = dim, keepdim
         ctx.save_for_backward(a, out)
@@ -101,9 +101,8 @@ class Prod(Function):
         axis = 0 if ctx.dim is None else ctx.dim
         x = xp.moveaxis((a.reshape(-1) if ctx.dim is None else a).astype(grad.dtype, copy=False), axis, 0)
         before, after = xp.ones_like(x), xp.ones_like(x)
-        if x.shape[0] > 1:
-            before[1:] = xp.cumprod(x[:-1], axis=0)
-            after[:-1] = xp.flip(xp.cumprod(xp.flip(x[1:], 0), axis=0), 0)
+        before[1:] = xp.cumprod(x[:-1], axis=0)  # empty slices for a dim of size 0 or 1
+        after[:-1] = xp.flip(xp.cumprod(xp.flip(x[1:], 0), axis=0), 0)
         others = xp.moveaxis(before * after, 0, axis)
         if ctx.dim is None:
             return (others * grad).reshape(ctx.shape)
@@ -199,8 +198,7 @@ class Cumprod(Function):
         g = xp.moveaxis(grad, ctx.dim, 0)
         n = a.shape[0]
         before = xp.ones_like(g)  # P_k: the product of a_0 .. a_{k-1}
-        if n > 1:
-            before[1:] = xp.cumprod(a[:-1], axis=0)
+        before[1:] = xp.cumprod(a[:-1], axis=0)  # empty slices for n = 0 or 1
         rest = xp.empty_like(g)  # R_k
         carry = xp.zeros_like(g[0]) if n else None
         for k in range(n - 1, -1, -1):
