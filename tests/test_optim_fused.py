@@ -392,3 +392,32 @@ def test_coefficients_deferred_twice_multiply():
     assert buf.defer(2.0)  # any coefficient, not only a clip's (at most 1): reading a gradient applies it
     for p in params:
         np.testing.assert_array_equal(p.grad.data, 0.5)
+
+
+def test_a_pending_coefficient_reaches_the_device_kernels_in_their_dtype():
+    """GradBuffer.pending_scale called directly on a buffer whose flat arrays are on a CUDA device (laid there by
+    hand: a Tensor on the device needs CuPy): a host coefficient becomes a one-element device array of the kernel's
+    dtype, made once per dtype and value; a coefficient a clip left on the device is read in that dtype."""
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    from minigrad import clip
+
+    buf = nn.utils.GradBuffer([nn.Parameter(np.ones(4))])
+    f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
+    buf.flats = {f64: cuda.to_device(np.zeros(4))}
+    buf.pending = 0.3
+    s64 = buf.pending_scale(f64)
+    assert s64.copy_to_host().dtype == f64 and s64.copy_to_host()[0] == 0.3
+    assert buf.pending_scale(f64) is s64
+    s32 = buf.pending_scale(f32)
+    assert s32.copy_to_host().dtype == f32 and s32.copy_to_host()[0] == np.float32(0.3)
+    buf.pending = 0.5
+    assert buf.pending_scale(f64).copy_to_host()[0] == 0.5 and s64.copy_to_host()[0] == 0.3
+    _, coef = clip.norm_and_coefficient([cuda.to_device(np.full(10, 3.0))], 1.0)
+    buf.pending = coef
+    assert buf.pending_scale(f64) is coef.for_dtype(f64)
+    assert buf.pending_scale(f32) is coef.for_dtype(f32)

@@ -494,6 +494,24 @@ def test_autograd_backward_takes_several_outputs_as_torch(torch):
     np.testing.assert_allclose(hb, hb2, rtol=1e-12)
 
 
+def test_autograd_backward_inputs_as_torch(torch):
+    """autograd.backward(inputs=...): one tensor or a list; an input the outputs do not use keeps grad None; the
+    leaf's .grad never aliases the caller's gradient (changing that tensor afterwards leaves .grad alone)."""
+    results = []
+    for lib in (mg, torch):
+        a, b = lib.ones(3, requires_grad=True), lib.ones(3, requires_grad=True)
+        unused = lib.ones(2, requires_grad=True)
+        g = lib.full((3,), 2.0)
+        lib.autograd.backward(b + 0, g, inputs=[b])  # b's gradient is g's values
+        g.add_(1.0)
+        lib.autograd.backward(b * 1, g, inputs=b)
+        lib.autograd.backward((a * 2).sum(), inputs=[a, unused])
+        results.append((a.grad.numpy().copy(), b.grad.numpy().copy(), unused.grad))
+    for got, want in zip(results[0][:2], results[1][:2]):
+        np.testing.assert_array_equal(got, want)
+    assert results[0][2] is None and results[1][2] is None
+
+
 def test_flip_gives_a_copy_as_torchs():
     x = mg.tensor([1.0, 2.0, 3.0])
     y = x.flip(0)
