@@ -802,3 +802,126 @@ def test_autograd_grad_returns_instead_of_accumulating(lib):
     with pytest.raises(RuntimeError):
         lib.autograd.grad(w, [y])
     assert lib.autograd.grad((x * 2).sum(), [y], allow_unused=True) == (None,)
+
+
+# ----- results of custom Functions that share memory with an input (torch's CreationMeta::IN_CUSTOM_FUNCTION) ------
+def _custom_functions(lib):
+    """An identity that returns its input as it is, and a Function that returns a view of its input, for `lib`
+    (torch's forward receives tensors, minigrad's arrays: both index alike)."""
+    zeros = (lambda g: g.new_zeros(g.shape[0] + 1)) if lib is not mg else (lambda g: np.zeros(g.shape[0] + 1))
+
+    class Ident(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    class Tail(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a[1:]
+
+        @staticmethod
+        def backward(ctx, g):
+            r = zeros(g)
+            r[1:] = g
+            return r
+
+    return Ident, Tail
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("which", [0, 1], ids=["returned-as-is", "a-view"])
+def test_a_custom_functions_result_that_shares_memory_with_its_input_is_a_view_not_writable_under_autograd(lib, which):
+    F = _custom_functions(lib)[which]
+    a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x = a * 1
+    y = F.apply(x)
+    (y * 2).sum().backward(retain_graph=True)
+    assert a.grad.tolist() == ([2.0, 2.0, 2.0] if which == 0 else [0.0, 2.0, 2.0])
+    with pytest.raises(RuntimeError, match="custom Function"):
+        y.add_(1)
+    with pytest.raises(RuntimeError, match="custom Function"):
+        y[0:1].mul_(2)
+    assert x.tolist() == [1.0, 2.0, 3.0] and x._version == 0 and y._version == 0  # nothing was written
+    with lib.no_grad():
+        y.add_(1)  # outside autograd a write goes through, and it is the input's write too
+    assert x._version == 1 and y._version == 1
+    assert x.tolist() == ([2.0, 3.0, 4.0] if which == 0 else [1.0, 3.0, 4.0])
+    y = F.apply(x)
+    x.mul_(2)  # its base changed in place: autograd cannot rebuild the view's history
+    with pytest.raises(RuntimeError, match="custom Function"):
+        y * 2
+    plain = lib.tensor([1.0, 2.0, 3.0])
+    F.apply(plain).add_(1)  # nothing requires grad: an ordinary write into the input's memory
+    assert plain._version == 1 and plain.tolist() == ([2.0, 3.0, 4.0] if which == 0 else [1.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("equation", ["ij->ji", "ij->ij"])
+def test_einsum_of_one_operand_is_a_view_that_rebases_its_base_in_place(lib, equation):
+    a = lib.tensor(np.arange(6.0).reshape(2, 3) if equation == "ij->ij" else np.arange(9.0).reshape(3, 3),
+                   requires_grad=True)
+    x = a * 1
+    y = lib.einsum(equation, x)
+    y.mul_(3)
+    (y * y.detach()).sum().backward()
+    assert x._version == 1
+    np.testing.assert_array_equal(x.detach().numpy(), 3 * a.detach().numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), 9 * a.detach().numpy())
+
+
+def _stale_views(lib):
+    """(name, base, view, the slice of base it views) for each kind of view torch will not rebuild after its base
+    changes in place."""
+    out = []
+    a = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    x = a * 1
+    out.append(("multi", x, x.chunk(2)[0], slice(0, 2)))
+    x = a * 1
+    with lib.no_grad():
+        v = x[0:2]
+    out.append(("no_grad", x, v, slice(0, 2)))
+    x = a * 1
+    out.append(("custom", x, _custom_functions(lib)[1].apply(x), slice(1, None)))
+    return out
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("grad_mode", ["enabled", "no_grad"])
+def test_views_of_other_kinds_are_not_rebuilt_after_their_base_changes_in_place(lib, grad_mode):
+    """A view from a multi-output op, one made under no_grad and one a custom Function returned: after an in-place
+    change of the base (recorded or not), using the view raises; asking whether it requires grad does not."""
+    for kind, base, view, part in _stale_views(lib):
+        wanted = view.requires_grad
+        if grad_mode == "enabled":
+            base.mul_(2)
+        else:
+            with lib.no_grad():
+                base.mul_(2)
+        assert view.requires_grad == wanted, kind
+        assert view.detach().tolist() == base.detach()[part].tolist(), kind
+        with pytest.raises(RuntimeError, match="its base or another view of its base has been modified inplace"):
+            view * 2
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_recorded_in_place_op_on_a_view_of_another_kind_raises_and_writes_nothing(lib):
+    """The base needs no grad but the other operand does: autograd would record the op, and torch refuses to
+    rebase a view that came from a multi-output op, from no_grad mode or from a custom Function."""
+    w = lib.ones(2, requires_grad=True)
+    for make in (lambda x: x.chunk(2)[0], lambda x: _in_no_grad(lib, lambda: x[0:2]),
+                 lambda x: _custom_functions(lib)[1].apply(x)[0:2]):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0])
+        v = make(x)
+        with pytest.raises(RuntimeError, match="is a view and is being modified inplace|no_grad mode"):
+            v.add_(w)
+        assert x.tolist() == [1.0, 2.0, 3.0, 4.0] and x._version == 0 and not x.requires_grad
+
+
+def _in_no_grad(lib, fn):
+    with lib.no_grad():
+        return fn()

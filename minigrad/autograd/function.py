@@ -17,6 +17,10 @@ expand) whose result shares memory with its first input makes the result a view:
 and the chain of view ops from the base. An in-place op on a view that autograd records rebases the *base*
 onto a `CopySlices` node (the op applied to the view's region) and makes the view a view of the new base; any
 other view of that base whose version is stale is rebuilt from the base's current node when it is next used.
+That holds for views of the default kind only. A view from a multi-output op (unbind, split, chunk), one made
+in no_grad mode, and a result that shares memory with an input of an op that declares no view (a user's Function
+returning an input, or a view of one) are never rebased or rebuilt: as in torch, a recorded in-place op on such
+a view, and any use of it after its base changed in place, raise.
 """
 from __future__ import annotations
 
@@ -64,8 +68,8 @@ class TensorBase:
 
     @property
     def requires_grad(self) -> bool:
-        if self._base is not None and self._view_version != self._versions[0]:
-            refresh_view(self)
+        if self._base is not None and self._view_kind is None and self._view_version != self._versions[0]:
+            refresh_view(self)  # the other kinds raise when they are used, not when asked (as torch)
         return self._requires_grad
 
     @property
@@ -187,12 +191,7 @@ class Function:
         if cls.view and first is args[0]:
             _mark_view(result, first, cls, args[1:], kwargs)
         else:
-            base = getattr(out, "base", None)
-            if base is not None:  # a view of an input shares its version counter, as in torch
-                for a in args:
-                    if isinstance(a, TensorBase) and (a._data is base or a._data.base is base):
-                        result._versions = a._versions
-                        break
+            _mark_custom_view(result, cls, args)
         if grad_mode._grad_enabled and True in needs:
             result._requires_grad = True
             ctx.fn = cls
@@ -210,13 +209,29 @@ class Function:
 def _mark_view(result: TensorBase, source: TensorBase, cls: type, consts: tuple, kwargs: dict) -> None:
     """Make `result` a view of `source`'s base when its array shares `source`'s memory."""
     out, src = result._data, source._data
-    if out is src or not array_module(out).may_share_memory(out, src):
+    if not array_module(out).may_share_memory(out, src):
         return
     result._base = source._base if source._base is not None else source
     result._view_chain = source._view_chain + ((cls, consts, kwargs),)
     result._versions = source._versions
     result._view_version = source._versions[0]
     result._view_kind = source._view_kind if grad_mode._grad_enabled else "no_grad"
+
+
+def _mark_custom_view(result: TensorBase, cls: type, args: tuple) -> None:
+    """A result of an op that declares no view (a user's Function) sharing memory with an input, the input
+    itself or a view of it: as torch, it is a view of that input's base with the input's version counter, and
+    autograd refuses in-place changes through it (they would bypass the op's backward; see check_inplace)."""
+    out = result._data
+    mod = array_module(out)
+    for a in args:
+        if isinstance(a, TensorBase) and mod.may_share_memory(out, a._data):
+            result._base = a._base if a._base is not None else a
+            result._view_chain = ()  # never replayed: a view of a kind other than the default is not rebuilt
+            result._versions = a._versions
+            result._view_version = a._versions[0]
+            result._view_kind = "custom"
+            return
 
 
 def replay_view(chain: tuple, arr: Any) -> Any:
@@ -226,11 +241,31 @@ def replay_view(chain: tuple, arr: Any) -> Any:
     return arr
 
 
+_STALE_VIEW = {
+    "multi": "Output 0 of an op is a view and its base or another view of its base has been modified inplace. This "
+             "view is the output of a function that returns multiple views (unbind, split, chunk). Such functions "
+             "do not allow the output views to be modified inplace. You should replace the inplace operation by an "
+             "out-of-place one",
+    "no_grad": "A view was created in no_grad mode and its base or another view of its base has been modified "
+               "inplace with grad mode enabled. Given that this use case is ambiguous and error-prone, it is "
+               "forbidden. You can clarify your code by moving both the view and the inplace either both inside "
+               "the no_grad block (if you don't want the inplace to be tracked) or both outside (if you want the "
+               "inplace to be tracked)",
+    "custom": "Output 0 of a custom Function is a view and its base or another view of its base has been modified "
+              "inplace. This view was created inside a custom Function (or because an input was returned as-is) "
+              "and the autograd logic to handle view+inplace would override the custom backward associated with "
+              "the custom Function, leading to incorrect gradients. This behavior is forbidden. You can fix this by "
+              "cloning the output of the custom Function",
+}
+
+
 def refresh_view(t: TensorBase) -> None:
     """Rebuild a view's node from its base's current one: after an in-place change of the base (or of another
     view of it), the view's values come from the base's new history (torch regenerates a view's grad_fn so)."""
-    t._view_version = t._versions[0]
     base = t._base
+    if t._view_kind is not None and base.requires_grad:  # torch rebuilds only the views of the default kind
+        raise TensorError(_STALE_VIEW[t._view_kind])
+    t._view_version = t._versions[0]
     if not base.requires_grad:
         return
     with enable_grad():
@@ -285,15 +320,23 @@ def check_inplace(t: TensorBase, op: str) -> None:
     if base._node is None and base._requires_grad:
         raise TensorError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                           f"operation")
-    if t._view_kind == "multi" and (base._requires_grad or t.requires_grad):
-        raise TensorError(f"{op}: Output 0 of an op is a view and is being modified inplace. This view is the "
-                          f"output of a function that returns multiple views (unbind, split, chunk). Such "
-                          f"functions do not allow the output views to be modified inplace. You should replace "
-                          f"the inplace operation by an out-of-place one")
-    if t._view_kind == "no_grad" and base._requires_grad:
-        raise TensorError(f"{op}: A view was created in no_grad mode and is being modified inplace with grad mode "
-                          f"enabled. Given that this use case is ambiguous and error-prone, it is forbidden. Move "
-                          f"both the view and the inplace either inside the no_grad block or outside it")
+    if t._view_kind == "no_grad" and base._requires_grad:  # written without autograd: the view needs no grad
+        raise TensorError(f"{op}: {_INPLACE_ON_VIEW['no_grad']}")
+
+
+_INPLACE_ON_VIEW = {  # torch's errors for an in-place op on a view of each kind other than the default
+    "multi": "Output 0 of an op is a view and is being modified inplace. This view is the output of a function "
+             "that returns multiple views (unbind, split, chunk). Such functions do not allow the output views to "
+             "be modified inplace. You should replace the inplace operation by an out-of-place one",
+    "no_grad": "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given "
+               "that this use case is ambiguous and error-prone, it is forbidden. Move both the view and the inplace "
+               "either inside the no_grad block or outside it",
+    "custom": "Output 0 of a custom Function is a view and is being modified inplace. This view was created inside "
+              "a custom Function (or because an input was returned as-is) and the autograd logic to handle "
+              "view+inplace would override the custom backward associated with the custom Function, leading to "
+              "incorrect gradients. This behavior is forbidden. You can fix this by cloning the output of the "
+              "custom Function",
+}
 
 
 def _dense(a: np.ndarray) -> bool:
@@ -343,6 +386,8 @@ def apply_inplace(cls: type, target: TensorBase, *args: Any, op: str, **kwargs: 
     others = [a for a in args if isinstance(a, TensorBase)]
     check_overlap(cls.written(target._data, **kwargs), [a._data for a in others], op)
     recording = grad_mode._grad_enabled and (target.requires_grad or any(a.requires_grad for a in others))
+    if recording and target._view_kind is not None:  # torch rebases only the views of the default kind
+        raise TensorError(f"{op}: {_INPLACE_ON_VIEW[target._view_kind]}")
     if not recording:
         out = cls.forward(Context(), target._data, *(unwrap(a) for a in args), **kwargs)
         _write(target, out, op)

@@ -82,7 +82,10 @@ def _einsum_terms(equation: str, shapes: list) -> tuple[list[str], str]:
 
 class Einsum(Function):
     """torch.einsum over any number of operands (promoted to one dtype). Each operand's gradient is an einsum of
-    the output's gradient with the other operands; a letter only that operand has is broadcast back."""
+    the output's gradient with the other operands; a letter only that operand has is broadcast back. One operand
+    only permuted (or kept as it is) gives a view of it, as torch's."""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, *arrays: Any, equation: str) -> Any:
