@@ -128,7 +128,7 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
 
     @property
     def is_leaf(self) -> bool:
-        return self._node is None
+        return self.grad_fn is None  # grad_fn: a stale view's node is rebuilt first
 
     @property
     def grad_fn(self) -> Any:

@@ -925,3 +925,56 @@ def test_a_recorded_in_place_op_on_a_view_of_another_kind_raises_and_writes_noth
 def _in_no_grad(lib, fn):
     with lib.no_grad():
         return fn()
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_view_rebuilt_after_its_base_changed_keeps_its_new_node(lib):
+    a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x = a * 1
+    v = x[0:2]
+    old = v.grad_fn
+    x.mul_(2)
+    new = v.grad_fn
+    assert new is not old and v.grad_fn is new
+    (v * 1).sum().backward()
+    assert a.grad.tolist() == [2.0, 2.0, 0.0]
+
+
+class _Narrow(mg.autograd.Function):
+    """A user's Function that declares its result a view (positional arguments after the input)."""
+
+    view = True
+
+    @staticmethod
+    def forward(ctx, a, start, length):
+        ctx.shape, ctx.start = a.shape, start
+        return a[start:start + length]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape)
+        out[ctx.start:ctx.start + grad.shape[0]] = grad
+        return out, None, None
+
+
+def test_a_users_view_function_with_positional_arguments_is_rebased_by_an_in_place_op():
+    a = mg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    x = a * 1
+    v = _Narrow.apply(x, 1, 2)
+    v.mul_(3)
+    (x * mg.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    assert x.tolist() == [1.0, 6.0, 9.0, 4.0] and a.grad.tolist() == [1.0, 30.0, 300.0, 1000.0]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_view_of_a_base_that_an_in_place_op_made_a_non_leaf_is_no_leaf_either(lib):
+    x = lib.zeros(4)
+    v = x[0:2]
+    x.add_(lib.ones(4, requires_grad=True))
+    assert not v.is_leaf and v.requires_grad
+    x = lib.zeros(4)
+    v = x[0:2]
+    v.add_(lib.ones(2, requires_grad=True))  # through the view itself: the view is rebuilt at once
+    with pytest.raises(RuntimeError, match="leaf variables"):
+        v.requires_grad_(False)
+    assert not v.is_leaf and not x.is_leaf and v.grad_fn is not None
