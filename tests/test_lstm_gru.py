@@ -420,3 +420,28 @@ def test_a_graph_kept_for_a_second_backward_is_not_reused_by_the_next_forward():
     lstm.zero_grad()
     out.sum().backward()
     np.testing.assert_allclose(lstm.weight_hh_l0.grad.data, first, rtol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["RNN"] + KINDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_fused_layers_output_changed_in_place_raises_at_backward_or_does_not_matter(kind, bidirectional):
+    """One direction's fused layer saves its output uncopied (README, differences from torch): a change of it in
+    place is the saved-value error at backward, before any gradient is written. Two directions' output is a new
+    concatenation: a change of it in place leaves the gradients as they were. Never a silently wrong gradient."""
+    grads = []
+    for change in (False, True):
+        mg.manual_seed(0)
+        layer = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=bidirectional)
+        x = mg.tensor(np.random.default_rng(0).standard_normal((5, 2, 3)), dtype=mg.float32, requires_grad=True)
+        out, _ = layer(x)
+        if change:
+            out.add_(1)  # the same gradient of the sum
+        if change and not bidirectional:
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                out.sum().backward()
+            assert x.grad is None and all(p.grad is None for p in layer.parameters())
+            return
+        out.sum().backward()
+        grads.append([x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
