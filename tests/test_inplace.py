@@ -978,3 +978,16 @@ def test_a_view_of_a_base_that_an_in_place_op_made_a_non_leaf_is_no_leaf_either(
     with pytest.raises(RuntimeError, match="leaf variables"):
         v.requires_grad_(False)
     assert not v.is_leaf and not x.is_leaf and v.grad_fn is not None
+
+
+ONE_ELEMENT_OVERLAPS = {"1-vs-0d": lambda x: x[0:1].add_(x[0]), "0d-vs-1": lambda x: x[0].add_(x[0:1]),
+                        "1-vs-2": lambda x: x[0:1].add_(x[0:2]), "1-vs-1x1": lambda x: x[0:1].add_(x[0:1].view(1, 1))}
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("case", ONE_ELEMENT_OVERLAPS)
+def test_a_one_element_target_that_an_input_overlaps_in_another_shape_is_refused(lib, case):
+    x = lib.arange(4.0)
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        ONE_ELEMENT_OVERLAPS[case](x)
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0]
