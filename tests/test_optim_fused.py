@@ -421,3 +421,32 @@ def test_a_pending_coefficient_reaches_the_device_kernels_in_their_dtype():
     buf.pending = coef
     assert buf.pending_scale(f64) is coef.for_dtype(f64)
     assert buf.pending_scale(f32) is coef.for_dtype(f32)
+
+
+def test_a_device_coefficient_deferred_after_a_host_one_applies_the_host_one_and_keeps_a_copy():
+    """GradBuffer.defer called directly with a clip's coefficient on the device (flat arrays laid on the device by
+    hand, as above): a host coefficient pending before is applied to the flat arrays at once, and the device one
+    is kept in buffers of its own (a later clip reuses the scratch it was computed in)."""
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    from minigrad import clip
+
+    params = [nn.Parameter(np.ones(4))]
+    buf = nn.utils.GradBuffer(params)
+    opt = optim.SGD(params, lr=1.0, fused=True)
+    params[0].grad.data[...] = 1.0
+    opt.step()  # the optimizer becomes the buffer's consumer
+    f64 = np.dtype(np.float64)
+    buf.flats = {f64: cuda.to_device(np.full(4, 8.0))}
+    assert buf.defer(0.5) and buf.pending == 0.5
+    _, coef = clip.norm_and_coefficient([cuda.to_device(np.full(10, 3.0))], 1.0)
+    assert buf.defer(coef)
+    np.testing.assert_array_equal(buf.flats[f64].copy_to_host(), 4.0)
+    assert buf.pending is not coef
+    clip.norm_and_coefficient([cuda.to_device(np.full(10, 30.0))], 1.0)  # overwrites the scratch buffers
+    expect = 1.0 / (math.sqrt(90.0) + 1e-6)
+    assert buf.pending_scale(f64).copy_to_host()[0] == pytest.approx(expect, rel=1e-15)

@@ -512,6 +512,17 @@ def test_autograd_backward_inputs_as_torch(torch):
     assert results[0][2] is None and results[1][2] is None
 
 
+def test_autograd_grad_of_an_output_with_respect_to_itself_is_its_grad_output(torch):
+    """torch.autograd.grad(y, y, g) hands back g itself (no copy): a later change of g shows in the result."""
+    for lib in (mg, torch):
+        b = lib.ones(3, requires_grad=True)
+        for out in (b, b * 1):
+            g = lib.full((3,), 2.0)
+            r = lib.autograd.grad(out, out, g)[0]
+            g.add_(1.0)
+            assert r.tolist() == [3.0, 3.0, 3.0], lib.__name__
+
+
 def test_flip_gives_a_copy_as_torchs():
     x = mg.tensor([1.0, 2.0, 3.0])
     y = x.flip(0)

@@ -65,9 +65,8 @@ def scatter_add(dense: Any, index: Any, values: Any) -> None:
         xp.add.at(dense, index, values)
         return
     lead = dense.shape[:len(parts)]
-    flat_index = xp.ravel_multi_index(xp.broadcast_arrays(*parts), lead, mode="wrap") if len(parts) > 1 else \
-        xp.where(parts[0] < 0, parts[0] + lead[0], parts[0])
-    flat_index = flat_index.ravel()
+    # "wrap": a negative index counts from the end (the forward op accepted only -n <= i < n)
+    flat_index = xp.ravel_multi_index(xp.broadcast_arrays(*parts), lead, mode="wrap").ravel()
     if flat_index.size == 0:  # nothing to add (and the run starts below would name a first element)
         return
     rows = values.reshape((flat_index.size,) + dense.shape[len(parts):])
