@@ -991,3 +991,15 @@ def test_a_one_element_target_that_an_input_overlaps_in_another_shape_is_refused
     with pytest.raises(RuntimeError, match="refer to a single memory location"):
         ONE_ELEMENT_OVERLAPS[case](x)
     assert x.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_an_expanded_view_is_rebuilt_after_its_base_changes_in_place(lib):
+    """expand is a view of the default kind (torch's): after its base changes in place it is rebuilt from the
+    base's new history, not refused."""
+    a = lib.tensor([[1.0, 2.0]], requires_grad=True)
+    x = a * 1
+    e = x.expand(3, 2)
+    x.mul_(2)
+    (e * lib.tensor([[1.0, 10.0]])).sum().backward()
+    assert e.tolist() == [[2.0, 4.0]] * 3 and a.grad.tolist() == [[6.0, 60.0]]

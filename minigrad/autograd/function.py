@@ -221,13 +221,13 @@ def _mark_view(result: TensorBase, source: TensorBase, cls: type, consts: tuple,
 def _mark_custom_view(result: TensorBase, cls: type, args: tuple) -> None:
     """A result of an op that declares no view (a user's Function) sharing memory with an input, the input
     itself or a view of it: as torch, it is a view of that input's base with the input's version counter, and
-    autograd refuses in-place changes through it (they would bypass the op's backward; see check_inplace)."""
+    autograd refuses in-place changes through it (they would bypass the op's backward; see apply_inplace). Its
+    view chain stays empty: a view of a kind other than the default is never replayed."""
     out = result._data
     mod = array_module(out)
     for a in args:
         if isinstance(a, TensorBase) and mod.may_share_memory(out, a._data):
             result._base = a._base if a._base is not None else a
-            result._view_chain = ()  # never replayed: a view of a kind other than the default is not rebuilt
             result._versions = a._versions
             result._view_version = a._versions[0]
             result._view_kind = "custom"
