@@ -224,9 +224,14 @@ def _mark_custom_view(result: TensorBase, cls: type, args: tuple) -> None:
     autograd refuses in-place changes through it (they would bypass the op's backward; see apply_inplace). Its
     view chain stays empty: a view of a kind other than the default is never replayed."""
     out = result._data
-    mod = array_module(out)
+    out_is_view = out.base is not None
     for a in args:
-        if isinstance(a, TensorBase) and mod.may_share_memory(out, a._data):
+        if not isinstance(a, TensorBase):
+            continue
+        arr = a._data
+        # every op passes here: two arrays that own their memory overlap only when they are one array, so the
+        # bounds check is left to the pairs where one of them is a view
+        if arr is out or ((out_is_view or arr.base is not None) and array_module(out).may_share_memory(out, arr)):
             result._base = a._base if a._base is not None else a
             result._versions = a._versions
             result._view_version = a._versions[0]
