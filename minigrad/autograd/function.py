@@ -246,6 +246,21 @@ def replay_view(chain: tuple, arr: Any) -> Any:
     return arr
 
 
+_INPLACE_ON_VIEW = {  # torch's errors for an in-place op on a view of each kind other than the default
+    "multi": "Output 0 of an op is a view and is being modified inplace. This view is the output of a function "
+             "that returns multiple views (unbind, split, chunk). Such functions do not allow the output views to "
+             "be modified inplace. You should replace the inplace operation by an out-of-place one",
+    "no_grad": "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given "
+               "that this use case is ambiguous and error-prone, it is forbidden. Move both the view and the inplace "
+               "either inside the no_grad block or outside it",
+    "custom": "Output 0 of a custom Function is a view and is being modified inplace. This view was created inside "
+              "a custom Function (or because an input was returned as-is) and the autograd logic to handle "
+              "view+inplace would override the custom backward associated with the custom Function, leading to "
+              "incorrect gradients. This behavior is forbidden. You can fix this by cloning the output of the "
+              "custom Function",
+}
+
+
 _STALE_VIEW = {
     "multi": "Output 0 of an op is a view and its base or another view of its base has been modified inplace. This "
              "view is the output of a function that returns multiple views (unbind, split, chunk). Such functions "
@@ -327,21 +342,6 @@ def check_inplace(t: TensorBase, op: str) -> None:
                           f"operation")
     if t._view_kind == "no_grad" and base._requires_grad:  # written without autograd: the view needs no grad
         raise TensorError(f"{op}: {_INPLACE_ON_VIEW['no_grad']}")
-
-
-_INPLACE_ON_VIEW = {  # torch's errors for an in-place op on a view of each kind other than the default
-    "multi": "Output 0 of an op is a view and is being modified inplace. This view is the output of a function "
-             "that returns multiple views (unbind, split, chunk). Such functions do not allow the output views to "
-             "be modified inplace. You should replace the inplace operation by an out-of-place one",
-    "no_grad": "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given "
-               "that this use case is ambiguous and error-prone, it is forbidden. Move both the view and the inplace "
-               "either inside the no_grad block or outside it",
-    "custom": "Output 0 of a custom Function is a view and is being modified inplace. This view was created inside "
-              "a custom Function (or because an input was returned as-is) and the autograd logic to handle "
-              "view+inplace would override the custom backward associated with the custom Function, leading to "
-              "incorrect gradients. This behavior is forbidden. You can fix this by cloning the output of the "
-              "custom Function",
-}
 
 
 def _dense(a: np.ndarray) -> bool:
