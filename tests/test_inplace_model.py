@@ -115,6 +115,9 @@ class InplaceAgainstTorch(RuleBasedStateMachine):
         # the result of an in-place op whose input partly overlaps the written-to tensor in a layout torch cannot
         # check is unspecified in torch (it reads elements it has already written): not compared
         assume(not _partial_overlap(a[0]._data, b[0]._data))
+        # a product whose other operand is the written-to tensor (y.mul_(y)): torch's backward raises where
+        # minigrad keeps the old values (README, "Differences from PyTorch"; test_inplace.py holds it)
+        assume(not (op in ("mul_", "imul") and np.may_share_memory(a[0]._data, b[0]._data)))
         if op == "setitem":
             assume(a[0].ndim >= 1 and b[0].ndim >= 1)
 
