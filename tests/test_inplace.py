@@ -860,6 +860,27 @@ def test_a_custom_functions_result_that_shares_memory_with_its_input_is_a_view_n
     assert plain._version == 1 and plain.tolist() == ([2.0, 3.0, 4.0] if which == 0 else [1.0, 3.0, 4.0])
 
 
+def test_a_custom_functions_result_that_owns_the_memory_a_view_input_looks_into_is_a_view_of_that_base():
+    """The result shares memory with the input although it is no view itself (it is the array the input views):
+    it shares the version counter of the input's base and refuses in-place changes under autograd."""
+    class Owner(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a.base  # the array that owns the memory the input looks into
+
+        @staticmethod
+        def backward(ctx, g):
+            return g[1:]
+
+    b = mg.tensor([1.0, 2.0, 3.0], requires_grad=True) * 1
+    v = b[1:]
+    y = Owner.apply(v)
+    assert y._data is b._data and y._base is b and y._versions is b._versions
+    with pytest.raises(RuntimeError, match="custom Function"):
+        y.add_(1)
+    assert b.tolist() == [1.0, 2.0, 3.0] and b._version == 0
+
+
 @pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize("equation", ["ij->ji", "ij->ij"])
 def test_einsum_of_one_operand_is_a_view_that_rebases_its_base_in_place(lib, equation):

@@ -165,6 +165,9 @@ def test_schedulers_reject_what_is_not_an_optimizer_and_a_wrong_number_of_lambda
         optim.lr_scheduler.LambdaLR(opt, [lambda e: 1.0, 2.0])
     with pytest.raises(ValueError, match="patience must be a non-negative int"):
         optim.lr_scheduler.ReduceLROnPlateau(opt, patience=True)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="cooldown must be a non-negative int"):
+            optim.lr_scheduler.ReduceLROnPlateau(opt, cooldown=bad)
     with pytest.raises(ValueError, match="expected 2 min_lrs"):
         optim.lr_scheduler.ReduceLROnPlateau(opt, min_lr=[0.1])
 
