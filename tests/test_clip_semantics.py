@@ -116,6 +116,9 @@ def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
         y = x.copy()
         y[where] = np.nan
         assert math.isnan(host_value(clip.total_norm([cuda.to_device(y)], math.inf), "cuda"))
+    x32 = x.astype(np.float32)  # p = 2 of float32: the branch-free sum-of-squares kernel
+    got = host_value(clip.total_norm([cuda.to_device(x32)], 2.0), "cuda")
+    assert got == pytest.approx(reference_norm([x32], 2.0), rel=1e-12)
     d = cuda.to_device(x)
     norm = host_value(clip.clip_norm_([d], 1.0), "cuda")
     np.testing.assert_array_equal(d.copy_to_host(), x * (1.0 / (norm + 1e-6)))
@@ -208,6 +211,24 @@ def test_a_cuda_norm_clip_scales_float32_by_the_float32_coefficient(n):
     d = cuda.to_device(x)
     norm = host_value(clip.clip_norm_([d], 0.7), "cuda")
     np.testing.assert_array_equal(d.copy_to_host(), x * np.float32(0.7 / (norm + 1e-6)))
+
+
+def test_a_device_coefficient_outlives_the_norms_computed_before_it_is_applied():
+    """norm_and_coefficient's DeviceCoefficient lives in the scratch buffers until the next clip: total norms
+    computed in between, plain (float32, p = 2) or scaled (float64, p = 3: a max pass first), leave it as it was."""
+    from backends import CUDA_UNAVAILABLE, host_value
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    x = (np.random.default_rng(3).standard_normal(40) * 10).astype(np.float32)
+    d = cuda.to_device(x)
+    norm, coef = clip.norm_and_coefficient([d], 0.5)
+    for small, p in ((np.full(7, 1e-3, np.float32), 2.0), (np.full(7, 1e-3), 3.0)):
+        assert host_value(clip.total_norm([cuda.to_device(small)], p), "cuda") < 1.0  # its coefficient would be 1
+    clip.scale_([d], coef)
+    np.testing.assert_array_equal(d.copy_to_host(), x * np.float32(0.5 / (host_value(norm, "cuda") + 1e-6)))
 
 
 def test_cuda_max_norm_after_a_scaled_norm_of_zeros(monkeypatch):
