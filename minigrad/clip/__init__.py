@@ -191,8 +191,10 @@ def norm_and_coefficient(arrays: Any, max_norm: Any, norm_type: Any = 2.0, *, er
     Returns:
         (norm, coefficient). The coefficient is None when there is nothing to scale (no arrays, max_norm =
         inf, or, on the host, a coefficient of exactly 1); a float for host arrays; for CUDA arrays a
-        `DeviceCoefficient` that `scale_` reads on the device (no host synchronisation). The caller scales with
-        it (`scale_`) or hands it on (a GradBuffer leaves it pending for a fused optimizer step).
+        `DeviceCoefficient` that `scale_` reads on the device (no host synchronisation); it lives in scratch
+        buffers that the next norm clip on the device overwrites (`total_norm` leaves them), so keep it longer with
+        its `copy()`. The caller scales with it (`scale_`) or hands it on (a GradBuffer keeps a copy pending for a
+        fused optimizer step).
     """
     norm, coef, _, _ = _norm_clip(arrays, max_norm, norm_type, error_if_nonfinite, backend, norm)
     return norm, coef
