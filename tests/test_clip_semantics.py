@@ -64,7 +64,7 @@ def _exact_scaled_root(power_sum, p, scale):
 
 # ----- CUDA arrays: recognition, layout, streams and the kernels' paths -----------------------------------------------
 def test_anything_with_the_cuda_array_interface_is_taken_for_a_device_array():
-    with pytest.raises(TypeError, match="the CUDA backend supports float16, float32 and float64"):
+    with pytest.raises(TypeError, match="the CUDA backend supports float16, bfloat16, float32 and float64"):
         clip.total_norm([_FakeDeviceArray()])
 
 
@@ -581,6 +581,49 @@ def test_float16_is_scaled_in_float32_then_rounded(backend):
         got = x.copy()
         clip.scale_segments_(got, offsets, [coef, coef], backend=backend)
         np.testing.assert_array_equal(got, want)
+
+
+def test_cuda_float16_is_scaled_in_float32_then_rounded_as_on_the_host():
+    """The CUDA kernels multiply float16 by a float32 coefficient or factor too, in scale_, scale_segments_ (host
+    factors and AGC's device factors) alike: 1e-5 is a float16 subnormal (1.0014e-5), so a float16 factor would
+    give other values."""
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    x = np.random.default_rng(3).standard_normal(70).astype(np.float16) * 100
+    offsets = np.array([0, 30, 70])
+    for coef in (1e-5, 0.3):
+        want = (x.astype(np.float32) * np.float32(coef)).astype(np.float16)
+        assert not np.array_equal(want, (x.astype(np.float32) * np.float32(np.float16(coef))).astype(np.float16))
+        d = cuda.to_device(x)
+        clip.scale_([d], coef)
+        np.testing.assert_array_equal(d.copy_to_host(), want)
+        d = cuda.to_device(x)
+        clip.scale_segments_(d, offsets, [coef, coef])
+        np.testing.assert_array_equal(d.copy_to_host(), want)
+    w = np.full(70, 1e-3, np.float16)  # AGC: every unit's limit is 1e-3 · 1e-2 = 1e-5 (device factors)
+    d, h = cuda.to_device(x), x.copy()
+    clip.adaptive_clip_(d, cuda.to_device(w), offsets, 0.01, eps=0.0)
+    clip.adaptive_clip_(h, w, offsets, 0.01, eps=0.0)
+    np.testing.assert_array_equal(d.copy_to_host(), h)
+
+
+def test_a_cuda_array_whose_dtype_is_not_numpys_is_read_by_its_interface():
+    """torch's CUDA tensors carry torch dtypes, which NumPy cannot read: the dtype comes from the interface's
+    typestr, so a float32 one is taken and an int32 one refused by name."""
+    from minigrad.clip import cuda_backend
+
+    fake = _FakeDeviceArray()
+    fake.dtype = "torch.float32"
+    fake.__cuda_array_interface__ = dict(_FakeDeviceArray.__cuda_array_interface__, typestr="<f4")
+    assert cuda_backend.device_dtype(fake) == np.float32
+    assert clip.check_arrays([fake]) == ([fake], True)
+    fake.__cuda_array_interface__ = dict(_FakeDeviceArray.__cuda_array_interface__)
+    with pytest.raises(TypeError, match=r"arrays\[0\] has dtype torch.float32; the CUDA backend supports"):
+        clip.check_arrays([fake])
 
 
 @pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, -1.0, math.inf, -math.inf, 0.0])

@@ -1,6 +1,6 @@
 """On a real CUDA GPU with CuPy (skipped elsewhere, saying why): what the simulator cannot run. The one-launch
-path for many CuPy arrays, float16 gradients, the fused optimizer steps on the device with the clip folded in,
-the same bits on every run, and minigrad's tensors on the device (in-place ops, the tensor API)."""
+path for many CuPy arrays, float16 and bfloat16 gradients, the fused optimizer steps on the device with the clip
+folded in, the same bits on every run, and minigrad's tensors on the device (in-place ops, the tensor API)."""
 import numpy as np
 import pytest
 
@@ -70,6 +70,29 @@ def test_cuda_float16_gradients_clip_as_on_the_host():
     np.testing.assert_allclose(device[0].get().astype(np.float32), host[0].astype(np.float32), rtol=2e-3)
     clip.clip_value_(device, 0.01)
     assert float(abs(device[0]).max().get()) <= 0.01
+
+
+def test_cuda_bfloat16_cupy_arrays_clip_with_the_host_bits():
+    """CuPy's bfloat16 (ml_dtypes) through the kernels' uint16 view: the norm of the host's to rounding, the
+    clipped values bit for bit (from the device's norm), the value clip too; many arrays (no one-launch path)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 needs ml_dtypes")
+    rng = np.random.default_rng(5)
+    host = [(rng.standard_normal(3000 + 7 * k) * 20).astype(ml_dtypes.bfloat16) for k in range(40)]
+    try:
+        device = [cupy.asarray(a) for a in host]
+    except (TypeError, ValueError, NotImplementedError) as err:
+        pytest.skip(f"this CuPy has no bfloat16 ({err})")
+    norm = float(clip.clip_norm_(device, 1.0).get())
+    assert norm == pytest.approx(float(clip.total_norm(host)), rel=1e-12)
+    coef = np.float32(1.0 / (norm + 1e-6))
+    for d, h in zip(device, host):
+        want = (h.astype(np.float32) * coef).astype(ml_dtypes.bfloat16)
+        assert d.get().view(np.uint16).tobytes() == want.view(np.uint16).tobytes()
+    device = [cupy.asarray(a) for a in host]
+    clip.clip_value_(device, 0.5)
+    clip.clip_value_(host, 0.5)
+    for d, h in zip(device, host):
+        assert d.get().view(np.uint16).tobytes() == h.view(np.uint16).tobytes()
 
 
 def test_cuda_norm_of_a_large_array_has_the_same_bits_every_time():

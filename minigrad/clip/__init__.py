@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from minigrad._validation import check_nonnegative, check_norm_type, check_positive_order, check_real
+from minigrad.clip.bfloat16 import is_floating
 from minigrad.clip.pnorm import clip_coef
 
 # Small arrays take Numba's serial kernel, so Numba's norm is faster at every size; only a value clip of one
@@ -40,7 +41,6 @@ _DTYPE = operator.attrgetter("dtype")
 _WRITEABLE = operator.attrgetter("flags.writeable")
 _SIZE = operator.attrgetter("size")
 _C_CONTIGUOUS = operator.attrgetter("flags.c_contiguous")
-_DEVICE_DTYPES = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
 BACKENDS = ("numpy", "numba", "cuda")
 
 
@@ -79,27 +79,29 @@ def check_arrays(arrays: Any, writable: bool = False) -> tuple[list, bool]:
     arrays = _as_list(arrays)
     # the common case, checked in three C-level passes (map + attrgetter: half the time of a Python loop)
     types = set(map(type, arrays))
-    if types <= {np.ndarray} and all(d.kind == "f" for d in set(map(_DTYPE, arrays))) and (
+    if types <= {np.ndarray} and all(map(is_floating, set(map(_DTYPE, arrays)))) and (
             not writable or all(map(_WRITEABLE, arrays))):
         return arrays, False
     # CuPy arrays, the other common case: their flags say the layout without building the CUDA interface
-    if len(types) == 1 and next(iter(types)).__module__.startswith("cupy") and set(map(_DTYPE, arrays)) <= \
-            _DEVICE_DTYPES and all(map(_C_CONTIGUOUS, arrays)):
+    if len(types) == 1 and next(iter(types)).__module__.startswith("cupy") and all(
+            map(_backend_module("cuda").is_device_dtype, set(map(_DTYPE, arrays)))) and all(
+            map(_C_CONTIGUOUS, arrays)):
         return arrays, True
     on_device = 0
     for i, a in enumerate(arrays):
         if isinstance(a, np.ndarray):
-            if a.dtype.kind != "f":
+            if not is_floating(a.dtype):
                 raise TypeError(f"arrays[{i}] has dtype {a.dtype}; clipping needs floating point")
             if writable and not a.flags.writeable:
                 raise ValueError(f"arrays[{i}] is read-only; nothing was modified")
             continue
         if not _is_cuda(a):
             raise TypeError(f"arrays[{i}] is a {type(a).__name__}, not a NumPy or CUDA array")
-        if np.dtype(a.dtype) not in (np.float16, np.float32, np.float64):
-            raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float16, float32 and "
-                            f"float64")
-        _backend_module("cuda").check_layout(a, i)
+        cuda_backend = _backend_module("cuda")
+        if not cuda_backend.is_device_dtype(cuda_backend.device_dtype(a)):
+            raise TypeError(f"arrays[{i}] has dtype {a.dtype}; the CUDA backend supports float16, bfloat16, "
+                            "float32 and float64")
+        cuda_backend.check_layout(a, i)
         on_device += 1
     if 0 < on_device < len(arrays):
         raise ValueError("arrays mix host (NumPy) and CUDA device arrays; put them on one side")
@@ -315,11 +317,12 @@ def scale_segments_(array: Any, offsets: Any, factors: Any, *, backend: str | No
 
     Args:
         array, offsets, backend: as `segment_norms` (the array writeable).
-        factors: one real number per segment (a device array for CUDA input).
+        factors: one real number per segment (for CUDA input, host numbers or a device array in the dtype the
+            array is multiplied in: float32 for float16 and bfloat16, else the array's own).
     """
     (array,), on_cuda = check_arrays([array], writable=True)
     offsets = _check_offsets(offsets, array.size)
-    if not on_cuda:
+    if not (on_cuda and not isinstance(factors, np.ndarray) and _is_cuda(factors)):  # host numbers: checked
         factors = np.asarray(factors, dtype=np.float64)
         if factors.shape != (len(offsets) - 1,):
             raise ValueError(f"factors must hold one number per segment ({len(offsets) - 1}), got shape "

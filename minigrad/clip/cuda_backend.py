@@ -24,6 +24,7 @@ import numpy as np
 from numba import cuda
 
 from minigrad.clip import cuda_multi
+from minigrad.clip.bfloat16 import is_bfloat16
 from minigrad.clip.cuda_kernels import (
     _COUNT,
     _MAX,
@@ -32,19 +33,49 @@ from minigrad.clip.cuda_kernels import (
     SIMULATED,
     THREADS,
     _block_reduce,
+    _block_reduce_bf16,
     _block_sumsq,
+    _block_sumsq_bf16,
     _clamp,
+    _clamp_bf16,
     _finish,
     _scale,
+    _scale_bf16,
     _scale_items,
+    _scale_items_bf16,
     _segment_block,
+    _segment_block_bf16,
     _segment_combine,
     _unit_factors,
 )
 from minigrad.clip.pnorm import needs_scaling
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-DTYPES = (_F16, _F32, _F64)
+_BITS = np.dtype(np.uint16)  # how the kernels see a bfloat16 array (bfloat16.py)
+
+
+def is_device_dtype(dtype: Any) -> bool:
+    """The dtypes the kernels take: float16, float32, float64 and bfloat16."""
+    return dtype in (_F16, _F32, _F64) or is_bfloat16(dtype)
+
+
+def device_dtype(a: Any) -> np.dtype:
+    """A CUDA array's NumPy dtype: its own for numba and CuPy arrays, else the interface's (torch's dtypes are
+    not NumPy's)."""
+    dtype = getattr(a, "dtype", None)
+    return dtype if isinstance(dtype, np.dtype) else np.dtype(a.__cuda_array_interface__["typestr"])
+
+
+def _kernel(flat: Any, plain: Any, bf16: Any) -> Any:
+    """The kernel for a flat view: its bfloat16 twin for a bfloat16 array's bits."""
+    return bf16 if flat.dtype == _BITS else plain
+
+
+def _factor_dtype(dtype: Any) -> np.dtype:
+    """The dtype an array (or its flat view) is multiplied in: float16 and bfloat16 in float32 (rounded once),
+    float32 and float64 in their own."""
+    dtype = np.dtype(dtype)
+    return _F32 if dtype in (_F16, _BITS) or is_bfloat16(dtype) else dtype
 
 
 def is_cuda_array(a: Any) -> bool:
@@ -82,14 +113,17 @@ def _interface(a: Any) -> dict:
 
 
 def _flat(a: Any) -> Any:
-    """A 1-d numba view of a contiguous CUDA array, sharing its memory.
+    """A 1-d numba view of a contiguous CUDA array, sharing its memory (of a bfloat16 array: its bits, uint16).
 
     Views of exported arrays (CuPy, torch) are cached by (pointer, shape, strides, dtype) and hold no reference
     to their owner: making one costs tens of microseconds of host time, paid two or three times per array and
     call otherwise. A view is only used during a call that holds its array; memory freed and handed to another array
     of the same layout is viewed correctly by the same view, so a cached view is never stale."""
     if _is_numba(a):
-        return a.reshape(a.size)
+        f = a.reshape(a.size)
+        return f.view(_BITS) if is_bfloat16(f.dtype) else f
+    if _is_cupy(a) and is_bfloat16(a.dtype):
+        a = a.view(_BITS)
     iface = _interface(a)
     key = (iface["data"][0], tuple(iface["shape"]), iface.get("strides"), iface["typestr"])
     view = _VIEWS.get(key)
@@ -174,9 +208,10 @@ def _reduce(arrays: list, flats: list, kind: int, p: float, scaled: bool, out: A
         count = 0
         for f, nb in zip(flats, blocks):
             if kind == _SUM and p == 2.0 and not scaled:
-                _block_sumsq[nb, THREADS](f, partials, count)
+                _kernel(f, _block_sumsq, _block_sumsq_bf16)[nb, THREADS](f, partials, count)
             else:
-                _block_reduce[nb, THREADS](f, kind, p, scratch.max_buf, scaled, partials, count)
+                _kernel(f, _block_reduce, _block_reduce_bf16)[nb, THREADS](f, kind, p, scratch.max_buf, scaled,
+                                                                           partials, count)
             count += nb
     _finish[1, THREADS](partials, count, kind, p, scratch.max_buf, scaled, out, max_norm, scratch.coef[_F32],
                         scratch.coef[_F64])
@@ -235,14 +270,15 @@ def _size(a: Any) -> int:
 
 
 class DeviceCoefficient:
-    """A norm clip's coefficient on the device, once per dtype it is applied in (float32 serves float16 too)."""
+    """A norm clip's coefficient on the device, once per dtype it is applied in (float32 serves float16 and
+    bfloat16 too)."""
 
     def __init__(self, by_dtype: dict) -> None:
         self.by_dtype = by_dtype
 
     def for_dtype(self, dtype: Any) -> Any:
-        dtype = np.dtype(dtype)
-        return self.by_dtype[_F32 if dtype == _F16 else dtype]
+        """The coefficient an array of `dtype` (or its flat view) is multiplied by."""
+        return self.by_dtype[_factor_dtype(dtype)]
 
     def copy(self) -> "DeviceCoefficient":
         """A copy in buffers of its own: the next clip overwrites the scratch buffers this one may live in."""
@@ -274,15 +310,19 @@ def scale_(arrays: Sequence[Any], coef: Any) -> None:
         return
     for a in arrays:
         f = _flat(a)
-        _scale[_blocks(f.size), THREADS](f, coef.for_dtype(f.dtype))
+        _kernel(f, _scale, _scale_bf16)[_blocks(f.size), THREADS](f, coef.for_dtype(f.dtype))
 
 
 def clamp_(arrays: Sequence[Any], lo: float, hi: float) -> None:
+    """x = min(max(x, lo), hi), the bounds rounded to each array's dtype (bfloat16 ones passed as float64)."""
     for a in arrays:
         f = _flat(a)
         if f.size:
-            dt = np.dtype(f.dtype).type
-            _clamp[_blocks(f.size), THREADS](f, dt(lo), dt(hi))
+            dt = device_dtype(a).type
+            if f.dtype == _BITS:
+                _clamp_bf16[_blocks(f.size), THREADS](f, float(dt(lo)), float(dt(hi)))
+            else:
+                _clamp[_blocks(f.size), THREADS](f, dt(lo), dt(hi))
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -317,29 +357,28 @@ def segment_norms(x: Any, offsets: np.ndarray, p: float) -> Any:
     maxima = cuda.device_array(max(1, n_seg), np.float64)
     out = cuda.device_array(max(1, n_seg), np.float64)
     seg_blocks = max(1, (n_seg + THREADS - 1) // THREADS)
+    block = _kernel(flat, _segment_block, _segment_block_bf16)[max(1, n_items), THREADS]
     if n_items:
-        _segment_block[n_items, THREADS](flat, items, _MAX, p, maxima, False, partials)
+        block(flat, items, _MAX, p, maxima, False, partials)
     _segment_combine[seg_blocks, THREADS](partials, starts, _MAX, p, maxima, False, maxima)
     if p != math.inf:
         if n_items:
-            _segment_block[n_items, THREADS](flat, items, _SUM, p, maxima, True, partials)
+            block(flat, items, _SUM, p, maxima, True, partials)
         _segment_combine[seg_blocks, THREADS](partials, starts, _SUM, p, maxima, True, out)
     else:
         out = maxima
     return _wrap_like(x, out[:n_seg])
 
 
-def _typed_factors(factors: Any, dtype: Any) -> Any:
-    if isinstance(factors, np.ndarray):
-        return cuda.to_device(factors.astype(dtype))
-    return factors
-
-
 def scale_segments_(x: Any, offsets: np.ndarray, factors: Any) -> None:
+    """x[segment k] *= factors[k]: host factors (float64) are rounded to the dtype x is multiplied in (float32 for
+    float16 and bfloat16, as the CPU backends do); device factors come in it (agc_)."""
     flat = _flat(x)
     items, _, n_items = _items(np.asarray(offsets, dtype=np.int64))
+    if isinstance(factors, np.ndarray):
+        factors = cuda.to_device(factors.astype(_factor_dtype(flat.dtype)))
     if n_items:
-        _scale_items[n_items, THREADS](flat, items, _typed_factors(factors, flat.dtype))
+        _kernel(flat, _scale_items, _scale_items_bf16)[n_items, THREADS](flat, items, factors)
 
 
 def agc_(g: Any, w: Any, offsets: np.ndarray, clip_factor: float, eps: float, p: float) -> None:
@@ -348,7 +387,7 @@ def agc_(g: Any, w: Any, offsets: np.ndarray, clip_factor: float, eps: float, p:
     n_seg = len(offsets) - 1
     if n_seg == 0:
         return
-    factors = cuda.device_array(n_seg, _flat(g).dtype)
+    factors = cuda.device_array(n_seg, _factor_dtype(_flat(g).dtype))
     blocks = max(1, (n_seg + THREADS - 1) // THREADS)
     _unit_factors[blocks, THREADS](_flat(wn), _flat(gn), float(clip_factor), float(eps), factors)
     scale_segments_(g, offsets, factors)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 
-from numba import config, cuda, float64
+from numba import config, cuda, float32, float64
 
+from minigrad.clip import bfloat16
 from minigrad.clip.pnorm import scaled_root
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
@@ -27,6 +28,35 @@ def _merge(kind, a, b):  # pragma: no cover - compiled
 
 
 _scaled_root = cuda.jit(device=True)(scaled_root)  # scale · s^(1/p), inf only where that overflows
+_bf16_value = cuda.jit(device=True)(bfloat16.value)
+_bf16_bits = cuda.jit(device=True)(bfloat16.bits)
+
+
+# Each elementwise kernel is built twice, around how it reads and writes an element: a float array's own
+# elements, or a bfloat16 array seen as uint16 (bfloat16.py), decoded to float64 and rounded back from float32.
+@cuda.jit(device=True)
+def _get(x, i):  # pragma: no cover - compiled
+    return x[i]
+
+
+@cuda.jit(device=True)
+def _put(x, i, v):  # pragma: no cover - compiled
+    x[i] = v
+
+
+@cuda.jit(device=True)
+def _get_bf16(x, i):  # pragma: no cover - compiled
+    return _bf16_value(x[i])
+
+
+@cuda.jit(device=True)
+def _put_bf16(x, i, v):  # pragma: no cover - compiled
+    x[i] = _bf16_bits(float32(v))
+
+
+def _for_both(make):
+    """(the kernel over float arrays, the kernel over bfloat16 bits) from one kernel body."""
+    return make(_get, _put), make(_get_bf16, _put_bf16)
 
 
 @cuda.jit(device=True)
@@ -73,57 +103,70 @@ def _add(kind, p, scaled, scale, acc, x):  # pragma: no cover - compiled
     return acc + (v * v if p == 2.0 else (v if p == 1.0 else v ** p))
 
 
-@cuda.jit
-def _block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
-    """One partial per block: Σ (|x|/scale)^p (kind _SUM), max / min |x| or a count, accumulated in float64.
+def _make_block_reduce(get, put):
+    @cuda.jit
+    def block_reduce(x, kind, p, scale_buf, scaled, partials, offset):  # pragma: no cover - compiled
+        """One partial per block: Σ (|x|/scale)^p (kind _SUM), max / min |x| or a count, accumulated in float64.
 
-    Each thread takes x[i], x[i+g], x[i+2g], ... (g: the grid's size) in that order; the loop body loads four
-    of them before adding any, so that four loads per thread are in flight (the order of the additions, and so
-    the bits, are those of the plain one-at-a-time loop; docs/benchmarks.md has the timings)."""
-    shared = cuda.shared.array(THREADS, float64)
-    tid = cuda.threadIdx.x
-    scale = scale_buf[0] if scaled else 1.0
-    skip = scaled and not (0.0 < scale < math.inf)  # the scale alone decides the norm: no NaN from 0/0
-    acc = math.inf if kind == _MIN else 0.0
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    if not skip:
+        Each thread takes x[i], x[i+g], x[i+2g], ... (g: the grid's size) in that order; the loop body loads
+        four of them before adding any, so that four loads per thread are in flight (the order of the
+        additions, and so the bits, are those of the plain one-at-a-time loop; docs/benchmarks.md has the
+        timings)."""
+        shared = cuda.shared.array(THREADS, float64)
+        tid = cuda.threadIdx.x
+        scale = scale_buf[0] if scaled else 1.0
+        skip = scaled and not (0.0 < scale < math.inf)  # the scale alone decides the norm: no NaN from 0/0
+        acc = math.inf if kind == _MIN else 0.0
+        i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+        if not skip:
+            while i + 3 * g < n:
+                a, b, c, d = get(x, i), get(x, i + g), get(x, i + 2 * g), get(x, i + 3 * g)
+                acc = _add(kind, p, scaled, scale, acc, a)
+                acc = _add(kind, p, scaled, scale, acc, b)
+                acc = _add(kind, p, scaled, scale, acc, c)
+                acc = _add(kind, p, scaled, scale, acc, d)
+                i += 4 * g
+            while i < n:
+                acc = _add(kind, p, scaled, scale, acc, get(x, i))
+                i += g
+        total = _block_total(shared, tid, kind, acc)
+        if tid == 0:
+            partials[offset + cuda.blockIdx.x] = total
+    return block_reduce
+
+
+_block_reduce, _block_reduce_bf16 = _for_both(_make_block_reduce)
+
+
+def _make_block_sumsq(get, put):
+    @cuda.jit
+    def block_sumsq(x, partials, offset):  # pragma: no cover - compiled
+        """block_reduce for the common case, Σ x² unscaled (p = 2, float32, float16 or bfloat16 input), with no
+        branch on the order or the kind in the loop: one multiply-add per element, four loads in flight per
+        thread."""
+        shared = cuda.shared.array(THREADS, float64)
+        tid = cuda.threadIdx.x
+        acc = 0.0
+        i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
         while i + 3 * g < n:
-            a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-            acc = _add(kind, p, scaled, scale, acc, a)
-            acc = _add(kind, p, scaled, scale, acc, b)
-            acc = _add(kind, p, scaled, scale, acc, c)
-            acc = _add(kind, p, scaled, scale, acc, d)
+            a, b = float64(get(x, i)), float64(get(x, i + g))
+            c, d = float64(get(x, i + 2 * g)), float64(get(x, i + 3 * g))
+            acc += a * a
+            acc += b * b
+            acc += c * c
+            acc += d * d
             i += 4 * g
         while i < n:
-            acc = _add(kind, p, scaled, scale, acc, x[i])
+            v = float64(get(x, i))
+            acc += v * v
             i += g
-    total = _block_total(shared, tid, kind, acc)
-    if tid == 0:
-        partials[offset + cuda.blockIdx.x] = total
+        total = _block_total(shared, tid, _SUM, acc)
+        if tid == 0:
+            partials[offset + cuda.blockIdx.x] = total
+    return block_sumsq
 
 
-@cuda.jit
-def _block_sumsq(x, partials, offset):  # pragma: no cover - compiled
-    """_block_reduce for the common case, Σ x² unscaled (p = 2, float32 or float16 input), with no branch on the
-    order or the kind in the loop: one multiply-add per element, four loads in flight per thread."""
-    shared = cuda.shared.array(THREADS, float64)
-    tid = cuda.threadIdx.x
-    acc = 0.0
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    while i + 3 * g < n:
-        a, b, c, d = float64(x[i]), float64(x[i + g]), float64(x[i + 2 * g]), float64(x[i + 3 * g])
-        acc += a * a
-        acc += b * b
-        acc += c * c
-        acc += d * d
-        i += 4 * g
-    while i < n:
-        v = float64(x[i])
-        acc += v * v
-        i += g
-    total = _block_total(shared, tid, _SUM, acc)
-    if tid == 0:
-        partials[offset + cuda.blockIdx.x] = total
+_block_sumsq, _block_sumsq_bf16 = _for_both(_make_block_sumsq)
 
 
 @cuda.jit
@@ -151,66 +194,87 @@ def _finish(partials, count, kind, p, scale_buf, scaled, out, max_norm, coef32, 
             coef64[0] = c
 
 
-@cuda.jit(device=True)
-def _clamped(v, lo, hi):  # pragma: no cover - compiled
-    if v < lo:
-        v = lo
-    if v > hi:
-        v = hi
-    return v
+def _make_scale(get, put):
+    @cuda.jit
+    def scale(x, coef):  # pragma: no cover - compiled
+        """x *= coef[0], four loads per thread in flight before the stores (as in block_reduce). For float16 and
+        bfloat16 x the coefficient is float32: the product is taken in float32 and rounded once, as the CPU
+        backends do."""
+        c = coef[0]
+        i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+        while i + 3 * g < n:
+            a, b, d, e = get(x, i), get(x, i + g), get(x, i + 2 * g), get(x, i + 3 * g)
+            put(x, i, a * c)
+            put(x, i + g, b * c)
+            put(x, i + 2 * g, d * c)
+            put(x, i + 3 * g, e * c)
+            i += 4 * g
+        while i < n:
+            put(x, i, get(x, i) * c)
+            i += g
+    return scale
 
 
-@cuda.jit
-def _scale(x, coef):  # pragma: no cover - compiled
-    """x *= coef[0], four loads per thread in flight before the stores (as in _block_reduce). For float16 x the
-    coefficient is float32: the product is taken in float32 and rounded once, as the CPU backends do."""
-    c = coef[0]
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    while i + 3 * g < n:
-        a, b, d, e = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-        x[i], x[i + g], x[i + 2 * g], x[i + 3 * g] = a * c, b * c, d * c, e * c
-        i += 4 * g
-    while i < n:
-        x[i] = x[i] * c
-        i += g
+_scale, _scale_bf16 = _for_both(_make_scale)
 
 
-@cuda.jit
-def _clamp(x, lo, hi):  # pragma: no cover - compiled
-    """x = min(max(x, lo), hi) (NaN stays NaN), four loads per thread in flight before the stores."""
-    i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
-    while i + 3 * g < n:
-        a, b, c, d = x[i], x[i + g], x[i + 2 * g], x[i + 3 * g]
-        x[i], x[i + g] = _clamped(a, lo, hi), _clamped(b, lo, hi)
-        x[i + 2 * g], x[i + 3 * g] = _clamped(c, lo, hi), _clamped(d, lo, hi)
-        i += 4 * g
-    while i < n:
-        x[i] = _clamped(x[i], lo, hi)
-        i += g
+def _make_clamp(get, put):
+    @cuda.jit(device=True)
+    def clamp_one(x, i, v, lo, hi):  # pragma: no cover - compiled
+        """Writes only an element out of [lo, hi]: the others (NaN among them) keep their bits."""
+        if v < lo:
+            put(x, i, lo)
+        elif v > hi:
+            put(x, i, hi)
+
+    @cuda.jit
+    def clamp(x, lo, hi):  # pragma: no cover - compiled
+        """x = min(max(x, lo), hi) (NaN stays NaN), four loads per thread in flight before the stores; lo and hi
+        are numbers of x's dtype (bfloat16 ones as float64)."""
+        i, g, n = cuda.grid(1), cuda.gridsize(1), x.size
+        while i + 3 * g < n:
+            a, b, c, d = get(x, i), get(x, i + g), get(x, i + 2 * g), get(x, i + 3 * g)
+            clamp_one(x, i, a, lo, hi)
+            clamp_one(x, i + g, b, lo, hi)
+            clamp_one(x, i + 2 * g, c, lo, hi)
+            clamp_one(x, i + 3 * g, d, lo, hi)
+            i += 4 * g
+        while i < n:
+            clamp_one(x, i, get(x, i), lo, hi)
+            i += g
+    return clamp
 
 
-@cuda.jit
-def _segment_block(x, items, kind, p, scales, scaled, partials):  # pragma: no cover - compiled
-    """One block per work item (segment, lo, hi): Σ (|x|/scale_segment)^p or max |x| over its range."""
-    shared = cuda.shared.array(THREADS, float64)
-    w, tid = cuda.blockIdx.x, cuda.threadIdx.x
-    seg, lo, hi = items[w, 0], items[w, 1], items[w, 2]
-    scale = scales[seg] if scaled else 1.0
-    skip = scaled and not (0.0 < scale < math.inf)
-    acc = 0.0
-    i = lo + tid
-    while i < hi and not skip:
-        v = abs(float64(x[i]))
-        if kind == _MAX:
-            acc = _merge(kind, acc, v)
-        else:
-            if scaled:
-                v = v / scale
-            acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
-        i += THREADS
-    total = _block_total(shared, tid, kind, acc)
-    if tid == 0:
-        partials[w] = total
+_clamp, _clamp_bf16 = _for_both(_make_clamp)
+
+
+def _make_segment_block(get, put):
+    @cuda.jit
+    def segment_block(x, items, kind, p, scales, scaled, partials):  # pragma: no cover - compiled
+        """One block per work item (segment, lo, hi): Σ (|x|/scale_segment)^p or max |x| over its range."""
+        shared = cuda.shared.array(THREADS, float64)
+        w, tid = cuda.blockIdx.x, cuda.threadIdx.x
+        seg, lo, hi = items[w, 0], items[w, 1], items[w, 2]
+        scale = scales[seg] if scaled else 1.0
+        skip = scaled and not (0.0 < scale < math.inf)
+        acc = 0.0
+        i = lo + tid
+        while i < hi and not skip:
+            v = abs(float64(get(x, i)))
+            if kind == _MAX:
+                acc = _merge(kind, acc, v)
+            else:
+                if scaled:
+                    v = v / scale
+                acc += v * v if p == 2.0 else (v if p == 1.0 else v ** p)
+            i += THREADS
+        total = _block_total(shared, tid, kind, acc)
+        if tid == 0:
+            partials[w] = total
+    return segment_block
+
+
+_segment_block, _segment_block_bf16 = _for_both(_make_segment_block)
 
 
 @cuda.jit
@@ -236,13 +300,19 @@ def _unit_factors(weight_norms, grad_norms, clip_factor, eps, factors):  # pragm
         factors[k] = limit / max(grad_norms[k], 1e-6) if grad_norms[k] >= limit else 1.0
 
 
-@cuda.jit
-def _scale_items(x, items, factors):  # pragma: no cover - compiled
-    """One block per work item: x[lo:hi] *= factors[segment] (factors in x's dtype; 1 leaves it untouched)."""
-    w = cuda.blockIdx.x
-    f = factors[items[w, 0]]
-    if f != 1:
-        i = items[w, 1] + cuda.threadIdx.x
-        while i < items[w, 2]:
-            x[i] = x[i] * f
-            i += THREADS
+def _make_scale_items(get, put):
+    @cuda.jit
+    def scale_items(x, items, factors):  # pragma: no cover - compiled
+        """One block per work item: x[lo:hi] *= factors[segment] (factors in x's dtype, float32 for float16 and
+        bfloat16; 1 leaves the segment untouched)."""
+        w = cuda.blockIdx.x
+        f = factors[items[w, 0]]
+        if f != 1:
+            i = items[w, 1] + cuda.threadIdx.x
+            while i < items[w, 2]:
+                put(x, i, get(x, i) * f)
+                i += THREADS
+    return scale_items
+
+
+_scale_items, _scale_items_bf16 = _for_both(_make_scale_items)

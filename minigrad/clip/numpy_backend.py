@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from minigrad.clip.bfloat16 import is_bfloat16
 from minigrad.clip.pnorm import finish, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in Python argument handling that costs more than the clip itself on
@@ -54,11 +55,12 @@ def power_sum_all(arrays: Sequence[np.ndarray], p: float, scale: float = 1.0) ->
     """Σ (|x|/scale)^p over all arrays, in float64: one float64 copy of all elements (a few NumPy calls in all,
     which is what small arrays cost), then the sum. Overflow and underflow are expected here (an unscaled first
     try; |0|^-p = inf) and handled by the caller, so NumPy is not asked to warn about them."""
-    if len(arrays) == 1:
-        x = arrays[0].reshape(-1).astype(np.float64)
-    else:
-        x = np.concatenate(arrays, axis=None, dtype=np.float64)
-    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+    # a bfloat16 NaN cast to float64 raises NumPy's invalid flag (ml_dtypes): NaN in, NaN out, no warning
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        if len(arrays) == 1:
+            x = arrays[0].reshape(-1).astype(np.float64)
+        else:
+            x = np.concatenate(arrays, axis=None, dtype=np.float64)
         if scale != 1.0:
             x /= scale
         if p == 2.0:
@@ -102,16 +104,19 @@ def typed(values: tuple, dtype: np.dtype, cache: dict) -> tuple:
     return cache[dtype]
 
 
+def _product_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype an array is multiplied in: its own, except float16 and bfloat16, multiplied in float32 and rounded
+    once: a float16 coefficient below 6e-5 is subnormal and keeps only a few bits, a bfloat16 one keeps 8 (torch
+    rounds the coefficient to them, and clips these gradients less exactly)."""
+    return np.dtype(np.float32) if dtype == np.float16 or is_bfloat16(dtype) else dtype
+
+
 def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
     """x *= coef in each array's own dtype (the coefficient rounded to that dtype first, as torch does), except
-    float16: there the product is taken in float32 and rounded once, because a float16 coefficient below 6e-5
-    is subnormal and would keep only a few bits (torch clips float16 gradients less exactly)."""
+    float16 and bfloat16 (`_product_dtype`)."""
     cache: dict = {}
     for a in arrays:
-        if a.dtype == np.float16:
-            np.multiply(a, np.float32(coef), out=a, casting="unsafe")
-        else:
-            np.multiply(a, typed((coef,), a.dtype, cache)[0], out=a)
+        np.multiply(a, typed((coef,), _product_dtype(a.dtype), cache)[0], out=a, casting="unsafe")
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
@@ -132,7 +137,8 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
     if not keep.any():
         return out
     starts = offsets[:-1][keep]
-    magnitude = np.abs(x.astype(np.float64))
+    with np.errstate(invalid="ignore"):  # a bfloat16 NaN (see power_sum_all)
+        magnitude = np.abs(x.astype(np.float64))
     if p == math.inf:
         out[keep] = np.maximum.reduceat(magnitude, starts)
         return out
@@ -147,9 +153,9 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
 
 
 def scale_segments_(x: np.ndarray, offsets: np.ndarray, factors: np.ndarray) -> None:
-    """x[segment k] *= factors[k] in x's dtype (float16: in float32, rounded once, as scale_). A factor of 1
-    leaves its segment bit-identical."""
-    dtype = np.float32 if x.dtype == np.float16 else x.dtype
+    """x[segment k] *= factors[k] in x's dtype (float16 and bfloat16: in float32, rounded once, as scale_). A
+    factor of 1 leaves its segment bit-identical."""
+    dtype = _product_dtype(x.dtype)
     per_element = np.repeat(np.asarray(factors, dtype=np.float64).astype(dtype), np.diff(offsets))
     np.multiply(x, per_element, out=x, casting="unsafe")
 
