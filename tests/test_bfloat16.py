@@ -224,6 +224,21 @@ def test_cuda_bfloat16_clips_have_the_host_bits():
         _assert_same_bits_but_nans(d.copy_to_host(), _bits(g))
 
 
+def test_a_cuda_bfloat16_product_is_rounded_to_float32_before_bfloat16():
+    """x · c is rounded to float32, then to bfloat16 (as torch and the host do): rounded straight to bfloat16,
+    x = 1.4453125 and three others in [1, 2) times float32(0.7) land elsewhere, where the float32 rounding makes
+    a bfloat16 tie."""
+    cuda = _device()
+    c = float(np.float32(0.7))
+    ties = np.array([0x3FB9, 0x3FCD, 0x3FE1, 0x3FF5], dtype=np.uint16)
+    for b in ties:
+        assert bfloat16.bits(bfloat16.value(int(b)) * c) != bfloat16.bits(float(np.float32(bfloat16.value(int(b)) * c)))
+    x = np.concatenate([ties, ties | 0x8000, ties - 0x0400]).view(BF16)  # both signs, and a quarter of them
+    d = cuda.to_device(x)
+    clip.scale_([d], 0.7)
+    np.testing.assert_array_equal(_bits(d.copy_to_host()), _bits(_float32_rounded(x, 0.7)))
+
+
 def test_cuda_bfloat16_segments_and_agc_have_the_host_bits():
     cuda = _device()
     g, w = _gradients(9, sizes=(70,))[0], _gradients(10, sizes=(70,))[0]

@@ -322,7 +322,7 @@ def scale_segments_(array: Any, offsets: Any, factors: Any, *, backend: str | No
     """
     (array,), on_cuda = check_arrays([array], writable=True)
     offsets = _check_offsets(offsets, array.size)
-    if not (on_cuda and not isinstance(factors, np.ndarray) and _is_cuda(factors)):  # host numbers: checked
+    if not (on_cuda and _is_cuda(factors)):  # host numbers (a NumPy array has no CUDA interface): checked
         factors = np.asarray(factors, dtype=np.float64)
         if factors.shape != (len(offsets) - 1,):
             raise ValueError(f"factors must hold one number per segment ({len(offsets) - 1}), got shape "

@@ -46,7 +46,9 @@ def _put(x, i, v):  # pragma: no cover - compiled
 
 @cuda.jit(device=True)
 def _get_bf16(x, i):  # pragma: no cover - compiled
-    return _bf16_value(x[i])
+    # float64 on the simulator too: there a Python float times a NumPy float32 would be float32 (NEP 50), so the
+    # product would be rounded before _put_bf16 rounds it to float32, as it is on the device
+    return float64(_bf16_value(x[i]))
 
 
 @cuda.jit(device=True)
