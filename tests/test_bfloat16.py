@@ -242,13 +242,14 @@ def test_a_cuda_bfloat16_product_is_rounded_to_float32_before_bfloat16():
 def test_cuda_bfloat16_segments_and_agc_have_the_host_bits():
     cuda = _device()
     g, w = _gradients(9, sizes=(70,))[0], _gradients(10, sizes=(70,))[0]
-    offsets = [0, 10, 10, 45, 70]
+    offsets = [0, 10, 10, 30, 45, 70]
     got = clip.host_value_array(clip.segment_norms(cuda.to_device(g), offsets))
     np.testing.assert_allclose(got, clip.segment_norms(g, offsets), rtol=1e-12)
+    factors = np.array([0.3, 2.0, 2.0, 1.0, 1e-3])  # 2 on an empty segment and on a full one
     d = cuda.to_device(g)
-    clip.scale_segments_(d, offsets, np.array([0.3, 2.0, 1.0, 1e-3]))
+    clip.scale_segments_(d, offsets, factors)
     h = g.copy()
-    clip.scale_segments_(h, offsets, np.array([0.3, 2.0, 1.0, 1e-3]))
+    clip.scale_segments_(h, offsets, factors)
     np.testing.assert_array_equal(_bits(d.copy_to_host()), _bits(h))
     d, h = cuda.to_device(g), g.copy()
     clip.adaptive_clip_(d, cuda.to_device(w), offsets, 0.05)
