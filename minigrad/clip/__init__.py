@@ -1,4 +1,5 @@
-"""Gradient clipping on plain arrays: NumPy arrays, or CUDA arrays (CuPy, torch.cuda, numba) in place.
+"""Gradient clipping on plain arrays: NumPy arrays, or CUDA arrays (CuPy, torch.cuda, numba) in place, of float16,
+float32, float64 or bfloat16 (ml_dtypes' dtype, which CuPy uses too).
 
     total_norm(arrays, norm_type=2.0)            -> the p-norm of all elements as one vector (float64)
     clip_norm_(arrays, max_norm, norm_type=2.0)  -> scales every array by min(max_norm / (norm + 1e-6), 1)
@@ -243,7 +244,7 @@ def clip_value_(arrays: Any, clip_value: Any, *, backend: str | None = None) -> 
 
 def scale_(arrays: Any, coef: Any, *, backend: str | None = None) -> None:
     """x *= coef for every array, in each array's dtype (the coefficient rounded to it first, as torch does;
-    float16 is multiplied in float32 and rounded once).
+    float16 and bfloat16 are multiplied in float32 and rounded once).
 
     Args:
         arrays: as `clip_norm_` (writeable).
