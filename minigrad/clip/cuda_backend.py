@@ -48,7 +48,7 @@ from minigrad.clip.cuda_kernels import (
     _segment_combine,
     _unit_factors,
 )
-from minigrad.clip.pnorm import needs_scaling
+from minigrad.clip.pnorm import needs_scaling, product_dtype
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 _BITS = np.dtype(np.uint16)  # how the kernels see a bfloat16 array (bfloat16.py)
@@ -72,10 +72,9 @@ def _kernel(flat: Any, plain: Any, bf16: Any) -> Any:
 
 
 def _factor_dtype(dtype: Any) -> np.dtype:
-    """The dtype an array (or its flat view) is multiplied in: float16 and bfloat16 in float32 (rounded once),
-    float32 and float64 in their own."""
+    """The dtype an array, or its flat view (a bfloat16 array's bits), is multiplied in (`pnorm.product_dtype`)."""
     dtype = np.dtype(dtype)
-    return _F32 if dtype in (_F16, _BITS) or is_bfloat16(dtype) else dtype
+    return _F32 if dtype == _BITS else product_dtype(dtype)
 
 
 def is_cuda_array(a: Any) -> bool:

@@ -6,8 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from minigrad.clip.bfloat16 import is_bfloat16
-from minigrad.clip.pnorm import finish, special_scale, unscaled_ok
+from minigrad.clip.pnorm import finish, product_dtype, special_scale, unscaled_ok
 
 # np.clip's own ufunc: np.clip wraps it in Python argument handling that costs more than the clip itself on
 # small arrays, and clipping many small arrays is common. Fall back to np.clip where NumPy's layout differs.
@@ -104,19 +103,12 @@ def typed(values: tuple, dtype: np.dtype, cache: dict) -> tuple:
     return cache[dtype]
 
 
-def _product_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype an array is multiplied in: its own, except float16 and bfloat16, multiplied in float32 and rounded
-    once: a float16 coefficient below 6e-5 is subnormal and keeps only a few bits, a bfloat16 one keeps 8 (torch
-    rounds the coefficient to them, and clips these gradients less exactly)."""
-    return np.dtype(np.float32) if dtype == np.float16 or is_bfloat16(dtype) else dtype
-
-
 def scale_(arrays: Sequence[np.ndarray], coef: float) -> None:
     """x *= coef in each array's own dtype (the coefficient rounded to that dtype first, as torch does), except
-    float16 and bfloat16 (`_product_dtype`)."""
+    float16 and bfloat16 (`pnorm.product_dtype`)."""
     cache: dict = {}
     for a in arrays:
-        np.multiply(a, typed((coef,), _product_dtype(a.dtype), cache)[0], out=a, casting="unsafe")
+        np.multiply(a, typed((coef,), product_dtype(a.dtype), cache)[0], out=a, casting="unsafe")
 
 
 def clamp_(arrays: Sequence[np.ndarray], lo: float, hi: float) -> None:
@@ -155,7 +147,7 @@ def segment_norms(x: np.ndarray, offsets: np.ndarray, p: float) -> np.ndarray:
 def scale_segments_(x: np.ndarray, offsets: np.ndarray, factors: np.ndarray) -> None:
     """x[segment k] *= factors[k] in x's dtype (float16 and bfloat16: in float32, rounded once, as scale_). A
     factor of 1 leaves its segment bit-identical."""
-    dtype = _product_dtype(x.dtype)
+    dtype = product_dtype(x.dtype)
     per_element = np.repeat(np.asarray(factors, dtype=np.float64).astype(dtype), np.diff(offsets))
     np.multiply(x, per_element, out=x, casting="unsafe")
 

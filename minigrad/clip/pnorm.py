@@ -1,4 +1,5 @@
-"""What every backend shares: how a p-norm is assembled so that it cannot overflow, and the clip coefficient.
+"""What every backend shares: how a p-norm is assembled so that it cannot overflow, the clip coefficient and the
+dtype it multiplies an array in.
 
 For p > 0 the CPU backends first sum |x|^p in float64 in one pass. When that sum is a normal, not tiny,
 finite number (`unscaled_ok`) it is exact to rounding and the norm is s^(1/p): squares of float32 (≤ 1.2e77)
@@ -19,6 +20,8 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+from minigrad.clip.bfloat16 import is_bfloat16
 
 UNSCALED_MAX_P = 7.0  # (3.4e38)^7 ≈ 5e269: even 1e12 such terms stay below float64's 1.8e308
 # Below this an unscaled power sum may have lost terms to underflow (each lost term is < 2.2e-308; even 1e12 of
@@ -69,6 +72,14 @@ def finish(power_sum: float, p: float, scale: float = 1.0) -> float:
 def special_scale(m: float) -> bool:
     """True when the scale alone decides a scaled norm: 0 (all zero, or a zero for p < 0), inf, or NaN."""
     return not (0.0 < m < math.inf)
+
+
+def product_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype an array is multiplied by a coefficient (or a segment's factor) in: its own, except float16 and
+    bfloat16, multiplied in float32 and rounded once: a float16 coefficient below 6e-5 is subnormal and keeps only a
+    few bits, a bfloat16 one keeps 8 (torch rounds the coefficient to them, and clips these gradients less
+    exactly)."""
+    return np.dtype(np.float32) if dtype == np.float16 or is_bfloat16(dtype) else dtype
 
 
 def clip_coef(total_norm: float, max_norm: float) -> float:
