@@ -439,6 +439,24 @@ def test_norm_and_coefficient_has_no_coefficient_when_nothing_would_change(backe
     assert coef == 1.0 / (2.0 + 1e-6)
 
 
+def test_cuda_norm_and_coefficient_holds_the_formulas_coefficient_in_each_dtype():
+    """On the device the coefficient is always a DeviceCoefficient: min(max_norm / (norm + 1e-6), 1) in float32
+    and float64, also 1 when the arrays hold no element at all (nothing is launched then)."""
+    from backends import CUDA_UNAVAILABLE
+
+    if CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    from numba import cuda
+
+    cases = (([np.zeros(0, np.float32), np.zeros((2, 0))], 1.0, 1.0), ([np.ones(4, np.float32)], 10.0, 1.0),
+             ([np.ones(4, np.float32)], 1.0, 1.0 / (2.0 + 1e-6)))
+    for arrays, max_norm, want in cases:
+        _, coef = clip.norm_and_coefficient([cuda.to_device(a) for a in arrays], max_norm)
+        for dtype in (np.float32, np.float64):
+            got = coef.for_dtype(np.dtype(dtype)).copy_to_host()
+            assert got.dtype == dtype and got[0] == dtype(want)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_norm_and_coefficient_passes_a_non_finite_norm_unless_asked_to_raise(backend):
     """As clip_norm_: error_if_nonfinite is False by default (torch's default), so NaN and inf norms come back."""
