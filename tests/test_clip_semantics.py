@@ -569,6 +569,24 @@ def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, small_kernels)
         np.testing.assert_array_equal(got, want)
 
 
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
+def test_a_norm_clip_to_max_norm_zero_scales_by_zero(backend):
+    """max_norm = 0 is a clip like any other (torch's): the coefficient 0 / (norm + 1e-6) = 0 leaves signed zeros,
+    also right after a clip whose coefficient was 1 (the device must write the new one, not keep the last)."""
+    from backends import CUDA_UNAVAILABLE, to_backend, to_host
+
+    if backend == "cuda" and CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
+    x = np.array([1.5, -2.0, 0.25, -0.0], np.float32)
+    dev = to_backend([x], backend)
+    clip.clip_norm_(dev, 100.0, backend=backend)
+    norm = clip.clip_norm_(dev, 0.0, backend=backend)
+    assert float(to_host([norm], backend)[0]) == float(np.linalg.norm(x.astype(np.float64)))
+    got = to_host(dev, backend)[0]
+    np.testing.assert_array_equal(got, x * np.float32(0.0))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
+
 @pytest.mark.parametrize("p", [0.5, 3.0, 7.0])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, small_kernels):
