@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from backends import BACKENDS, CUDA_UNAVAILABLE, to_backend, to_host
+from backends import BACKENDS, CUDA_UNAVAILABLE, host_value, reference_norm, to_backend, to_host
 
 from minigrad import clip
 from minigrad.clip import numba_backend
@@ -98,8 +98,6 @@ def test_cuda_kernels_through_their_four_load_loop_and_its_tail(n):
     """Under the simulator a grid has 16 threads: from 64 elements on, each thread's first elements go through
     the loop that loads four at a time and the rest through the one-at-a-time tail. Norms of every kind, the
     scale and the clamp equal NumPy's on both sides of that boundary, and a NaN wins wherever it sits."""
-    from backends import CUDA_UNAVAILABLE, host_value, reference_norm
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -154,8 +152,6 @@ def test_an_exported_cuda_array_is_waited_for_only_on_a_stream_cuda_does_not_ord
 def test_the_norm_of_only_empty_cuda_arrays_is_written_as_zero(monkeypatch):
     """No kernel runs for empty arrays: the output is set to 0 explicitly, not left as the allocator gave it
     (here made NaN first, as fresh device memory may hold anything)."""
-    from backends import CUDA_UNAVAILABLE, host_value
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -179,8 +175,6 @@ def test_the_norm_of_only_empty_cuda_arrays_is_written_as_zero(monkeypatch):
 def test_a_cuda_norm_clip_below_max_norm_leaves_the_arrays_bit_identical(ratio):
     """max_norm / norm > 1 (by 1.001 up to 3.3x): the coefficient is clamped to 1, as in torch, never applied as a
     gain; the arrays, float32 and float64, are unchanged to the bit."""
-    from backends import CUDA_UNAVAILABLE, host_value
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -198,8 +192,6 @@ def test_a_cuda_norm_clip_below_max_norm_leaves_the_arrays_bit_identical(ratio):
 def test_a_cuda_norm_clip_scales_float32_by_the_float32_coefficient(n):
     """float32 gradients are multiplied in float32 by the coefficient rounded to float32, as NumPy's
     `x *= coef` does: bit for bit, not through a float64 product."""
-    from backends import CUDA_UNAVAILABLE, host_value
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -216,8 +208,6 @@ def test_a_cuda_norm_clip_scales_float32_by_the_float32_coefficient(n):
 def test_a_device_coefficient_outlives_the_norms_computed_before_it_is_applied():
     """norm_and_coefficient's DeviceCoefficient lives in the scratch buffers until the next clip: total norms
     computed in between, plain (float32, p = 2) or scaled (float64, p = 3: a max pass first), leave it as it was."""
-    from backends import CUDA_UNAVAILABLE, host_value
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -415,8 +405,6 @@ def test_agc_at_a_gradient_norm_exactly_at_its_limit_below_the_norm_floor(backen
     """‖G‖ = limit = 2^-30 exactly (a one-element unit, eps 2^-10, clip_factor 2^-20): the unit is clipped (>=),
     and limit / max(‖G‖, 1e-6) shrinks it to 2^-30 · 2^-30 / 1e-6, in every backend as in NumPy's formula; a
     unit just under its limit is left alone."""
-    from backends import CUDA_UNAVAILABLE, to_backend, to_host
-
     if backend == "cuda" and CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     tiny = 2.0 ** -30
@@ -442,8 +430,6 @@ def test_norm_and_coefficient_has_no_coefficient_when_nothing_would_change(backe
 def test_cuda_norm_and_coefficient_holds_the_formulas_coefficient_in_each_dtype():
     """On the device the coefficient is always a DeviceCoefficient: min(max_norm / (norm + 1e-6), 1) in float32
     and float64, also 1 when the arrays hold no element at all (nothing is launched then)."""
-    from backends import CUDA_UNAVAILABLE
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -472,13 +458,8 @@ def test_norm_and_coefficient_passes_a_non_finite_norm_unless_asked_to_raise(bac
 @pytest.mark.parametrize("backend", ["numba", "cuda"])
 def test_nan_wins_in_every_max(backend):
     """The max passes (inf norm, and the scale of the two-pass norm) must not drop a NaN anywhere in a chunk."""
-    if backend == "cuda":
-        from backends import CUDA_UNAVAILABLE
-
-        if CUDA_UNAVAILABLE:
-            pytest.skip(CUDA_UNAVAILABLE)
-    from backends import host_value, to_backend
-
+    if backend == "cuda" and CUDA_UNAVAILABLE:
+        pytest.skip(CUDA_UNAVAILABLE)
     n = numba_backend.SMALL * 3 + 5 if backend == "numba" else 200
     for position in (0, 1, n // 2, n - 1):
         for dtype in (np.float32, np.float64):
@@ -555,8 +536,6 @@ def test_a_root_just_past_the_float64_range_times_a_small_scale():
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
 def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, small_kernels):
     """clip_value=0 clamps to [-0.0, 0.0]: -0.0 and +0.0 stay as they are, as np.clip and torch.clamp leave them."""
-    from backends import CUDA_UNAVAILABLE, to_backend, to_host
-
     if backend == "cuda" and CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     for n in (5, 50):
@@ -569,13 +548,10 @@ def test_value_clip_to_zero_keeps_the_sign_of_every_zero(backend, small_kernels)
         np.testing.assert_array_equal(got, want)
 
 
-
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
 def test_a_norm_clip_to_max_norm_zero_scales_by_zero(backend):
     """max_norm = 0 is a clip like any other (torch's): the coefficient 0 / (norm + 1e-6) = 0 leaves signed zeros,
     also right after a clip whose coefficient was 1 (the device must write the new one, not keep the last)."""
-    from backends import CUDA_UNAVAILABLE, to_backend, to_host
-
     if backend == "cuda" and CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     x = np.array([1.5, -2.0, 0.25, -0.0], np.float32)
@@ -587,14 +563,13 @@ def test_a_norm_clip_to_max_norm_zero_scales_by_zero(backend):
     np.testing.assert_array_equal(got, x * np.float32(0.0))
     np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
 
+
 @pytest.mark.parametrize("p", [0.5, 3.0, 7.0])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_the_scaled_pass_over_huge_values_of_both_signs(backend, p, small_kernels):
     """float64 values of ±1e200: |x|^p overflows for p = 3 and 7, so the norm comes from the pass scaled by the
     largest |x| (a negative value must enter it as |x|); equal to the reference in one array and across many
     chunks."""
-    from backends import reference_norm
-
     rng = np.random.default_rng(int(p))
     for n in (3, 70):
         x = rng.standard_normal(n) * 1e200
@@ -623,8 +598,6 @@ def test_cuda_float16_is_scaled_in_float32_then_rounded_as_on_the_host():
     """The CUDA kernels multiply float16 by a float32 coefficient or factor too, in scale_, scale_segments_ (host
     factors and AGC's device factors) alike: 1e-5 is a float16 subnormal (1.0014e-5), so a float16 factor would
     give other values."""
-    from backends import CUDA_UNAVAILABLE
-
     if CUDA_UNAVAILABLE:
         pytest.skip(CUDA_UNAVAILABLE)
     from numba import cuda
@@ -668,8 +641,6 @@ def test_norms_of_shards_combine_into_the_norm_of_their_union(p):
     reference) combine into the reference norm of all elements, for magnitudes from 1e-300 to 1e300 (p = 0.5 over
     those overflows unless scaled by the largest), with an empty shard that must not take part and a NaN that
     must win."""
-    from backends import reference_norm
-
     from minigrad.distributed import _combine_norms
 
     rng = np.random.default_rng(3)
