@@ -158,27 +158,39 @@ def test_fused_equals_composed_with_clip_and_recorded_norms(kind, clip):
         assert not np.allclose(_grads(free, x, None, kind, packed=[7, 3, 5, 1])[1], results[0][0][1])
 
 
+COMPILED_PASSES = {  # the CPU's compiled per-step passes and the array versions a CuPy device runs
+    "LSTM": ["_add_recurrent", "_cell_step", ("_steps_compiled", "_steps_arrays")],
+    "GRU": ["_pre_activations", "_candidate", "_new_state", ("_steps_compiled", "_steps_arrays")],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("clip", [None, 0.05])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_compiled_loops_equal_the_array_ones(monkeypatch, clip, dtype):
-    """The CPU's compiled per-step passes (_cell_step forward, _steps_compiled backward) against the array
-    versions a CuPy device runs, here on NumPy arrays."""
-    from minigrad.nn import _lstm
+def test_compiled_passes_equal_the_array_ones(monkeypatch, kind, clip, dtype, bias):
+    """The CPU's compiled per-step passes, forward and backward, against the array versions a CuPy device runs,
+    here on NumPy arrays: the same operations in the same order and dtype, so the same bits."""
+    from minigrad.nn import _gru, _lstm
 
+    module = _lstm if kind == "LSTM" else _gru
     mg.manual_seed(1)
-    lstm = nn.LSTM(3, 6, hidden_grad_clip=clip, dtype=dtype)
-    lstm.track_hidden_grads = True
+    rnn = getattr(nn, kind)(3, 6, hidden_grad_clip=clip, dtype=dtype, bias=bias)
+    rnn.track_hidden_grads = True
     x = np.random.default_rng(0).standard_normal((9, 4, 3)).astype(dtype)
-    want = _grads(lstm, x, None, "LSTM", packed=[9, 2, 6, 4])
-    norms = lstm.hidden_grad_norms
-    monkeypatch.setattr(_lstm, "_steps_compiled", _lstm._steps_arrays)
-    monkeypatch.setattr(_lstm, "_cell_step", _lstm._cell_step_arrays)
-    got = _grads(lstm, x, None, "LSTM", packed=[9, 2, 6, 4])
-    tol = 1e-13 if dtype == np.float64 else 1e-5
+    want = _grads(rnn, x, None, kind, packed=[9, 2, 6, 4])
+    norms = rnn.hidden_grad_norms
+    for name in COMPILED_PASSES[kind]:
+        compiled, arrays = name if isinstance(name, tuple) else (name, name + "_arrays")
+        monkeypatch.setattr(module, compiled, getattr(module, arrays))
+    got = _grads(rnn, x, None, kind, packed=[9, 2, 6, 4])
     for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
-    np.testing.assert_allclose(lstm.hidden_grad_norms, norms, rtol=tol)
-    assert "M" in lstm._work.free  # the array version hands its factor array back too
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rnn.hidden_grad_norms, norms)
+    if clip is not None:  # the clamp acts on this input
+        assert max(abs(r.deltas).max() for r in rnn._records) > clip
+    if kind == "LSTM":
+        assert "M" in rnn._work.free  # the array version hands its factor array back too
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numba import njit
+
 from minigrad.autograd import Context
 from minigrad.devices import array_module
 from minigrad.nn._bptt import SavesWorkArrays, WorkArrays, step_deltas, step_rows, watch_step
@@ -17,14 +20,189 @@ from minigrad.nn._elman import carry
 from minigrad.nn._lstm import sigmoid_by_tanh
 from minigrad.tensor import Tensor, stack
 
+# The CPU runs each step's sums and products as compiled passes (the array versions below them run on any array
+# module, CuPy included): the same operations in the same order and dtype, so the same bits; one gate of one
+# array written per loop nest, so that each vectorises (see _lstm.py and docs/internals.md).
+
+
+@njit(cache=True, nogil=True)
+def _pre_activations(p, rec, bias, g_n):  # pragma: no cover - compiled
+    """p[:, :2] += rec[:, :2] + bias[:2] and g_n = rec[:, 2] + bias[2] (bias (3, H), or (0, H) for none): a
+    step's r and z pre-activations (halved, before tanh) and G_n, from the input side p (k, 3, H) and the
+    hidden side rec (k, 3, H)."""
+    for gate in range(2):
+        for b in range(p.shape[0]):
+            if bias.shape[0]:
+                for j in range(p.shape[2]):
+                    p[b, gate, j] += rec[b, gate, j] + bias[gate, j]
+            else:
+                for j in range(p.shape[2]):
+                    p[b, gate, j] += rec[b, gate, j]
+    for b in range(p.shape[0]):
+        if bias.shape[0]:
+            for j in range(p.shape[2]):
+                g_n[b, j] = rec[b, 2, j] + bias[2, j]
+        else:
+            for j in range(p.shape[2]):
+                g_n[b, j] = rec[b, 2, j]
+
+
+def _pre_activations_arrays(p: Any, rec: Any, bias: Any, g_n: Any) -> None:
+    if bias.shape[0]:
+        rec += bias
+    p[:, :2] += rec[:, :2]
+    g_n[...] = rec[:, 2]
+
+
+@njit(cache=True, nogil=True)
+def _candidate(p, g_n, tmp):  # pragma: no cover - compiled
+    """p[:, :2] holds tanh of the halved r and z pre-activations: writes r and z over them (σ(a) = ½·tanh(½a) +
+    ½) and adds r ⊙ G_n to n's pre-activation p[:, 2] (tmp (k, H): scratch)."""
+    half = p.dtype.type(0.5)
+    for b in range(p.shape[0]):
+        for j in range(p.shape[2]):
+            r = p[b, 0, j] * half + half
+            p[b, 0, j] = r
+            tmp[b, j] = r * g_n[b, j]
+    for b in range(p.shape[0]):
+        for j in range(p.shape[2]):
+            p[b, 1, j] = p[b, 1, j] * half + half
+    for b in range(p.shape[0]):
+        for j in range(p.shape[2]):
+            p[b, 2, j] += tmp[b, j]
+
+
+def _candidate_arrays(p: Any, g_n: Any, tmp: Any) -> None:
+    rz = p[:, :2]
+    rz *= 0.5
+    rz += 0.5
+    array_module(p).multiply(p[:, 0], g_n, out=tmp)
+    p[:, 2] += tmp
+
+
+@njit(cache=True, nogil=True)
+def _new_state(p, h, h_new):  # pragma: no cover - compiled
+    """h' = n + (h − n) ⊙ z, with z = p[:, 1] and n = p[:, 2]."""
+    for b in range(p.shape[0]):
+        for j in range(p.shape[2]):
+            n = p[b, 2, j]
+            h_new[b, j] = n + (h[b, j] - n) * p[b, 1, j]
+
+
+def _new_state_arrays(p: Any, h: Any, h_new: Any) -> None:
+    xp = array_module(p)
+    xp.subtract(h, p[:, 2], out=h_new)
+    h_new *= p[:, 1]
+    h_new += p[:, 2]
+
+
+@njit(cache=True, nogil=True)
+def _backward_step(dh, grad, gates, g_n, h_prev, d_in, d_hid, tmp, clip, deltas):  # pragma: no cover - compiled
+    """The start of one reversed step over the running rows, on the CPU: dh += dY_t (recorded in deltas unless
+    it is empty), clamped to [−clip, clip]; dP_t (d_in) and dG_t (d_hid) from the step's K factors, computed
+    here as the array version computes them for all steps; tmp = dh ⊙ z_t. The caller's matmul with W_hh and
+    tmp then give the next dh. gates is the step's contiguous (k, 3, H) block (a strided gate would not
+    vectorise)."""
+    one = dh.dtype.type(1)
+    record = deltas.shape[0] > 0
+    rows, hidden = dh.shape
+    for b in range(rows):
+        for j in range(hidden):
+            d = dh[b, j] + grad[b, j]
+            if record:
+                deltas[b, j] = d
+            if d > clip:  # comparisons, not min/max: a NaN passes through as np.clip lets it
+                d = clip
+            elif d < -clip:
+                d = -clip
+            dh[b, j] = d
+            tmp[b, j] = d * gates[b, 1, j]
+    for b in range(rows):
+        for j in range(hidden):
+            r, z, n = gates[b, 0, j], gates[b, 1, j], gates[b, 2, j]
+            k_n = (one - n * n) * (one - z)
+            d_in[b, 2, j] = k_n * dh[b, j]
+            d_hid[b, 2, j] = (k_n * r) * dh[b, j]
+    for b in range(rows):
+        for j in range(hidden):
+            z, n = gates[b, 1, j], gates[b, 2, j]
+            k_z = ((one - z) * z) * (h_prev[b, j] - n)
+            d_in[b, 1, j] = k_z * dh[b, j]
+            d_hid[b, 1, j] = k_z * dh[b, j]
+    for b in range(rows):
+        for j in range(hidden):
+            r, z, n = gates[b, 0, j], gates[b, 1, j], gates[b, 2, j]
+            k_r = (((one - r) * r) * g_n[b, j]) * ((one - n * n) * (one - z))
+            d_in[b, 0, j] = k_r * dh[b, j]
+            d_hid[b, 0, j] = k_r * dh[b, j]
+
+
+def _steps_compiled(grad: Any, gates: Any, g_n: Any, hs: Any, w_hh: Any, d_in: Any, d_hid: Any, rows: list,
+                    clip: float | None, deltas: Any) -> Any:
+    """The reversed loop on the CPU: per step one compiled pass (_backward_step) and the matmul. Returns dh."""
+    steps, batch, hidden = g_n.shape
+    grad = np.ascontiguousarray(grad)  # a broadcast gradient (of a sum) would not vectorise
+    dh, tmp = np.zeros((batch, hidden), dtype=grad.dtype), np.empty((batch, hidden), dtype=grad.dtype)
+    bound = grad.dtype.type(np.inf if clip is None else clip)
+    unrecorded = np.empty((0, hidden), dtype=grad.dtype)
+    for t in range(steps - 1, -1, -1):
+        k = rows[t]
+        _backward_step(dh[:k], grad[t, :k], gates[t, :k], g_n[t, :k], hs[t, :k], d_in[t, :k], d_hid[t, :k],
+                       tmp[:k], bound, unrecorded if deltas is None else deltas[t, :k])
+        if k < batch:
+            d_in[t, k:], d_hid[t, k:] = 0, 0
+        np.matmul(d_hid[t, :k].reshape(k, 3 * hidden), w_hh, out=dh[:k])
+        dh[:k] += tmp[:k]
+    return dh
+
+
+def _steps_arrays(grad: Any, gates: Any, g_n: Any, hs: Any, w_hh: Any, d_in: Any, d_hid: Any, rows: list,
+                  clip: float | None, deltas: Any) -> Any:
+    """The same loop from array operations, for any array module (CuPy on a GPU): the K factors of GRULayer's
+    docstring for all steps in a few passes, then per step a few products and the matmul."""
+    xp = array_module(grad)
+    steps, batch, hidden = g_n.shape
+    r, z, n = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2]
+    k_r, k_z, k_n = d_in[:, :, 0], d_in[:, :, 1], d_in[:, :, 2]  # the K factors, then dP in place
+    xp.multiply(n, n, out=k_n)
+    xp.subtract(1, k_n, out=k_n)
+    xp.subtract(1, z, out=k_z)
+    k_n *= k_z  # (1 − z)(1 − n²)
+    k_z *= z
+    xp.subtract(hs[:-1], n, out=k_r)
+    k_z *= k_r  # (h_{t−1} − n) z(1 − z)
+    xp.subtract(1, r, out=k_r)
+    k_r *= r
+    k_r *= g_n
+    k_r *= k_n  # K_n G_n r(1 − r)
+    d_hid[:, :, :2] = d_in[:, :, :2]  # dG in place
+    xp.multiply(k_n, r, out=d_hid[:, :, 2])
+    dh, tmp = xp.zeros((batch, hidden), dtype=grad.dtype), xp.empty((batch, hidden), dtype=grad.dtype)
+    for t in range(steps - 1, -1, -1):
+        k = rows[t]
+        dh[:k] += grad[t, :k]
+        if deltas is not None:
+            deltas[t] = dh
+        if clip is not None:
+            xp.clip(dh[:k], -clip, clip, out=dh[:k])
+        d_in[t, :k] *= dh[:k, None, :]
+        d_hid[t, :k] *= dh[:k, None, :]
+        if k < batch:
+            d_in[t, k:], d_hid[t, k:] = 0, 0
+        xp.multiply(dh[:k], z[t, :k], out=tmp[:k])
+        xp.matmul(d_hid[t, :k].reshape(k, 3 * hidden), w_hh, out=dh[:k])
+        dh[:k] += tmp[:k]
+    return dh
+
 
 class GRULayer(SavesWorkArrays):
     """One GRU layer over all T steps; backward is BPTT by hand.
 
     Forward: the input projection of all steps in one matmul (P, (T, B, 3, H)), then per step one
     (B, H) x (H, 3H) matmul G = h W_hhᵀ + b_hh and a few passes; r, z, n are kept, and G_n = h W_hnᵀ + b_hn.
-    Backward, one reversed loop carrying dh = ∂L/∂h_t, with factors computed for all steps beforehand
-    (K_n = (1−z)(1−n²), K_z = (h_{t−1} − n)·z(1−z), K_r = K_n·G_n·r(1−r)):
+    Backward, one reversed loop carrying dh = ∂L/∂h_t, with the factors K_n = (1−z)(1−n²),
+    K_z = (h_{t−1} − n)·z(1−z), K_r = K_n·G_n·r(1−r) (the array version computes them for all steps beforehand,
+    the CPU's compiled pass in each step):
         dh  += dY_t;  dh = clamp(dh, −c, c) (with hidden_grad_clip)
         dP_t = dh ⊙ [K_r, K_z, K_n]             (the input side's pre-activation gradient, (B, 3H))
         dG_t = dh ⊙ [K_r, K_z, K_n ⊙ r]         (the hidden side's: the reset gate scales G_n)
@@ -47,30 +225,23 @@ class GRULayer(SavesWorkArrays):
         xp.matmul(x.reshape(-1, n_in), (w_ih * half[:, None]).T, out=gates.reshape(-1, 3 * hidden))
         if b_ih is not None:
             gates += (b_ih * half).reshape(3, hidden)
-        b_hh_half = None if b_hh is None else (b_hh * half).reshape(3, hidden)
+        b_hh_half = xp.empty((0, hidden), dtype) if b_hh is None else (b_hh * half).reshape(3, hidden)
         hs = xp.empty((steps + 1, batch, hidden), dtype=dtype)
         hs[0] = h0
         g_n = work.take("g_n", (steps, batch, hidden), dtype, xp)
         w_hh_t = xp.ascontiguousarray((w_hh * half[:, None]).T)
         rec, tmp = xp.empty((batch, 3 * hidden), dtype=dtype), xp.empty((batch, hidden), dtype=dtype)
         rows = step_rows(active, steps, batch)
+        pre, candidate, new_state = ((_pre_activations, _candidate, _new_state) if xp is np else
+                                     (_pre_activations_arrays, _candidate_arrays, _new_state_arrays))
         for t, k in enumerate(rows):
-            p, r3 = gates[t, :k], rec[:k].reshape(k, 3, hidden)
+            p = gates[t, :k]
             xp.matmul(hs[t, :k], w_hh_t, out=rec[:k])
-            if b_hh_half is not None:
-                r3 += b_hh_half
-            rz = p[:, :2]
-            rz += r3[:, :2]
-            xp.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5  # r, z
-            g_n[t, :k] = r3[:, 2]
-            xp.multiply(p[:, 0], r3[:, 2], out=tmp[:k])
-            p[:, 2] += tmp[:k]
+            pre(p, rec[:k].reshape(k, 3, hidden), b_hh_half, g_n[t, :k])
+            xp.tanh(p[:, :2], out=p[:, :2])
+            candidate(p, g_n[t, :k], tmp[:k])  # r, z and n's pre-activation
             xp.tanh(p[:, 2], out=p[:, 2])  # n
-            xp.subtract(hs[t, :k], p[:, 2], out=tmp[:k])
-            tmp[:k] *= p[:, 1]
-            xp.add(p[:, 2], tmp[:k], out=hs[t + 1, :k])  # n + z ⊙ (h − n)
+            new_state(p, hs[t, :k], hs[t + 1, :k])
             if k < batch:
                 hs[t + 1, k:], gates[t, k:], g_n[t, k:] = 0, 0, 0
         ctx.save_for_backward(x, hs, gates, g_n, w_ih, w_hh)
@@ -82,52 +253,24 @@ class GRULayer(SavesWorkArrays):
     def backward(ctx: Context, grad: Any) -> tuple:
         x, hs, gates, g_n, w_ih, w_hh = ctx.saved_tensors
         xp = array_module(grad)
-        steps, batch, hidden = g_n.shape
-        r, z, n = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2]
-        k_in = ctx.work.take("dP", gates.shape, gates.dtype, xp)  # the K factors, then dP in place
-        k_r, k_z, k_n = k_in[:, :, 0], k_in[:, :, 1], k_in[:, :, 2]
-        xp.multiply(n, n, out=k_n)
-        xp.subtract(1, k_n, out=k_n)
-        xp.subtract(1, z, out=k_z)
-        k_n *= k_z  # (1 − z)(1 − n²)
-        k_z *= z
-        xp.subtract(hs[:-1], n, out=k_r)
-        k_z *= k_r  # (h_{t−1} − n) z(1 − z)
-        xp.subtract(1, r, out=k_r)
-        k_r *= r
-        k_r *= g_n
-        k_r *= k_n  # K_n G_n r(1 − r)
-        k_hid = ctx.work.take("dG", gates.shape, gates.dtype, xp)  # dG in place
-        k_hid[:, :, :2] = k_in[:, :, :2]
-        xp.multiply(k_n, r, out=k_hid[:, :, 2])
-        dh, tmp = xp.zeros((batch, hidden), dtype=grad.dtype), xp.empty((batch, hidden), dtype=grad.dtype)
-        deltas = xp.empty_like(grad) if ctx.recorder is not None else None
-        clip, rows = ctx.clip, ctx.rows
-        for t in range(steps - 1, -1, -1):
-            k = rows[t]
-            dh[:k] += grad[t, :k]
-            if deltas is not None:
-                deltas[t] = dh
-            if clip is not None:
-                xp.clip(dh[:k], -clip, clip, out=dh[:k])
-            k_in[t, :k] *= dh[:k, None, :]
-            k_hid[t, :k] *= dh[:k, None, :]
-            if k < batch:
-                k_in[t, k:], k_hid[t, k:] = 0, 0
-            xp.multiply(dh[:k], z[t, :k], out=tmp[:k])
-            xp.matmul(k_hid[t, :k].reshape(k, 3 * hidden), w_hh, out=dh[:k])
-            dh[:k] += tmp[:k]
+        d_in = ctx.work.take("dP", gates.shape, gates.dtype, xp)
+        d_hid = ctx.work.take("dG", gates.shape, gates.dtype, xp)
+        # 0 at the rows a step does not run: a packed batch's padding
+        deltas = xp.zeros_like(grad) if ctx.recorder is not None else None
+        loop = _steps_compiled if xp is np else _steps_arrays
+        dh = loop(grad, gates, g_n, hs, w_hh, d_in, d_hid, ctx.rows, ctx.clip, deltas)
         if deltas is not None:
             ctx.recorder(deltas)
         need = ctx.needs_input_grad
-        flat_in, flat_hid = k_in.reshape(-1, 3 * hidden), k_hid.reshape(-1, 3 * hidden)
+        hidden = g_n.shape[2]
+        flat_in, flat_hid = d_in.reshape(-1, 3 * hidden), d_hid.reshape(-1, 3 * hidden)
         dx = (flat_in @ w_ih).reshape(x.shape) if need[0] else None
         dw_ih = flat_in.T @ x.reshape(-1, x.shape[-1]) if need[2] else None
         dw_hh = flat_hid.T @ hs[:-1].reshape(-1, hidden) if need[3] else None
         db_ih = flat_in.sum(axis=0) if need[4] else None
         db_hh = flat_hid.sum(axis=0) if need[5] else None
-        ctx.work.give("dP", k_in)
-        ctx.work.give("dG", k_hid)
+        ctx.work.give("dP", d_in)
+        ctx.work.give("dG", d_hid)
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 

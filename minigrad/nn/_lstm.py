@@ -29,16 +29,46 @@ def sigmoid_by_tanh(xp: Any, sigmoid_gates: list, gates: int, hidden: int, dtype
     return xp.asarray(np.repeat(scale, hidden).astype(dtype))
 
 
+# The compiled passes below compute in the arrays' own dtype (`one`, `half`: a bare literal would promote
+# float32 to float64) and in the same order as their array versions, so both give the same bits. Each loop nest
+# writes one gate of one array: a nest that writes several gates of the same array runs element by element
+# (LLVM's overlap check between the gates' rows fails; docs/internals.md), one gate per nest runs in SIMD.
+
+
 @njit(cache=True, nogil=True)
 def _cell_step(a, c_prev, c):  # pragma: no cover - compiled
     """a (k, 4, H) holds tanh of the step's pre-activations (halved for i, f, o); writes the gates i, f, g, o
-    over it and c = f ⊙ c_prev + i ⊙ g, in one pass on the CPU (products only: tanh stays NumPy's, which is
-    vectorised; this saves the several calls a step the array version makes)."""
+    over it and c = f ⊙ c_prev + i ⊙ g, on the CPU (products only: tanh stays NumPy's, which is vectorised;
+    this saves the several calls a step the array version makes)."""
+    half = a.dtype.type(0.5)
+    for gate in (0, 1, 3):  # σ(a) = ½·tanh(½a) + ½ (see sigmoid_by_tanh)
+        for b in range(a.shape[0]):
+            for j in range(a.shape[2]):
+                a[b, gate, j] = a[b, gate, j] * half + half
     for b in range(a.shape[0]):
         for j in range(a.shape[2]):
-            i, f, o = 0.5 * a[b, 0, j] + 0.5, 0.5 * a[b, 1, j] + 0.5, 0.5 * a[b, 3, j] + 0.5
-            a[b, 0, j], a[b, 1, j], a[b, 3, j] = i, f, o
-            c[b, j] = f * c_prev[b, j] + i * a[b, 2, j]
+            c[b, j] = a[b, 1, j] * c_prev[b, j] + a[b, 0, j] * a[b, 2, j]
+
+
+@njit(cache=True, nogil=True)
+def _add_recurrent(a, rec, bias):  # pragma: no cover - compiled
+    """a += rec, then a += bias (bias (4, H), or (0, H) for none): a step's pre-activations (k, 4, H) from its
+    input projection and its recurrent product rec (k, 4, H), on the CPU."""
+    for gate in range(4):
+        for b in range(a.shape[0]):
+            if bias.shape[0]:
+                for j in range(a.shape[2]):
+                    a[b, gate, j] = (a[b, gate, j] + rec[b, gate, j]) + bias[gate, j]
+            else:
+                for j in range(a.shape[2]):
+                    a[b, gate, j] += rec[b, gate, j]
+
+
+def _add_recurrent_arrays(a: Any, rec: Any, bias: Any) -> None:
+    """_add_recurrent from array operations, for any array module."""
+    a += rec
+    if bias.shape[0]:
+        a += bias
 
 
 def _cell_step_arrays(a: Any, c_prev: Any, c: Any) -> None:
@@ -57,11 +87,13 @@ def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, del
     step t+1; read only: the caller's matmul then overwrites it), dc (in: from step t+1; out: dc ⊙ f_t, for step
     t−1), d_a (out: dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp (an empty array: not
     recorded).
-    All in one pass over (k, H): no transcendental function, nothing but products, so numba matches NumPy's
-    speed per element and saves the ~ten calls a step the array version makes (docs/benchmarks.md)."""
+    Nothing but products and sums, so a few compiled passes over (k, H) beat the ~ten calls a step the array
+    version makes (docs/internals.md)."""
+    one = dh.dtype.type(1)
     record = deltas.shape[0] > 0
-    for b in range(dh.shape[0]):
-        for j in range(dh.shape[1]):
+    rows, hidden = dh.shape
+    for b in range(rows):
+        for j in range(hidden):
             d = dh[b, j] + grad_h[b, j]
             if record:
                 deltas[b, j] = d
@@ -69,13 +101,22 @@ def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, del
                 d = clip
             elif d < -clip:
                 d = -clip
-            i, f, g, o, tc = gates[b, 0, j], gates[b, 1, j], gates[b, 2, j], gates[b, 3, j], tanh_c[b, j]
-            c = dc[b, j] + grad_c[b, j] + d * (o * (1 - tc * tc))
-            d_a[b, 0, j] = c * (g * (i * (1 - i)))
-            d_a[b, 1, j] = c * (c_prev[b, j] * (f * (1 - f)))
-            d_a[b, 2, j] = c * (i * (1 - g * g))
-            d_a[b, 3, j] = d * (tc * (o * (1 - o)))
-            dc[b, j] = c * f
+            o, tc = gates[b, 3, j], tanh_c[b, j]
+            dc[b, j] = (dc[b, j] + grad_c[b, j]) + d * ((one - tc * tc) * o)
+            d_a[b, 3, j] = d * (((one - o) * o) * tc)
+    for b in range(rows):
+        for j in range(hidden):
+            i = gates[b, 0, j]
+            d_a[b, 0, j] = dc[b, j] * (((one - i) * i) * gates[b, 2, j])
+    for b in range(rows):
+        for j in range(hidden):
+            f = gates[b, 1, j]
+            d_a[b, 1, j] = dc[b, j] * (((one - f) * f) * c_prev[b, j])
+    for b in range(rows):
+        for j in range(hidden):
+            g = gates[b, 2, j]
+            d_a[b, 2, j] = dc[b, j] * ((one - g * g) * gates[b, 0, j])
+            dc[b, j] *= gates[b, 1, j]
 
 
 class LSTMLayer(SavesWorkArrays):
@@ -84,9 +125,9 @@ class LSTMLayer(SavesWorkArrays):
     Forward: the input projection of all steps in one matmul, then per step one (B, H) x (H, 4H) matmul and a
     few passes over (B, 4H). The Function returns the h and c states of every step as one (2, T, B, H) array
     (0 for sequences that have ended; h_n and c_n are read off it by indexing, so their gradients arrive there).
-    Backward, one reversed loop carrying dh = ∂L/∂h_t and dc = ∂L/∂c_t, with factors computed for all steps at
-    once beforehand (K_i = g·i(1−i), K_f = c_{t−1}·f(1−f), K_g = i·(1−g²), K_o = tanh(c_t)·o(1−o),
-    M = o·(1−tanh²(c_t))):
+    Backward, one reversed loop carrying dh = ∂L/∂h_t and dc = ∂L/∂c_t, with the factors K_i = g·i(1−i),
+    K_f = c_{t−1}·f(1−f), K_g = i·(1−g²), K_o = tanh(c_t)·o(1−o), M = o·(1−tanh²(c_t)) (the array version
+    computes them for all steps at once beforehand, the CPU's compiled pass in each step):
         dh   += dY_t;  dh = clamp(dh, −c, c) (with hidden_grad_clip)
         dc   += dC_t + dh ⊙ M_t
         dA_t  = [dc ⊙ K_i, dc ⊙ K_f, dc ⊙ K_g, dh ⊙ K_o]            (B, 4H)
@@ -110,25 +151,22 @@ class LSTMLayer(SavesWorkArrays):
         gates = work.take("gates", (steps, batch, 4, hidden), dtype, xp)
         xp.matmul(x.reshape(-1, n_in), (w_ih * half[:, None]).T, out=gates.reshape(-1, 4 * hidden))
         # the biases join each step's (B, 4H) block while it is in cache, not as a pass over all T steps
-        bias = None if b_ih is None else ((b_ih + b_hh) * half).reshape(4, hidden)
+        bias = xp.empty((0, hidden), dtype) if b_ih is None else ((b_ih + b_hh) * half).reshape(4, hidden)
         states = xp.empty((2, steps + 1, batch, hidden), dtype=dtype)
         states[0, 0], states[1, 0] = h0, c0
         tanh_c = work.take("tanh_c", (steps, batch, hidden), dtype, xp)
         w_hh_t = xp.ascontiguousarray((w_hh * half[:, None]).T)
         rec = xp.empty((batch, 4 * hidden), dtype=dtype)
         rows = step_rows(active, steps, batch)
+        add_recurrent, cell_step = (_add_recurrent, _cell_step) if xp is np else (_add_recurrent_arrays,
+                                                                                  _cell_step_arrays)
         for t, k in enumerate(rows):
             a = gates[t, :k]
             xp.matmul(states[0, t, :k], w_hh_t, out=rec[:k])
-            a += rec[:k].reshape(k, 4, hidden)
-            if bias is not None:
-                a += bias
+            add_recurrent(a, rec[:k].reshape(k, 4, hidden), bias)
             xp.tanh(a, out=a)
             c = states[1, t + 1, :k]
-            if xp is np:
-                _cell_step(a, states[1, t, :k], c)
-            else:
-                _cell_step_arrays(a, states[1, t, :k], c)
+            cell_step(a, states[1, t, :k], c)
             xp.tanh(c, out=tanh_c[t, :k])
             xp.multiply(a[:, 3], tanh_c[t, :k], out=states[0, t + 1, :k])
             if k < batch:  # ended sequences: 0 everywhere, never fed to a step
