@@ -17,12 +17,12 @@ from minigrad.autograd import Context
 from minigrad.devices import array_module
 from minigrad.nn._bptt import SavesWorkArrays, WorkArrays, step_deltas, step_rows, watch_step
 from minigrad.nn._elman import carry
-from minigrad.nn._lstm import sigmoid_by_tanh
+from minigrad.nn._lstm import add_and_clamp, sigmoid_by_tanh
 from minigrad.tensor import Tensor, stack
 
 # The CPU runs each step's sums and products as compiled passes (the array versions below them run on any array
-# module, CuPy included): the same operations in the same order and dtype, so the same bits; one gate of one
-# array written per loop nest, so that each vectorises (see _lstm.py and docs/internals.md).
+# module, CuPy included): the same operations in the same order and dtype, so the same values, bit for bit; one
+# gate of one array written per loop nest, so that each vectorises (see _lstm.py and docs/internals.md).
 
 
 @njit(cache=True, nogil=True)
@@ -104,19 +104,11 @@ def _backward_step(dh, grad, gates, g_n, h_prev, d_in, d_hid, tmp, clip, deltas)
     tmp then give the next dh. gates is the step's contiguous (k, 3, H) block (a strided gate would not
     vectorise)."""
     one = dh.dtype.type(1)
-    record = deltas.shape[0] > 0
+    add_and_clamp(dh, grad, clip, deltas)
     rows, hidden = dh.shape
     for b in range(rows):
         for j in range(hidden):
-            d = dh[b, j] + grad[b, j]
-            if record:
-                deltas[b, j] = d
-            if d > clip:  # comparisons, not min/max: a NaN passes through as np.clip lets it
-                d = clip
-            elif d < -clip:
-                d = -clip
-            dh[b, j] = d
-            tmp[b, j] = d * gates[b, 1, j]
+            tmp[b, j] = dh[b, j] * gates[b, 1, j]
     for b in range(rows):
         for j in range(hidden):
             r, z, n = gates[b, 0, j], gates[b, 1, j], gates[b, 2, j]

@@ -30,9 +30,10 @@ def sigmoid_by_tanh(xp: Any, sigmoid_gates: list, gates: int, hidden: int, dtype
 
 
 # The compiled passes below compute in the arrays' own dtype (`one`, `half`: a bare literal would promote
-# float32 to float64) and in the same order as their array versions, so both give the same bits. Each loop nest
-# writes one gate of one array: a nest that writes several gates of the same array runs element by element
-# (LLVM's overlap check between the gates' rows fails; docs/internals.md), one gate per nest runs in SIMD.
+# float32 to float64) and in the same order as their array versions, so both give the same values, bit for
+# bit. Each loop nest writes one gate of one array: a nest that writes several gates of the same array runs
+# element by element (LLVM's overlap check between the gates' rows fails; docs/internals.md), one gate per nest
+# runs in SIMD.
 
 
 @njit(cache=True, nogil=True)
@@ -82,26 +83,36 @@ def _cell_step_arrays(a: Any, c_prev: Any, c: Any) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, deltas):  # pragma: no cover
-    """One step of the loop in LSTMLayer's docstring over the running rows, on the CPU: dh (in: ∂L/∂h_t from
-    step t+1; read only: the caller's matmul then overwrites it), dc (in: from step t+1; out: dc ⊙ f_t, for step
-    t−1), d_a (out: dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp (an empty array: not
-    recorded).
-    Nothing but products and sums, so a few compiled passes over (k, H) beat the ~ten calls a step the array
-    version makes (docs/internals.md)."""
-    one = dh.dtype.type(1)
+def add_and_clamp(dh, grad, clip, deltas):  # pragma: no cover - compiled
+    """dh += grad over (k, H), recorded in deltas (unless it is empty) before dh is clamped to [−clip, clip]:
+    a reversed step's first pass, in the LSTM's and the GRU's backward."""
     record = deltas.shape[0] > 0
-    rows, hidden = dh.shape
-    for b in range(rows):
-        for j in range(hidden):
-            d = dh[b, j] + grad_h[b, j]
+    for b in range(dh.shape[0]):
+        for j in range(dh.shape[1]):
+            d = dh[b, j] + grad[b, j]
             if record:
                 deltas[b, j] = d
             if d > clip:  # comparisons, not min/max: a NaN passes through as np.clip lets it
                 d = clip
             elif d < -clip:
                 d = -clip
-            o, tc = gates[b, 3, j], tanh_c[b, j]
+            dh[b, j] = d
+
+
+@njit(cache=True, nogil=True)
+def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, deltas):  # pragma: no cover
+    """One step of the loop in LSTMLayer's docstring over the running rows, on the CPU: dh (in: ∂L/∂h_t from
+    step t+1; out: the clamped total, which the caller's matmul then overwrites), dc (in: from step t+1; out:
+    dc ⊙ f_t, for step t−1), d_a (out: dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp
+    (an empty array: not recorded).
+    Nothing but products and sums, so a few compiled passes over (k, H) beat the ~ten calls a step the array
+    version makes (docs/internals.md)."""
+    one = dh.dtype.type(1)
+    add_and_clamp(dh, grad_h, clip, deltas)
+    rows, hidden = dh.shape
+    for b in range(rows):
+        for j in range(hidden):
+            d, o, tc = dh[b, j], gates[b, 3, j], tanh_c[b, j]
             dc[b, j] = (dc[b, j] + grad_c[b, j]) + d * ((one - tc * tc) * o)
             d_a[b, 3, j] = d * (((one - o) * o) * tc)
     for b in range(rows):
