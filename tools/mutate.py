@@ -12,7 +12,8 @@ so an interrupted run resumes where it stopped (``--fresh`` starts over).
 Why our own runner and not mutmut 3: mutmut swaps every function for a trampoline that dispatches to the mutant,
 and Numba cannot compile a trampoline, so it leaves decorated functions -- every Numba and CUDA kernel -- unmutated.
 Here each mutant is a real edit of the source file in a private copy of the working tree, so kernels are
-recompiled with the bug in them (the file's other kernels come from Numba's cache, which is keyed on the file).
+recompiled with the bug in them (the file's other kernels come from Numba's cache, which is keyed on the file;
+so no kernel may call a kernel of another file, whose cached copy in the caller a mutant would not reach).
 
 How a mutant is judged:
 1. Coverage first (once per source tree): the whole suite runs under ``coverage`` with one context per test, under

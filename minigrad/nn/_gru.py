@@ -97,14 +97,12 @@ def _new_state_arrays(p: Any, h: Any, h_new: Any) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _backward_step(dh, grad, gates, g_n, h_prev, d_in, d_hid, tmp, clip, deltas):  # pragma: no cover - compiled
-    """The start of one reversed step over the running rows, on the CPU: dh += dY_t (recorded in deltas unless
-    it is empty), clamped to [−clip, clip]; dP_t (d_in) and dG_t (d_hid) from the step's K factors, computed
-    here as the array version computes them for all steps; tmp = dh ⊙ z_t. The caller's matmul with W_hh and
-    tmp then give the next dh. gates is the step's contiguous (k, 3, H) block (a strided gate would not
-    vectorise)."""
+def _backward_step(dh, gates, g_n, h_prev, d_in, d_hid, tmp):  # pragma: no cover - compiled
+    """One reversed step over the running rows, on the CPU, after add_and_clamp gave dh (the step's clamped
+    ∂L/∂h_t): dP_t (d_in) and dG_t (d_hid) from the step's K factors, computed here as the array version computes
+    them for all steps; tmp = dh ⊙ z_t. The caller's matmul with W_hh and tmp then give the next dh. gates is
+    the step's contiguous (k, 3, H) block (a strided gate would not vectorise)."""
     one = dh.dtype.type(1)
-    add_and_clamp(dh, grad, clip, deltas)
     rows, hidden = dh.shape
     for b in range(rows):
         for j in range(hidden):
@@ -139,8 +137,8 @@ def _steps_compiled(grad: Any, gates: Any, g_n: Any, hs: Any, w_hh: Any, d_in: A
     unrecorded = np.empty((0, hidden), dtype=grad.dtype)
     for t in range(steps - 1, -1, -1):
         k = rows[t]
-        _backward_step(dh[:k], grad[t, :k], gates[t, :k], g_n[t, :k], hs[t, :k], d_in[t, :k], d_hid[t, :k],
-                       tmp[:k], bound, unrecorded if deltas is None else deltas[t, :k])
+        add_and_clamp(dh[:k], grad[t, :k], bound, unrecorded if deltas is None else deltas[t, :k])
+        _backward_step(dh[:k], gates[t, :k], g_n[t, :k], hs[t, :k], d_in[t, :k], d_hid[t, :k], tmp[:k])
         if k < batch:
             d_in[t, k:], d_hid[t, k:] = 0, 0
         np.matmul(d_hid[t, :k].reshape(k, 3 * hidden), w_hh, out=dh[:k])

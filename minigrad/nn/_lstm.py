@@ -85,7 +85,8 @@ def _cell_step_arrays(a: Any, c_prev: Any, c: Any) -> None:
 @njit(cache=True, nogil=True)
 def add_and_clamp(dh, grad, clip, deltas):  # pragma: no cover - compiled
     """dh += grad over (k, H), recorded in deltas (unless it is empty) before dh is clamped to [−clip, clip]:
-    a reversed step's first pass, in the LSTM's and the GRU's backward."""
+    a reversed step's first pass, in the LSTM's and the GRU's backward. Called from Python, never from another
+    file's kernel: a compiled caller would cache its own copy, which a change here would not refresh."""
     record = deltas.shape[0] > 0
     for b in range(dh.shape[0]):
         for j in range(dh.shape[1]):
@@ -100,15 +101,13 @@ def add_and_clamp(dh, grad, clip, deltas):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _backward_step(dh, dc, grad_h, grad_c, gates, c_prev, tanh_c, d_a, clip, deltas):  # pragma: no cover
-    """One step of the loop in LSTMLayer's docstring over the running rows, on the CPU: dh (in: ∂L/∂h_t from
-    step t+1; out: the clamped total, which the caller's matmul then overwrites), dc (in: from step t+1; out:
-    dc ⊙ f_t, for step t−1), d_a (out: dA_t, (k, 4, H)); deltas (k, H) receives the total dh before the clamp
-    (an empty array: not recorded).
+def _backward_step(dh, dc, grad_c, gates, c_prev, tanh_c, d_a):  # pragma: no cover - compiled
+    """One step of the loop in LSTMLayer's docstring over the running rows, on the CPU, after add_and_clamp: dh
+    (the step's clamped ∂L/∂h_t), dc (in: from step t+1; out: dc ⊙ f_t, for step t−1), d_a (out: dA_t,
+    (k, 4, H)).
     Nothing but products and sums, so a few compiled passes over (k, H) beat the ~ten calls a step the array
     version makes (docs/internals.md)."""
     one = dh.dtype.type(1)
-    add_and_clamp(dh, grad_h, clip, deltas)
     rows, hidden = dh.shape
     for b in range(rows):
         for j in range(hidden):
@@ -217,8 +216,8 @@ def _steps_compiled(grad: Any, gates: Any, states: Any, tanh_c: Any, w_hh: Any, 
     unrecorded = np.empty((0, hidden), dtype=grad.dtype)
     for t in range(steps - 1, -1, -1):
         k = rows[t]
-        _backward_step(dh[:k], dc[:k], grad[0, t, :k], grad[1, t, :k], gates[t, :k], states[1, t, :k],
-                       tanh_c[t, :k], d_a[t, :k], bound, unrecorded if deltas is None else deltas[t, :k])
+        add_and_clamp(dh[:k], grad[0, t, :k], bound, unrecorded if deltas is None else deltas[t, :k])
+        _backward_step(dh[:k], dc[:k], grad[1, t, :k], gates[t, :k], states[1, t, :k], tanh_c[t, :k], d_a[t, :k])
         if k < batch:
             d_a[t, k:] = 0
         np.matmul(d_a[t, :k].reshape(k, 4 * hidden), w_hh, out=dh[:k])
