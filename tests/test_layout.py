@@ -1,7 +1,10 @@
-"""The shape of the house: minigrad's modules import each other without a circle, none is over ~600 lines, and
-library code carries no dated measurements (numbers that justify a choice live in docs/benchmarks.md)."""
+"""The shape of the house: minigrad's modules import each other without a circle, none is over ~600 lines,
+library code carries no dated measurements (numbers that justify a choice live in docs/benchmarks.md), and no
+Numba kernel calls a kernel of another file."""
 import ast
+import importlib
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,38 @@ def test_library_code_carries_no_dated_measurement(name):
     text = _modules()[name].read_text()
     hits = [line.strip() for line in text.splitlines() if DATED.search(line)]
     assert not hits, f"{name}: a date or a session's history in the code (docs/benchmarks.md holds numbers): {hits}"
+
+
+def _cross_file_kernel_calls(module: types.ModuleType) -> list[str]:
+    """The Numba CPU kernels of `module` that call a kernel defined in another module."""
+    from numba.core.registry import CPUDispatcher
+
+    found = []
+    for name, obj in vars(module).items():
+        if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+            for ref in obj.py_func.__code__.co_names:
+                target = vars(module).get(ref)
+                if isinstance(target, CPUDispatcher) and target.py_func.__module__ != module.__name__:
+                    found.append(f"{name} -> {target.py_func.__module__}.{ref}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in _modules().items() if "@njit" in p.read_text()))
+def test_no_kernel_calls_a_kernel_of_another_file(name):
+    """Numba checks a kernel's cache against the kernel's own file only, and a kernel compiles the kernels it
+    calls into itself: a call into another file would keep a stale copy of the callee when that file changes
+    (docs/internals.md). Such calls go through Python."""
+    assert _cross_file_kernel_calls(importlib.import_module(name)) == []
+
+
+def test_the_cross_file_finder_finds_one():
+    from numba import njit
+
+    from minigrad.nn._lstm import add_and_clamp
+
+    fake = types.ModuleType("fake_kernels")
+    fake.__dict__.update(njit=njit, add_and_clamp=add_and_clamp)
+    exec("@njit\ndef own(x):\n    return x\n\n"
+         "@njit\ndef step(dh, grad, clip, deltas):\n    own(dh)\n    add_and_clamp(dh, grad, clip, deltas)\n",
+         fake.__dict__)
+    assert _cross_file_kernel_calls(fake) == ["step -> minigrad.nn._lstm.add_and_clamp"]
