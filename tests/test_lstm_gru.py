@@ -159,8 +159,10 @@ def test_fused_equals_composed_with_clip_and_recorded_norms(kind, clip):
 
 
 COMPILED_PASSES = {  # the CPU's compiled per-step passes and the array versions a CuPy device runs
-    "LSTM": ["_add_recurrent", "_cell_step", ("_steps_compiled", "_steps_arrays")],
-    "GRU": ["_pre_activations", "_candidate", "_new_state", ("_steps_compiled", "_steps_arrays")],
+    "LSTM": [("_add_recurrent", "_add_recurrent_arrays"), ("_cell_step", "_cell_step_arrays"),
+             ("_steps_compiled", "_steps_arrays")],
+    "GRU": [("_pre_activations", "_pre_activations_arrays"), ("_candidate", "_candidate_arrays"),
+            ("_new_state", "_new_state_arrays"), ("_steps_compiled", "_steps_arrays")],
 }
 
 
@@ -181,8 +183,7 @@ def test_compiled_passes_equal_the_array_ones(monkeypatch, kind, clip, dtype, bi
     x = np.random.default_rng(0).standard_normal((9, 4, 3)).astype(dtype)
     want = _grads(rnn, x, None, kind, packed=[9, 2, 6, 4])
     norms = rnn.hidden_grad_norms
-    for name in COMPILED_PASSES[kind]:
-        compiled, arrays = name if isinstance(name, tuple) else (name, name + "_arrays")
+    for compiled, arrays in COMPILED_PASSES[kind]:
         monkeypatch.setattr(module, compiled, getattr(module, arrays))
     for kept in rnn._work.free.values():  # reused work arrays: what a pass fails to write shows as NaN
         for array in kept:
