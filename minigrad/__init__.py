@@ -4,10 +4,11 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+import numba
 import numpy as np
 
 from minigrad import functions
-from minigrad._promotion import DEFAULT_DTYPE
+from minigrad._promotion import DEFAULT_DTYPE, as_array
 from minigrad._promotion import result_type as _result_type
 from minigrad._validation import ArgumentTypeError, TensorError
 from minigrad.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -50,7 +51,7 @@ def _dtype(dtype: Any, default: Any = DEFAULT_DTYPE) -> np.dtype:
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats become float32; arrays keep their dtype)."""
     source = data._data if isinstance(data, Tensor) else data
-    arr = Tensor(source, dtype=dtype)._data
+    arr = as_array(source, dtype)
     if arr is source or (isinstance(source, np.ndarray) and np.may_share_memory(arr, source)):
         arr = arr.copy()
     return _made(arr, requires_grad, device)
@@ -60,7 +61,7 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     """A tensor sharing memory with `data` where it can (an ndarray of the right dtype), as torch.as_tensor."""
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
-    return _made(Tensor(data, dtype=dtype)._data, False, device)
+    return _made(as_array(data, dtype), False, device)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -140,6 +141,14 @@ def randint(low: Any, high: Any = None, size: Any = None, dtype: Any = None, dev
                  device)
 
 
+def randint_like(input: Tensor, low: Any, high: Any = None, dtype: Any = None, device: Any = None) -> Tensor:
+    """Integers in [low, high) shaped like `input`, in its dtype unless `dtype` is given (torch.randint_like)."""
+    if high is None:  # randint_like(input, high)
+        low, high = 0, low
+    shape, dt, dev = _like(input, dtype)
+    return _made(generator().integers(low, high, size=shape).astype(dt), False, device or dev)
+
+
 def randperm(n: Any, dtype: Any = None, device: Any = None) -> Tensor:
     return _made(generator().permutation(n).astype(_dtype(dtype, np.int64)), False, device)
 
@@ -171,7 +180,7 @@ def eye(n: Any, m: Any = None, dtype: Any = None, device: Any = None, requires_g
 
 # ----- functions on tensors: torch.f(x, ...) is x.f(...) ------------------------------------------------------
 def _t(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+    return x if isinstance(x, Tensor) else Tensor._wrap(as_array(x))
 
 
 def _function_of_method(name: str) -> Any:
@@ -183,16 +192,58 @@ def _function_of_method(name: str) -> Any:
     return fn
 
 
-_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "argwhere",
-            "bernoulli", "bmm", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "cos", "cumprod", "cumsum", "div",
-            "dot", "erf", "exp", "flatten", "flip", "floor", "floor_divide", "gather", "index_select", "isclose",
-            "isfinite", "is_floating_point", "isinf", "isnan", "lerp", "log", "log_softmax", "logsumexp", "masked_fill",
-            "masked_select", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "multinomial", "narrow",
-            "neg", "nonzero", "norm", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
-            "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "select", "sigmoid",
-            "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "t", "tanh",
-            "topk", "transpose", "tril", "triu", "trunc", "unbind", "unsqueeze", "var")
+_METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort",
+            "argwhere", "bernoulli", "bmm", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "cos", "cumprod",
+            "cumsum", "diag", "div", "divide", "dot", "eq", "erf", "exp", "flatten", "flip", "floor", "floor_divide",
+            "gather", "ge", "gt", "index_select", "isclose", "isfinite", "is_floating_point", "isinf", "isnan", "le",
+            "lerp", "log", "log_softmax", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "lt",
+            "masked_fill", "masked_select", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul",
+            "multinomial", "mv", "narrow", "ne", "neg", "nonzero", "norm", "outer", "permute", "pow", "prod",
+            "reciprocal", "relu", "remainder", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter",
+            "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze",
+            "std", "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
+            "unsqueeze", "var")
 globals().update({name: _function_of_method(name) for name in _METHODS})
+
+
+class finfo:  # noqa: N801 - torch's name
+    """The limits of a floating dtype (the default one when omitted) as Python numbers, as torch.finfo: bits,
+    eps, max, min, tiny (= smallest_normal) and resolution (10 to the minus the decimal digits it keeps)."""
+
+    def __init__(self, type: Any = None) -> None:
+        info = np.finfo(_dtype(type))
+        self.dtype, self.bits, self.resolution = info.dtype.name, builtins.int(info.bits), 10.0 ** -info.precision
+        self.eps, self.max, self.min = builtins.float(info.eps), builtins.float(info.max), builtins.float(info.min)
+        self.tiny = self.smallest_normal = builtins.float(info.smallest_normal)
+
+
+def iinfo(type: Any) -> np.iinfo:
+    """The limits of an integer dtype: max, min, bits."""
+    return np.iinfo(np.dtype(type))
+
+
+def set_num_threads(n: builtins.int) -> None:
+    """The number of threads minigrad's Numba kernels use, as torch.set_num_threads (capped at the number Numba
+    started with, NUMBA_NUM_THREADS). Norms are the same to the bit for any number."""
+    if isinstance(n, builtins.bool) or not isinstance(n, (builtins.int, np.integer)) or n < 1:
+        raise TensorError(f"set_num_threads: n must be a positive int, got {n!r}")
+    numba.set_num_threads(builtins.min(builtins.int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads() -> builtins.int:
+    return numba.get_num_threads()
+
+
+_deterministic = [False]
+
+
+def use_deterministic_algorithms(mode: builtins.bool, *, warn_only: builtins.bool = False) -> None:
+    """Accepted and remembered for torch scripts: minigrad's ops give the same bits on every run either way."""
+    _deterministic[0] = builtins.bool(mode)
+
+
+def are_deterministic_algorithms_enabled() -> builtins.bool:
+    return _deterministic[0]
 
 
 def get_default_dtype() -> np.dtype:
@@ -213,12 +264,6 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     if not isinstance(equation, str):
         raise TypeError(f"einsum(): the equation must be a string, got {type(equation).__name__}")
     return functions.Einsum.apply(*[_t(x) for x in operands], equation=equation)
-
-
-def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
-             equal_nan: builtins.bool = False) -> builtins.bool:
-    return builtins.bool(np.allclose(np.asarray(_t(input).detach().cpu()), np.asarray(_t(other).detach().cpu()),
-                                     rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
@@ -269,6 +314,8 @@ __all__ = ["Tensor", "TensorError", "ArgumentTypeError", "tensor", "as_tensor", 
            "concatenate", "device", "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel",
            "result_type", "LongTensor", "FloatTensor", "DoubleTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "float16", "half", "float32", "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64",
-           "long", "complex64", "complex128", "autograd", "cuda", "nn", "optim", "utils"]
+           "long", "complex64", "complex128", "autograd", "backends", "cuda", "nn", "optim", "utils", "randint_like",
+           "finfo", "iinfo", "set_num_threads", "get_num_threads", "use_deterministic_algorithms",
+           "are_deterministic_algorithms_enabled"]
 
-from minigrad import autograd, cuda, nn, optim, utils  # noqa: E402  (torch users reach these as attributes)
+from minigrad import autograd, backends, cuda, nn, optim, utils  # noqa: E402  (torch users reach these as attributes)

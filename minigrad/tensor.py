@@ -11,14 +11,32 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from minigrad import functions
-from minigrad._promotion import as_array
-from minigrad._validation import TensorError
+from minigrad._promotion import DEFAULT_DTYPE, as_array
+from minigrad._validation import ArgumentTypeError, TensorError
 from minigrad.autograd import TensorBase, engine, unwrap
 from minigrad.devices import array_module, device_of, parse_to
 from minigrad.tensor_data import TensorData
 from minigrad.tensor_inplace import InplaceMethods
 from minigrad.tensor_math import MathMethods
 from minigrad.tensor_shape import ShapeMethods
+
+
+def _constructed(data: Any, sizes: tuple, dtype: Any) -> Any:
+    """The array behind `Tensor(data, *sizes)`: integers are sizes, a Python sequence is data in the default
+    dtype (torch.Tensor's rules); anything else is an array, a scalar or a Tensor (see as_array)."""
+    if data is None or (isinstance(data, int) and not isinstance(data, bool)):
+        shape = (0,) if data is None else (data, *sizes)
+        if sizes and data is None or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+            raise ArgumentTypeError(f"Tensor(*sizes): the sizes must be ints, got {(data, *sizes)}")
+        if min(shape) < 0:
+            raise TensorError(f"Tensor(*sizes): Trying to create tensor with negative dimension {min(shape)}")
+        return np.empty(shape, dtype=DEFAULT_DTYPE if dtype is None else np.dtype(dtype))
+    if sizes:
+        raise ArgumentTypeError(f"Tensor(data, *sizes): sizes are taken only without data, as in Tensor(2, 3); "
+                                f"got data of type {type(data).__name__} and sizes {sizes}")
+    if dtype is None and isinstance(data, (list, tuple)):
+        dtype = DEFAULT_DTYPE
+    return as_array(data, dtype)
 
 
 class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
@@ -30,8 +48,10 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == builds a tensor, so hashing must be by identity (as torch does)
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self._data = as_array(data, dtype)
+    def __init__(self, data: Any = None, *sizes: int, requires_grad: bool = False, dtype: Any = None) -> None:
+        """As torch.Tensor: `Tensor(2, 3)` is uninitialised, `Tensor([1, 2])` holds the data in the default float
+        dtype, `Tensor()` is empty. An array (or a Tensor) keeps its dtype and memory, unless `dtype` is given."""
+        self._data = _constructed(data, sizes, dtype)
         self._grad: Tensor | None = None
         self._node: Any = None
         self._accumulator: Any = None
@@ -181,6 +201,10 @@ class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
         grad = ", requires_grad=True" if self.requires_grad and self._node is None else ""
         fn = f", grad_fn=<{self._node.name()}>" if self._node is not None else ""
         return f"tensor({body}{extra}{grad}{fn})"
+
+    def __format__(self, format_spec: str) -> str:
+        """A 0-d tensor formats as its number (f"{loss:.4f}"), as in torch."""
+        return format(self.item(), format_spec) if self.ndim == 0 else object.__format__(self, format_spec)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if array_module(self._data) is not np:

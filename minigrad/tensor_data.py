@@ -69,6 +69,14 @@ class TensorData(np.ndarray):
     def pow(self, exponent: Any) -> "TensorData":
         return np.power(self, exponent)
 
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Any:
+        """The p-norm of all elements (a NumPy scalar), or along `dim`, so that the gradient-norm loop of torch
+        scripts, `p.grad.data.norm(2).item() ** 2` summed, runs as it is."""
+        order = 2 if p == "fro" else float(p)
+        if dim is None:
+            return np.linalg.norm(self.view(np.ndarray).ravel(), ord=order)
+        return np.linalg.norm(self.view(np.ndarray), ord=order, axis=dim, keepdims=keepdim).view(TensorData)
+
     def numpy(self) -> np.ndarray:
         return self.view(np.ndarray)
 

@@ -162,6 +162,16 @@ class MathMethods:
     def logical_not(self) -> "Tensor":
         return self._wrap(array_module(self._data).logical_not(self._data))
 
+    def logical_and(self, other: Any) -> "Tensor":
+        """Elementwise `self != 0 and other != 0`, for any dtypes (torch.logical_and); or, xor alike."""
+        return self._wrap(array_module(self._data).logical_and(self._data, unwrap(other)))
+
+    def logical_or(self, other: Any) -> "Tensor":
+        return self._wrap(array_module(self._data).logical_or(self._data, unwrap(other)))
+
+    def logical_xor(self, other: Any) -> "Tensor":
+        return self._wrap(array_module(self._data).logical_xor(self._data, unwrap(other)))
+
     def pow(self, exponent: Any) -> "Tensor":
         return functions.Pow.apply(self, exponent)
 
@@ -220,6 +230,10 @@ class MathMethods:
         a, b = promote(self._data, unwrap(other))
         return self._wrap(array_module(a).asarray(array_module(a).isclose(a, b, rtol, atol, equal_nan)))
 
+    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        """Whether isclose holds everywhere (torch.allclose)."""
+        return bool(self.isclose(other, rtol, atol, equal_nan).all())
+
     def nonzero(self, *, as_tuple: bool = False) -> Any:
         """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with `as_tuple` one 1-d tensor per
         dim (a 0-d tensor counts as a 1-d one there, as torch)."""
@@ -250,8 +264,15 @@ class MathMethods:
 
     multiply = mul
 
-    def div(self, other: Any) -> "Tensor":
-        return functions.Div.apply(self, other)
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> "Tensor":
+        """self / other; with `rounding_mode` "trunc" or "floor" the quotient rounded that way, in the promoted
+        dtype (integers stay integers) and with a gradient of 0, as torch.div."""
+        if rounding_mode is None:
+            return functions.Div.apply(self, other)
+        if rounding_mode not in ("trunc", "floor"):
+            raise TensorError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                              f"{rounding_mode!r}")
+        return functions.RoundedDiv.apply(self, other, mode=rounding_mode)
 
     divide = true_divide = div
 
@@ -338,22 +359,40 @@ class MathMethods:
             raise TensorError("dot: 1D tensors expected")
         return self @ other
 
-    @scalar_as_vector
-    def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        return functions.Sum.apply(self, dim=check_dims(dim, self.ndim), keepdim=keepdim)
+    def mv(self, vec: Any) -> "Tensor":
+        if self.ndim != 2 or getattr(vec, "ndim", 0) != 1:
+            raise TensorError(f"mv: expected a 2-D matrix and a 1-D vector, got {self.ndim}-D and "
+                              f"{getattr(vec, 'ndim', 0)}-D")
+        return self @ vec
 
     @scalar_as_vector
-    def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        if self.dtype.kind not in "fc":
+    def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor":
+        """The sum over `dim` (all dims for None), of self cast to `dtype` first when it is given."""
+        source = self if dtype is None else self._cast(dtype)
+        return functions.Sum.apply(source, dim=check_dims(dim, self.ndim), keepdim=keepdim)
+
+    @scalar_as_vector
+    def mean(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor":
+        """The mean over `dim` (all dims for None), of self cast to `dtype` first when it is given."""
+        source = self if dtype is None else self._cast(dtype)
+        if source.dtype.kind not in "fc":
             raise TensorError(f"mean(): could not infer output dtype: the input dtype must be floating point or "
-                              f"complex, got {self.dtype}")
+                              f"complex, got {source.dtype}")
         dims = check_dims(dim, self.ndim)
         count = math.prod(self.shape[d] for d in dims) if dims is not None else self.numel()
-        return functions.Sum.apply(self, dim=dims, keepdim=keepdim) / count
+        return functions.Sum.apply(source, dim=dims, keepdim=keepdim) / count
+
+    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """Without `dim` the largest element; with `dim` a `(values, indices)` pair; given a tensor instead of a
+        dim, the elementwise maximum (torch.max(a, b)), as in torch."""
+        return self.maximum(dim) if isinstance(dim, MathMethods) else self._max(dim, keepdim)
+
+    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """As max, for the smallest."""
+        return self.minimum(dim) if isinstance(dim, MathMethods) else self._min(dim, keepdim)
 
     @scalar_as_vector
-    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        """Without `dim` the largest element; with `dim` a `(values, indices)` pair, as in torch."""
+    def _max(self, dim: int | None, keepdim: bool) -> Any:
         if dim is None:
             return self._extreme("max", None, False, True)
         dim = self._reduction_dim("max", dim)
@@ -361,8 +400,7 @@ class MathMethods:
         return ValuesIndices(values, self.argmax(dim, keepdim))
 
     @scalar_as_vector
-    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        """Without `dim` the smallest element; with `dim` a `(values, indices)` pair, as in torch."""
+    def _min(self, dim: int | None, keepdim: bool) -> Any:
         if dim is None:
             return self._extreme("min", None, False, False)
         self._reduction_dim("min", dim)  # torch's name in the message

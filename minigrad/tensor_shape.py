@@ -264,6 +264,22 @@ class ShapeMethods:
             raise TensorError("outer: expected two 1-D tensors")
         return self.reshape(-1, 1) * vec2.reshape(1, -1)
 
+    def diag(self, diagonal: int = 0) -> "Tensor":
+        """A vector's elements as the `diagonal`-th diagonal of a square matrix (0 elsewhere), or a matrix's
+        `diagonal`-th diagonal as a vector (torch.diag; above the main one for diagonal > 0)."""
+        if self.ndim not in (1, 2):
+            raise TensorError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D")
+        xp = array_module(self._data)
+        if self.ndim == 1:
+            size = self.shape[0] + abs(diagonal)
+            rows = xp.arange(self.shape[0]) + max(-diagonal, 0)
+            out = self.new_zeros(size, size)
+            out[rows, rows + diagonal] = self
+            return out
+        length = max(0, min(self.shape[0] + min(diagonal, 0), self.shape[1] - max(diagonal, 0)))
+        rows = xp.arange(length) + max(-diagonal, 0)
+        return self[rows, rows + diagonal]
+
     def masked_select(self, mask: Any) -> "Tensor":
         mask = raw_index(mask)
         if getattr(mask, "dtype", None) != np.bool_:

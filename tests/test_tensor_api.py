@@ -3,6 +3,7 @@ passes gradcheck in float64, and values, dtypes and gradients equal torch's; bad
 type and changes nothing."""
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -171,6 +172,22 @@ CASES = {
                  + lib.nn.GELU("tanh")(x * 2) * 3 + lib.nn.functional.gelu(x, approximate="tanh"), [X34]),
     "pad": (lambda lib, x: lib.nn.functional.pad(x, (1, 2, -1, 1), value=0.5) * 3, [X234]),
     "pad-three-dims-and-cuts": (lambda lib, x: lib.nn.functional.pad(x, (0, -2, 2, 0, 1, 1)), [X234]),
+    "div-rounding-modes": (lambda lib, x, y: lib.div(x * 5, y, rounding_mode="floor") * x
+                           + x.div(-(y.abs() + 0.5), rounding_mode="trunc") + x, [X34, X34B]),
+    "max-min-of-two-tensors": (lambda lib, x, y: lib.max(x, y) * 2 + x.min(y) * 3 + lib.max(x[0, 0], y)
+                               + lib.min(y, x[:1]), [X34, X34B]),
+    "sum-mean-dtype": (lambda lib, x: x.sum(0, dtype=lib.float64) + lib.mean(x, 0, dtype=lib.float64), [X34]),
+    "diag-vector": (lambda lib, x: lib.diag(x[0]) * lib.arange(16.0, dtype=lib.float64).reshape(4, 4), [X34]),
+    "diag-vector-above": (lambda lib, x: x[0].diag(2), [X34]),
+    "diag-vector-below": (lambda lib, x: lib.diag(x[1], -1), [X34]),
+    "diag-matrix": (lambda lib, x: x.diag() * 2 + lib.diag(x, 1) + x.diag(-1)[:2].sum(), [X34]),
+    "diag-matrix-offsets": (lambda lib, x: lib.cat([x.diag(3), x.diag(-2), x.diag(4), x.diag(-3)]), [X34]),
+    "mv": (lambda lib, x, y: x.mv(y[0]) + lib.mv(x, y[1]), [X34, X34B]),
+    "kl_div": (lambda lib, x, t: lib.nn.functional.kl_div(x.log_softmax(1), t.softmax(1), reduction="batchmean")
+               + lib.nn.functional.kl_div(x, t, reduction="sum", log_target=True) * 2
+               + lib.nn.KLDivLoss(reduction="none")(x.log_softmax(0), t.softmax(0)).sum(), [X34, X34B]),
+    "kl_div-zero-targets": (lambda lib, x: lib.nn.functional.kl_div(x, lib.tensor(WITH_ZEROS.clip(0)),
+                                                                     reduction="none"), [X34]),
 }
 
 
@@ -280,6 +297,40 @@ NO_GRAD = {
         lib.tensor([1])), lib.tensor(MASK34).is_floating_point(), lib.tensor(X34).half().is_floating_point()]),
     "pad-int-value-cast": lambda lib: lib.nn.functional.pad(lib.tensor(np.array([1, 2])), (1, 1), value=2.7),
     "nelement-ndimension": lambda lib: lib.tensor([lib.tensor(X234).nelement(), lib.tensor(X234).ndimension()]),
+    "Tensor-sizes": lambda lib: lib.Tensor(2, 3).zero_(),
+    "Tensor-one-size": lambda lib: lib.Tensor(4).fill_(2),
+    "Tensor-data-in-the-default-dtype": lambda lib: lib.Tensor([[1, 2], [3, 4]]),
+    "Tensor-bools": lambda lib: lib.Tensor((True, False)),
+    "Tensor-nothing": lambda lib: lib.Tensor(),
+    "div-trunc-int": lambda lib: lib.div(lib.tensor(np.array([-7, 7, -6, 0, -1, 1, 5])), 2, rounding_mode="trunc"),
+    "div-trunc-int-by-negatives": lambda lib: lib.tensor(np.array([-7, 7, -6, 6, -1])).div(
+        lib.tensor(np.array([-2, -2, -3, -4, 3])), rounding_mode="trunc"),
+    "div-trunc-int32": lambda lib: lib.tensor(np.array([-9, 9], dtype=np.int32)).div(4, rounding_mode="trunc"),
+    "div-floor-int": lambda lib: lib.tensor(np.array([-7, 7, -6, -1])).div(2, rounding_mode="floor"),
+    "div-floor-int-by-float": lambda lib: lib.div(lib.tensor(np.array([-7, 7])), 2.0, rounding_mode="floor"),
+    "div-trunc-float32": lambda lib: lib.tensor(np.array([-7.5, 7.5, 1.0], dtype=np.float32)).div(
+        2, rounding_mode="trunc"),
+    "sum-dtype": lambda lib: lib.tensor(np.array([1, 2, 3])).sum(dtype=lib.float64),
+    "sum-dtype-dim": lambda lib: lib.sum(lib.tensor(X34), 1, dtype=lib.float32),
+    "mean-dtype-int": lambda lib: lib.tensor(np.array([[1, 2], [3, 6]])).mean(1, dtype=lib.float64),
+    "mean-dtype-0d": lambda lib: lib.tensor(np.array(3)).mean(dtype=lib.float32),
+    "logical-and-or-xor": lambda lib: lib.stack([f(lib.tensor(np.array([0.0, 0.5, 2.0, 0.0])),
+                                                   lib.tensor(np.array([0, 0, 3, 1]))) for f in
+                                                 (lib.logical_and, lib.logical_or, lib.logical_xor)]),
+    "logical-methods": lambda lib: lib.tensor(np.array([1, 0])).logical_and(lib.tensor(np.array([1, 1])))
+    ^ lib.logical_not(lib.tensor(np.array([0.0, 1.0]))).logical_or(lib.tensor(np.array([False, False]))),
+    "comparison-functions": lambda lib: lib.stack([f(lib.tensor(X34), lib.tensor(X34B)) for f in
+                                                   (lib.eq, lib.ne, lib.lt, lib.le, lib.gt, lib.ge)]),
+    "allclose": lambda lib: lib.tensor([lib.allclose(lib.tensor(X34), lib.tensor(X34 + 1e-9)),
+                                        lib.tensor(X34).allclose(lib.tensor(X34 + 1e-3)),
+                                        lib.tensor([np.nan]).allclose(lib.tensor([np.nan]), equal_nan=True),
+                                        lib.allclose(lib.tensor(X34), lib.tensor(X34 * 1.01), rtol=0.02)]),
+    "randint_like": lambda lib: lib.randint_like(lib.zeros(2, 3), 1, 2),
+    "randint_like-high-only": lambda lib: lib.randint_like(lib.zeros(2, dtype=lib.int64), 1),
+    "finfo-iinfo": lambda lib: lib.tensor([lib.finfo().eps, lib.finfo(lib.float64).tiny, lib.finfo(lib.float16).max,
+                                           lib.finfo(lib.float32).resolution, lib.iinfo(lib.int32).max,
+                                           lib.iinfo(lib.int8).min], dtype=lib.float64),
+    "format-0d": lambda lib: f"{lib.tensor(2.5):.3f}|{lib.tensor(7):>4}|{lib.tensor(1e-5):e}",
 }
 
 
@@ -417,6 +468,18 @@ BAD = {
     "pad-too-long": (lambda lib, x: lib.nn.functional.pad(x, (1,) * 6), RuntimeError),
     "pad-cuts-too-much": (lambda lib, x: lib.nn.functional.pad(x, (-3, -2)), RuntimeError),
     "bernoulli-probabilities-below-0": (lambda lib, x: lib.bernoulli(x), RuntimeError),
+    "div-rounding-mode": (lambda lib, x: x.div(2, rounding_mode="round"), RuntimeError),
+    "div-rounding-mode-shapes": (lambda lib, x: lib.div(x, x[:2], rounding_mode="floor"), RuntimeError),
+    "diag-3d": (lambda lib, x: x.reshape(1, 3, 4).diag(), RuntimeError),
+    "mv-matrix-and-matrix": (lambda lib, x: x.mv(x), RuntimeError),
+    "mv-vector": (lambda lib, x: lib.mv(x[0], x[0]), RuntimeError),
+    "Tensor-data-then-sizes": (lambda lib, x: lib.Tensor([1.0], 2), TypeError),
+    "Tensor-size-not-an-int": (lambda lib, x: lib.Tensor(2, "3"), TypeError),
+    "Tensor-negative-size": (lambda lib, x: lib.Tensor(2, -1), RuntimeError),
+    "set_num_threads-zero": (lambda lib, x: lib.set_num_threads(0), RuntimeError),
+    "format-a-vector": (lambda lib, x: f"{x:.2f}", TypeError),
+    "kl_div-reduction": (lambda lib, x: lib.nn.functional.kl_div(x, x, reduction="mean_over_batch"), ValueError),
+    "KLDivLoss-reduction": (lambda lib, x: lib.nn.KLDivLoss(reduction="average")(x, x), ValueError),
 }
 
 
@@ -528,3 +591,36 @@ def test_flip_gives_a_copy_as_torchs():
     y = x.flip(0)
     y.add_(10.0)
     assert x.tolist() == [1.0, 2.0, 3.0] and y.tolist() == [13.0, 12.0, 11.0]
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, 0.5, 0, float("inf"), "fro"])
+def test_data_norm_as_torchs_for_the_gradient_norm_loop(torch, p):
+    x = np.concatenate([X34, np.zeros((1, 4))]).astype(np.float32)
+    ours, theirs = mg.tensor(x).data, torch.tensor(x).data
+    np.testing.assert_allclose(ours.norm(p).item(), theirs.norm(p).item(), rtol=1e-6)
+    assert ours.norm(p).dtype == np.float32
+    for dim, keepdim in ((1, False), (0, True)):
+        np.testing.assert_allclose(ours.norm(p, dim, keepdim), theirs.norm(p, dim, keepdim).numpy(), rtol=1e-6)
+
+
+def test_kl_div_warns_about_mean_as_torch(torch):
+    for lib in (mg, torch):
+        x = lib.tensor(X34).log_softmax(1)
+        with pytest.warns(UserWarning, match="batchmean"):
+            lib.nn.functional.kl_div(x, x.exp())
+
+
+def test_script_header_flags_are_kept():
+    threads = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        assert mg.get_num_threads() == 1
+        mg.set_num_threads(10_000)  # more than Numba started with: capped, as torch caps at what it can
+        assert mg.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    finally:
+        mg.set_num_threads(threads)
+    mg.use_deterministic_algorithms(True)
+    assert mg.are_deterministic_algorithms_enabled()
+    mg.use_deterministic_algorithms(False)
+    assert not mg.are_deterministic_algorithms_enabled()
+    assert not mg.backends.mps.is_available() and not mg.backends.cudnn.is_available()

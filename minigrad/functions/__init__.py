@@ -23,6 +23,7 @@ from minigrad.functions.elementwise import (
                                             Pow,
                                             Relu,
                                             Remainder,
+                                            RoundedDiv,
                                             Rounding,
                                             Sigmoid,
                                             Silu,
@@ -56,7 +57,7 @@ from minigrad.functions.shape import (
 
 __all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Elu", "Erf", "Exp", "Expm1",
            "Extremum", "Fill", "Log", "Log1p", "LogSigmoid", "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder",
-           "Rounding", "Sigmoid", "Silu", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask", "Where", "sigmoid",
-           "Einsum", "MatMul", "BCEWithLogits", "Amax", "Cumprod", "Cumsum", "LogSoftmax", "MaxDim", "Norm", "Prod",
-           "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute", "Place",
-           "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]
+           "RoundedDiv", "Rounding", "Sigmoid", "Silu", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask",
+           "Where", "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Amax", "Cumprod", "Cumsum", "LogSoftmax", "MaxDim",
+           "Norm", "Prod", "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute",
+           "Place", "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]

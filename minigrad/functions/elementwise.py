@@ -93,6 +93,30 @@ class Div(Function):
                 unbroadcast(-grad * a / (b * b), ctx.shapes[1]) if need_b else None)
 
 
+class RoundedDiv(Function):
+    """a / b rounded toward zero ("trunc") or down ("floor"), in the promoted dtype; piecewise constant, so both
+    gradients are 0 (torch's div with a rounding_mode)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any, mode: str) -> Any:
+        broadcast_check("div", a, b)
+        ctx.shapes = (shape_of(a), shape_of(b))
+        a, b = promote(a, b)
+        xp = array_module(a)
+        if mode == "floor":
+            return xp.asarray(a // b)
+        if a.dtype.kind in "fc":
+            return xp.trunc(a / b)
+        quotient = a // b  # an exact integer floor: one below the truncation where the division leaves a remainder
+        return quotient + ((quotient < 0) & (quotient * b != a))
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        xp = array_module(grad)
+        return tuple(xp.zeros(shape, grad.dtype) if need else None
+                     for shape, need in zip(ctx.shapes, ctx.needs_input_grad))
+
+
 class Pow(Function):
     """a ** b, either side a tensor or a constant."""
 

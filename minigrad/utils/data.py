@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from minigrad._promotion import as_array
 from minigrad._validation import TensorError, check_flag, check_positive_int
 from minigrad.random import rng_of
 from minigrad.tensor import Tensor, stack
@@ -36,7 +37,7 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors: Any) -> None:
         if not tensors:
             raise TensorError("TensorDataset needs at least one tensor")
-        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(as_array(t)) for t in tensors)
         sizes = {t.shape[0] if t.ndim else None for t in self.tensors}
         if len(sizes) != 1 or None in sizes:
             raise TensorError(f"Size mismatch between tensors: first dimensions {[t.shape[:1] for t in self.tensors]}")
