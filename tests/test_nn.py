@@ -432,3 +432,42 @@ def test_containers_and_lookups_as_torch(torch):
         nn.Sequential().add_module("x", 3)
     with pytest.raises(KeyError):
         nn.Sequential().add_module("a.b", nn.Tanh())
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(5, 3), lambda: nn.Embedding(6, 3, padding_idx=2),
+                                  lambda: nn.LSTM(3, 4, 2, bidirectional=True), lambda: nn.GRU(3, 4, bias=False),
+                                  lambda: nn.RNN(3, 4), lambda: nn.LSTMCell(3, 4), lambda: nn.GRUCell(3, 4),
+                                  lambda: nn.RNNCell(3, 4)],
+                         ids=["Linear", "Embedding", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_reset_parameters_draws_in_place_what_construction_drew(make):
+    mg.manual_seed(5)
+    module = make()
+    params = list(module.parameters())
+    made = [p.detach().numpy().copy() for p in params]
+    module.reset_parameters()
+    assert [id(p) for p in module.parameters()] == [id(p) for p in params]
+    assert all(p.is_leaf and p.requires_grad and p.grad_fn is None for p in params)
+    assert not any(np.array_equal(a, p.detach().numpy()) for a, p in zip(made, params))
+    mg.manual_seed(5)
+    module.reset_parameters()
+    for a, p in zip(made, params):
+        np.testing.assert_array_equal(a, p.detach().numpy())
+
+
+def test_reset_parameters_of_layer_norm_and_the_padding_row():
+    norm, emb = nn.LayerNorm(3), nn.Embedding(4, 2, padding_idx=-1)
+    with mg.no_grad():
+        norm.weight.fill_(3.0)
+        norm.bias.fill_(2.0)
+        emb.weight.fill_(5.0)
+    norm.reset_parameters()
+    emb.reset_parameters()
+    assert norm.weight.tolist() == [1.0] * 3 and norm.bias.tolist() == [0.0] * 3
+    assert emb.weight[3].tolist() == [0.0, 0.0] and 5.0 not in emb.weight.view(-1).tolist()
+
+
+def test_flatten_parameters_is_accepted_and_changes_nothing():
+    for rnn in (nn.RNN(3, 4), nn.LSTM(3, 4, 2), nn.GRU(3, 4, bidirectional=True)):
+        before = [p.detach().numpy().copy() for p in rnn.parameters()]
+        assert rnn.flatten_parameters() is None
+        assert all(np.array_equal(a, p.detach().numpy()) for a, p in zip(before, rnn.parameters()))

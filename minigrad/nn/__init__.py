@@ -18,7 +18,16 @@ from minigrad.nn.activation import (
                                      Tanh,
 )
 from minigrad.nn.layers import Embedding, LayerNorm, Linear
-from minigrad.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
+from minigrad.nn.losses import (
+                                     BCELoss,
+                                     BCEWithLogitsLoss,
+                                     CrossEntropyLoss,
+                                     KLDivLoss,
+                                     L1Loss,
+                                     MSELoss,
+                                     NLLLoss,
+                                     SmoothL1Loss,
+)
 from minigrad.nn.module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
 from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minigrad.nn.utils import rnn as _rnn_utils  # noqa: F401  (makes nn.utils.rnn reachable)
@@ -27,4 +36,4 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "
            "Embedding", "LayerNorm", "RNN", "RNNCell", "LSTM", "LSTMCell", "GRU", "GRUCell", "Tanh", "ReLU",
            "LeakyReLU", "ELU", "Softplus", "SiLU", "GELU", "LogSigmoid", "Hardtanh", "Flatten", "Sigmoid", "Identity",
            "Dropout", "Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
-           "BCELoss", "BCEWithLogitsLoss", "functional", "init", "utils"]
+           "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "functional", "init", "utils"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+def _check_reduction(reduction: str, allowed: tuple = _REDUCTIONS) -> None:
+    if reduction not in allowed:
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
 
 
 def _same_shapes(who: str, input: Tensor, target: Tensor) -> None:
@@ -299,6 +300,26 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     if beta == 0.0:
         return _reduce(d, reduction)
     return _reduce(functions.Where.apply((d < beta)._data, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL(target ‖ exp(input)) for log-probabilities `input`, pointwise target·(log target − input), 0 where the
+    target is 0 (exp(target)·(target − input) with `log_target`); reduced by "mean" (over every element, as
+    torch, which warns), "sum", "none" or "batchmean" (the sum over the batch size: the divergence itself)."""
+    _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    target = _tensor(target)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:  # target·log(target) with 0·log 0 = 0 (torch's xlogy); a negative target gives NaN, as there
+        loss = target * target.masked_fill((target == 0)._data, 1.0).log() - target * input
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size. "
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition.",
+                      stacklevel=2)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from minigrad._promotion import DEFAULT_DTYPE
+from minigrad.autograd import no_grad
 from minigrad.nn import functional as F
 from minigrad.nn.module import Module, Parameter
-from minigrad.random import normal_, uniform_
 from minigrad.tensor import Tensor
 
 
@@ -22,10 +22,16 @@ class Linear(Module):
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.weight = Parameter(uniform_(np.empty((out_features, in_features), dtype), -bound, bound))
-        self.register_parameter("bias", Parameter(uniform_(np.empty(out_features, dtype), -bound, bound))
-                                if bias else None)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype)) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the weight and bias again, in place."""
+        bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        with no_grad():
+            for p in self.parameters(recurse=False):
+                p.uniform_(-bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
@@ -50,9 +56,15 @@ class Embedding(Module):
                 raise ValueError("Shape of weight does not match num_embeddings and embedding_dim")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
             return
-        self.weight = Parameter(normal_(np.empty((num_embeddings, embedding_dim), dtype)))
-        if padding_idx is not None:
-            self.weight._data[padding_idx] = 0
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the weight again from N(0, 1), in place; the padding row zero."""
+        with no_grad():
+            self.weight.normal_()
+            if self.padding_idx is not None:
+                self.weight[self.padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None) -> "Embedding":
@@ -79,6 +91,13 @@ class LayerNorm(Module):
         affine = elementwise_affine
         self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype)) if affine else None)
         self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias else None)
+
+    def reset_parameters(self) -> None:
+        """The weight back to ones and the bias to zeros, in place."""
+        with no_grad():
+            for p, value in ((self.weight, 1), (self.bias, 0)):
+                if p is not None:
+                    p.fill_(value)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -24,6 +24,7 @@ import numpy as np
 
 from minigrad._promotion import DEFAULT_DTYPE
 from minigrad._validation import TensorError, check_flag, check_positive_int, check_real
+from minigrad.autograd import no_grad
 from minigrad.devices import array_module
 from minigrad.nn import functional as NF
 from minigrad.nn._bptt import HiddenGradRecord, WorkArrays
@@ -32,10 +33,18 @@ from minigrad.nn._gru import composed_gru, fused_gru, gru_step
 from minigrad.nn._lstm import composed_lstm, fused_lstm, lstm_step
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
-from minigrad.random import uniform_
 from minigrad.tensor import Tensor, cat, stack
 
 _NONLINEARITIES = ("tanh", "relu")
+
+
+def _reset_parameters(module: Module) -> None:
+    """Every weight and bias of a recurrent layer or cell drawn again from U(-1/√H, 1/√H), in place, in the
+    order they were made (torch's init)."""
+    k = 1 / math.sqrt(module.hidden_size)
+    with no_grad():
+        for p in module.parameters():
+            p.uniform_(-k, k)
 
 
 # ----- the one-step cells ---------------------------------------------------------------------------------------
@@ -47,6 +56,9 @@ class _CellBase(Module):
         _check_config(input_size, hidden_size, 1, "tanh", bias=bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         _init_layer(self, "", input_size, hidden_size, self.gates, bias, dtype)
+        self.reset_parameters()
+
+    reset_parameters = _reset_parameters
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -170,13 +182,12 @@ def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
 
 
 def _init_layer(module: Module, suffix: str, in_size: int, hidden: int, gates: int, bias: bool, dtype: Any) -> None:
-    """weight_ih{suffix} (G·H, in), weight_hh{suffix} (G·H, H), biases (G·H,), all from U(-1/√H, 1/√H)."""
-    k = 1 / math.sqrt(hidden)
+    """weight_ih{suffix} (G·H, in), weight_hh{suffix} (G·H, H), biases (G·H,); reset_parameters draws them."""
     rows = gates * hidden
-    setattr(module, f"weight_ih{suffix}", Parameter(uniform_(np.empty((rows, in_size), dtype), -k, k)))
-    setattr(module, f"weight_hh{suffix}", Parameter(uniform_(np.empty((rows, hidden), dtype), -k, k)))
+    setattr(module, f"weight_ih{suffix}", Parameter(np.empty((rows, in_size), dtype)))
+    setattr(module, f"weight_hh{suffix}", Parameter(np.empty((rows, hidden), dtype)))
     for name in (f"bias_ih{suffix}", f"bias_hh{suffix}"):
-        module.register_parameter(name, Parameter(uniform_(np.empty(rows, dtype), -k, k)) if bias else None)
+        module.register_parameter(name, Parameter(np.empty(rows, dtype)) if bias else None)
 
 
 class _RNNBase(Module):
@@ -215,6 +226,12 @@ class _RNNBase(Module):
             in_size = input_size if layer == 0 else hidden_size * directions
             for suffix in _suffixes(layer, directions):
                 _init_layer(self, suffix, in_size, hidden_size, self.gates, bias, dtype)
+        self.reset_parameters()
+
+    reset_parameters = _reset_parameters
+
+    def flatten_parameters(self) -> None:
+        """Accepted for torch scripts, which call it to pack cuDNN's weights into one block: nothing to pack here."""
 
     @property
     def num_directions(self) -> int:
