@@ -635,3 +635,105 @@ def test_elu_keeps_torchs_signed_zeros_for_either_sign_of_alpha(torch):
         theirs = torch.nn.functional.elu(torch.tensor(x0), alpha).numpy()
         np.testing.assert_array_equal(ours, theirs)
         np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+# ----- a script with a hand-written LSTM cell and the lines scripts open with -----------------------------------
+CELL_SCRIPT = '''
+import numpy as np
+import LIB as torch
+import LIB.nn as nn
+import LIB.nn.functional as F
+
+torch.backends.cudnn.deterministic = True
+torch.backends.cudnn.benchmark = False
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+device = torch.device("cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu")
+g = np.random.default_rng(0)
+
+
+def draw_(w):
+    w.data.copy_(torch.from_numpy(g.uniform(-0.3, 0.3, tuple(w.shape)).astype(np.float32)))
+
+
+class LSTMCell(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.Tensor(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.Tensor(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.Tensor(4 * hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for w in self.parameters():
+            draw_(w)
+
+    def forward(self, x, state):
+        h, c = state
+        i, f, gg, o = (x @ self.weight_ih.t() + h @ self.weight_hh.t() + self.bias).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = LSTMCell(3, 8)
+        self.gru = nn.GRU(8, 8, batch_first=True)
+        self.head = nn.Linear(8, 4)
+        for p in list(self.gru.parameters()) + list(self.head.parameters()):
+            draw_(p)
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.size(0), self.cell.hidden_size)
+        outs = []
+        for t in range(x.size(1)):
+            h, c = self.cell(x[:, t], (h, c))
+            outs.append(h)
+        self.gru.flatten_parameters()
+        out, _ = self.gru(torch.stack(outs, 1))
+        return F.log_softmax(self.head(out[:, -1]), dim=-1)
+
+
+model = Model().to(device)
+x = torch.from_numpy(g.standard_normal((16, 6, 3)).astype(np.float32))
+labels = torch.div(torch.arange(16), 4, rounding_mode="floor")
+x = x + labels.float().view(-1, 1, 1)
+target = F.one_hot(labels, 4).float() * 0.9 + 0.025
+criterion = nn.KLDivLoss(reduction="batchmean")
+optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+for step in range(8):
+    optimizer.zero_grad()
+    loss = criterion(model(x), target)
+    loss.backward()
+    total_norm = 0.0
+    for p in model.parameters():
+        param_norm = p.grad.data.norm(2)
+        total_norm += param_norm.item() ** 2
+    total_norm = total_norm ** 0.5
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    print(f"{loss:.7f} {total_norm:.7f}")
+print(f"{torch.finfo(x.dtype).eps:.3e}", torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+'''
+
+
+def test_a_script_with_a_hand_written_cell_reaches_torchs_losses(torch, capsys):
+    """torch.Tensor(*sizes) parameters, the header lines of seeded scripts, flatten_parameters, div with a
+    rounding mode, KLDivLoss, the gradient-norm loop over `p.grad.data.norm(2)`, f-strings of 0-d tensors."""
+    threads = (mg.get_num_threads(), torch.get_num_threads())
+    try:
+        for lib in ("torch", "minigrad"):
+            exec(compile(CELL_SCRIPT.replace("LIB", lib), f"<{lib} script>", "exec"), {"__name__": "script"})
+    finally:
+        mg.set_num_threads(threads[0])
+        torch.set_num_threads(threads[1])
+        torch.use_deterministic_algorithms(False)
+        mg.use_deterministic_algorithms(False)
+    out = capsys.readouterr().out.splitlines()
+    theirs, ours = out[:9], out[9:]
+    assert len(ours) == 9 and ours[8] == theirs[8] == "1.192e-07 1 True"
+    np.testing.assert_allclose(np.array([line.split() for line in ours[:8]], float),
+                               np.array([line.split() for line in theirs[:8]], float), rtol=2e-5)
+    assert float(theirs[7].split()[0]) < 0.9 * float(theirs[0].split()[0])  # it learns: the check has teeth
