@@ -1,0 +1,259 @@
+"""optim.LBFGS against torch.optim.LBFGS: the same losses step by step (fixed step and strong-Wolfe line search,
+float64 and float32), torch's stopping rules, state_dict, arguments, and all-or-nothing steps.
+
+The configurations follow those torch's own optimizer tests give LBFGS (torch/testing/_internal/
+common_optimizers.py: the defaults, a small lr, tolerance_grad, strong_wolfe) on the Rosenbrock function.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn, optim
+
+CONFIGS = [{}, {"lr": 0.01}, {"tolerance_grad": 1e-5}, {"line_search_fn": "strong_wolfe"},
+           {"history_size": 2, "max_iter": 7}, {"lr": 0.5, "max_eval": 4, "line_search_fn": "strong_wolfe"},
+           {"lr": 1e-3, "line_search_fn": "strong_wolfe"}]  # the last extrapolates: its first trial is short
+
+
+def _rosenbrock(lib, xy):
+    x, y = xy[0], xy[1]
+    return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+
+
+def _run_rosenbrock(lib, config, steps, dtype=np.float64):
+    xy = lib.tensor(np.array([-1.5, 1.5], dtype=dtype), requires_grad=True)
+    opt = lib.optim.LBFGS([xy], **config)
+    losses = []
+
+    def closure():
+        opt.zero_grad()
+        loss = _rosenbrock(lib, xy)
+        loss.backward()
+        losses.append(loss.item())
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+    return np.array(losses), xy.detach().numpy().copy(), opt
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_rosenbrock_losses_and_path_equal_torchs(torch, config):
+    ours, xy, _ = _run_rosenbrock(mg, config, 2)
+    theirs, xy_torch, _ = _run_rosenbrock(torch, config, 2)
+    assert len(ours) == len(theirs)
+    # torch's add_(other, alpha) rounds other·alpha + self once (a fused multiply-add) and its dot of two
+    # elements rounds otherwise than NumPy's: the paths part in the last bits after 8 evaluations, and
+    # Rosenbrock's valley amplifies that to ~1e-8 by the end of the second step
+    np.testing.assert_allclose(ours[:8], theirs[:8], rtol=1e-15)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(xy, xy_torch, rtol=0, atol=1e-8)
+
+
+def test_rosenbrock_float32_as_torchs(torch):
+    for config in ({}, {"line_search_fn": "strong_wolfe"}):
+        ours, xy, opt = _run_rosenbrock(mg, config, 1, np.float32)
+        theirs, xy_torch, _ = _run_rosenbrock(torch, config, 1, np.float32)
+        assert len(ours) == len(theirs) and xy.dtype == np.float32
+        np.testing.assert_allclose(ours[:8], theirs[:8], rtol=1e-6)
+        np.testing.assert_allclose(ours, theirs, rtol=2e-2)  # float32 round-off, amplified as above
+        np.testing.assert_allclose(xy, xy_torch, atol=1e-3)
+        assert opt.state[opt.param_groups[0]["params"][0]]["d"].dtype == np.float32
+
+
+def test_the_line_search_reaches_the_minimum():
+    losses, xy, opt = _run_rosenbrock(mg, {"line_search_fn": "strong_wolfe"}, 5)
+    np.testing.assert_allclose(xy, [1.0, 1.0], atol=1e-4)  # from (-1.5, 1.5), where the loss is 62.5
+    assert losses[-1] < 1e-9
+    state = opt.state[opt.param_groups[0]["params"][0]]
+    assert state["func_evals"] == len(losses) and state["n_iter"] >= 20
+
+
+# ----- an LSTM regression, torch's time-sequence example in small -----------------------------------------------
+def _sequence_model(lib, rng):
+    cell, head = lib.nn.LSTMCell(1, 6).double(), lib.nn.Linear(6, 1).double()
+    with lib.no_grad():
+        for p in list(cell.parameters()) + list(head.parameters()):
+            p.copy_(lib.tensor(rng.uniform(-0.4, 0.4, tuple(p.shape))))
+    return cell, head
+
+
+def _predict(lib, cell, head, x):
+    h = c = lib.zeros(x.size(0), 6, dtype=lib.float64)
+    outputs = []
+    for x_t in x.split(1, dim=1):
+        h, c = cell(x_t, (h, c))
+        outputs.append(head(h))
+    return lib.stack(outputs, 1).squeeze(2)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_an_lstm_regression_reaches_torchs_losses(torch, line_search_fn):
+    t = np.arange(21) / 4.0 + np.arange(5)[:, None]
+    data = np.sin(t)
+    results = []
+    for lib in (mg, torch):
+        cell, head = _sequence_model(lib, np.random.default_rng(0))
+        x, y = lib.tensor(data[:, :-1]), lib.tensor(data[:, 1:])
+        opt = lib.optim.LBFGS(list(cell.parameters()) + list(head.parameters()), lr=0.8,
+                              line_search_fn=line_search_fn)
+        losses = []
+
+        def closure(lib=lib, cell=cell, head=head, x=x, y=y, opt=opt, losses=losses):
+            opt.zero_grad()
+            loss = lib.nn.functional.mse_loss(_predict(lib, cell, head, x), y)
+            loss.backward()
+            losses.append(loss.item())
+            return loss
+
+        for _ in range(2):
+            opt.step(closure)
+        results.append(np.array(losses))
+    ours, theirs = results
+    assert len(ours) == len(theirs) and ours[-1] < 0.2 * ours[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+# ----- state, stopping rules, all-or-nothing --------------------------------------------------------------------
+def test_state_dict_through_save_and_load_continues_as_if_uninterrupted(tmp_path):
+    _, _, opt = _run_rosenbrock(mg, {"history_size": 3}, 1)
+    xy = opt.param_groups[0]["params"][0]
+    mg.save({"opt": opt.state_dict(), "xy": xy.detach()}, tmp_path / "ck.npz")
+    closure_loss = lambda: (opt.zero_grad(), _rosenbrock(mg, xy).backward())  # noqa: E731
+
+    def closure():
+        closure_loss()
+        return _rosenbrock(mg, xy)
+
+    opt.step(closure)
+    expected = xy.detach().numpy().copy()
+    saved = mg.load(tmp_path / "ck.npz")
+    resumed = mg.tensor(saved["xy"], requires_grad=True)
+    opt2 = optim.LBFGS([resumed], history_size=3)
+    opt2.load_state_dict(saved["opt"])
+
+    def closure2():
+        opt2.zero_grad()
+        loss = _rosenbrock(mg, resumed)
+        loss.backward()
+        return loss
+
+    opt2.step(closure2)
+    np.testing.assert_array_equal(resumed.detach().numpy(), expected)
+    assert sorted(opt2.state_dict()["state"][0]) == sorted(opt.state_dict()["state"][0])
+
+
+def test_state_keys_are_torchs(torch):
+    ours = _run_rosenbrock(mg, {}, 1)[2].state_dict()
+    theirs = _run_rosenbrock(torch, {}, 1)[2].state_dict()
+    assert sorted(ours["state"][0]) == sorted(theirs["state"][0])
+    assert sorted(ours["param_groups"][0]) == sorted(theirs["param_groups"][0])
+    assert ours["param_groups"][0]["max_eval"] == theirs["param_groups"][0]["max_eval"] == 25
+
+
+@pytest.mark.parametrize("slope, tolerance_grad", [(0.0, 1e-7), (0.5, 0.5)])
+def test_a_gradient_within_tolerance_stops_after_one_evaluation(slope, tolerance_grad):
+    w = mg.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = optim.LBFGS([w], tolerance_grad=tolerance_grad)
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * slope).sum()  # max |g| = slope: at the tolerance counts as within it, as in torch
+        loss.backward()
+        calls.append(1)
+        return loss
+
+    assert opt.step(closure).item() == -slope
+    assert len(calls) == 1 and w.tolist() == [1.0, -2.0]
+    assert opt.state[w] == {"func_evals": 1, "n_iter": 0}
+
+
+class Interrupted(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_a_closure_that_raises_changes_nothing(fail_at, line_search_fn):
+    lin = nn.Linear(3, 2).double()
+    x, y = mg.tensor(np.random.default_rng(1).standard_normal((5, 3))), mg.tensor(np.ones((5, 2)))
+    opt = optim.LBFGS(lin.parameters(), max_iter=3, line_search_fn=line_search_fn)
+    calls, armed = [], []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad(set_to_none=False) if lin.weight.grad is not None else opt.zero_grad()
+        loss = ((lin(x) - y) ** 2).mean()
+        loss.backward()
+        if armed and len(calls) == fail_at:
+            raise Interrupted  # a BaseException, as KeyboardInterrupt is
+        return loss
+
+    opt.step(closure)  # unarmed: a state to keep
+    calls.clear()
+    armed.append(True)
+    before = ([p.detach().numpy().copy() for p in lin.parameters()], [p.grad.numpy().copy() for p in lin.parameters()],
+              opt.state_dict())
+    grads = [p.grad for p in lin.parameters()]
+    with pytest.raises(Interrupted):
+        opt.step(closure)
+    assert len(calls) == fail_at
+    for p, data, grad, grad_tensor in zip(lin.parameters(), before[0], before[1], grads):
+        np.testing.assert_array_equal(p.detach().numpy(), data)
+        np.testing.assert_array_equal(p.grad.numpy(), grad)
+        assert p.grad is grad_tensor
+    after = opt.state_dict()["state"][0]
+    assert sorted(after) == sorted(before[2]["state"][0])
+    for key, value in before[2]["state"][0].items():
+        if isinstance(value, list):
+            assert len(after[key]) == len(value)
+            for a, b in zip(after[key], value):
+                np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+        else:
+            np.testing.assert_array_equal(after[key], value)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"lr": -1.0}, ValueError), ({"max_iter": 0}, ValueError),
+                                           ({"history_size": 0}, ValueError), ({"max_eval": 1.5}, TypeError),
+                                           ({"tolerance_grad": float("nan")}, ValueError),
+                                           ({"line_search_fn": "armijo"}, ValueError)])
+def test_bad_arguments_are_refused_naming_them(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        optim.LBFGS([mg.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_two_groups_are_refused_as_by_torch(torch):
+    for lib in (mg, torch):
+        a, b = lib.zeros(2, requires_grad=True), lib.zeros(2, requires_grad=True)
+        with pytest.raises(ValueError, match="parameter groups"):
+            lib.optim.LBFGS([{"params": [a]}, {"params": [b], "lr": 0.1}])
+    a, b = mg.zeros(2, requires_grad=True), mg.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="parameter groups"):  # torch takes it, and its step ignores the group
+        optim.LBFGS([a]).add_param_group({"params": [b]})
+
+
+def test_a_state_of_the_wrong_length_is_refused_and_nothing_changes():
+    _, _, opt = _run_rosenbrock(mg, {}, 1)
+    state = opt.state_dict()
+    bad = opt.state_dict()
+    bad["state"][0]["d"] = np.zeros(3)
+    with pytest.raises(ValueError, match="'d'"):
+        opt.load_state_dict(bad)
+    np.testing.assert_array_equal(opt.state_dict()["state"][0]["d"], state["state"][0]["d"])
+    bad["state"][0] = {"step": 1, "exp_avg": np.zeros(2)}
+    with pytest.raises(ValueError, match="another optimizer"):
+        opt.load_state_dict(bad)
+
+
+def test_step_needs_a_closure_and_floating_parameters():
+    opt = optim.LBFGS([mg.zeros(2, requires_grad=True)])
+    with pytest.raises(TypeError):
+        opt.step(None)
+    p = mg.zeros(2, requires_grad=True)
+    opt = optim.LBFGS([p])
+    p.data = np.zeros(2, dtype=np.int64)
+    with pytest.raises(TypeError, match="floating"):
+        opt.step(lambda: mg.tensor(0.0))
