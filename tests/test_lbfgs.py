@@ -257,3 +257,14 @@ def test_step_needs_a_closure_and_floating_parameters():
     p.data = np.zeros(2, dtype=np.int64)
     with pytest.raises(TypeError, match="floating"):
         opt.step(lambda: mg.tensor(0.0))
+
+
+def test_a_read_only_parameter_is_refused_before_the_closure_runs():
+    a, b = mg.ones(2, requires_grad=True), mg.ones(3, requires_grad=True)
+    b.data = np.ones(3)
+    b._data.flags.writeable = False
+    opt = optim.LBFGS([a, b])
+    calls = []
+    with pytest.raises(ValueError, match=r"params\[1\].*read-only"):
+        opt.step(lambda: calls.append(1))
+    assert calls == [] and a.tolist() == [1.0, 1.0] and opt.state == {}
