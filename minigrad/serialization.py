@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -114,17 +114,22 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """Write `obj` (a state_dict, or nested dicts/lists of arrays and numbers) to `path` atomically."""
+def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
+    """Write `obj` (a state_dict, or nested dicts/lists of arrays and numbers) to `path` atomically, or into an
+    open binary file (torch.save(obj, f)), which is the caller's to close."""
     arrays: dict[str, np.ndarray] = {}
     meta = json.dumps({"format": _FORMAT, "root": _encode(obj, arrays)})  # refuses what it cannot store
+    members = {**arrays, _META: np.frombuffer(meta.encode(), dtype=np.uint8)}
+    if hasattr(path, "write"):
+        np.savez(path, **members)
+        return
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale_temporaries(folder)
     fd, tmp = tempfile.mkstemp(prefix=f".minigrad-{os.getpid()}-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_META: np.frombuffer(meta.encode(), dtype=np.uint8)})
+            np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(path))
@@ -135,13 +140,16 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def load(path: str | os.PathLike) -> Any:
-    """Read what `save` wrote. A missing file is FileNotFoundError; a corrupt, foreign or crafted one is a
-    ValueError naming the path and the reason."""
-    path = os.fspath(path)
+def load(path: str | os.PathLike | IO[bytes], map_location: Any = None, weights_only: Any = None) -> Any:
+    """Read what `save` wrote, from a path or an open binary file. Arrays come back as host (NumPy) arrays
+    whatever `map_location` says (accepted for torch's signature): `load_state_dict` puts each where its
+    parameter lives. `weights_only` is accepted too: a checkpoint never holds code. A missing file is
+    FileNotFoundError; a corrupt, foreign or crafted one is a ValueError naming the path and the reason."""
+    if not hasattr(path, "read"):
+        path = os.fspath(path)
 
     def refuse(reason: str) -> ValueError:
-        return ValueError(f"load: {path!r} is not a minigrad checkpoint: {reason}")
+        return ValueError(f"load: {getattr(path, 'name', path)!r} is not a minigrad checkpoint: {reason}")
 
     try:
         loaded = np.load(path, allow_pickle=False)

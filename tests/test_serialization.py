@@ -110,3 +110,24 @@ def test_corrupt_and_foreign_files_raise_clear_errors(tmp_path):
             mg.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):
         mg.load(tmp_path / "missing.npz")
+
+
+def test_open_files_and_torchs_load_arguments(tmp_path):
+    """torch.save(obj, f) into a buffer or an open file, and torch.load(f, map_location=..., weights_only=...)."""
+    import io
+
+    obj = {"w": np.arange(4.0), "epoch": 3}
+    buf = io.BytesIO()
+    mg.save(obj, buf)
+    buf.seek(0)
+    back = mg.load(buf, map_location="cpu", weights_only=True)
+    np.testing.assert_array_equal(back["w"], obj["w"])
+    assert back["epoch"] == 3 and not buf.closed
+    with open(tmp_path / "f.pt", "wb") as f:
+        mg.save(obj, f)
+    with open(tmp_path / "f.pt", "rb") as f:
+        assert mg.load(f, map_location=mg.device("cpu"))["epoch"] == 3
+    with pytest.raises(ValueError, match="not a minigrad checkpoint"):
+        mg.load(io.BytesIO(b"not a checkpoint"))
+    with pytest.raises(TypeError, match="cannot store"):
+        mg.save({"a": object()}, io.BytesIO())
