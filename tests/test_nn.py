@@ -471,3 +471,52 @@ def test_flatten_parameters_is_accepted_and_changes_nothing():
         before = [p.detach().numpy().copy() for p in rnn.parameters()]
         assert rnn.flatten_parameters() is None
         assert all(np.array_equal(a, p.detach().numpy()) for a, p in zip(before, rnn.parameters()))
+
+
+@pytest.mark.parametrize("make", [lambda **kw: nn.Linear(3, 2, **kw), lambda **kw: nn.Embedding(4, 3, **kw),
+                                  lambda **kw: nn.LayerNorm(3, **kw), lambda **kw: nn.LSTM(3, 2, 2, **kw),
+                                  lambda **kw: nn.GRU(3, 2, **kw), lambda **kw: nn.RNN(3, 2, **kw),
+                                  lambda **kw: nn.LSTMCell(3, 2, **kw), lambda **kw: nn.GRUCell(3, 2, **kw),
+                                  lambda **kw: nn.RNNCell(3, 2, **kw)],
+                         ids=["Linear", "Embedding", "LayerNorm", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell",
+                              "RNNCell"])
+def test_layers_take_torchs_device_keyword(make):
+    mg.manual_seed(1)
+    plain = make(dtype=mg.float64)
+    mg.manual_seed(1)
+    placed = make(device=mg.device("cpu"), dtype=mg.float64)
+    for a, b in zip(plain.parameters(), placed.parameters()):
+        assert b.device == "cpu" and b.dtype == np.float64
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    with pytest.raises(ValueError):
+        make(device="tpu")
+
+
+def test_embedding_max_norm_and_scale_grad_by_freq_as_torch(torch):
+    w = np.random.default_rng(0).standard_normal((6, 3)) * 2
+    results = []
+    for lib in (mg, torch):
+        emb = lib.nn.Embedding(6, 3, padding_idx=-1, max_norm=1.5, scale_grad_by_freq=True, sparse=False)
+        with lib.no_grad():
+            emb.weight.copy_(lib.tensor(w))
+        out = emb(lib.tensor(np.array([[0, 1, 1], [2, 1, 5]])))
+        (out * lib.arange(18.0, dtype=lib.float64).view(2, 3, 3)).sum().backward()
+        by_inf = lib.nn.functional.embedding(lib.tensor(np.array([3, 4])), lib.tensor(w.copy()), max_norm=1.0,
+                                             norm_type=float("inf"))
+        results.append([out.detach().numpy(), emb.weight.detach().numpy(), emb.weight.grad.numpy(),
+                        by_inf.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    looked_up, others = results[0][1][[0, 1, 2, 5]], results[0][1][[3, 4]]
+    assert np.linalg.norm(looked_up, axis=1).max() <= 1.5 + 1e-6 < np.linalg.norm(w[[0, 1, 2, 5]], axis=1).max()
+    np.testing.assert_array_equal(others, w[[3, 4]].astype(np.float32))
+
+
+def test_embedding_renormalising_a_weight_a_graph_saved_is_noticed_by_backward():
+    emb = nn.Embedding(3, 2, max_norm=0.1)
+    first = (emb.weight * 2).sum()  # saves nothing of weight; a product with it does:
+    saved = (emb.weight * emb.weight).sum()
+    emb(mg.tensor([1]))
+    first.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()

@@ -92,17 +92,21 @@ class Place(Function):
 
 
 class EmbeddingLookup(Function):
-    """weight[idx] for integer idx; rows at `padding_idx` send no gradient back (as torch's Embedding)."""
+    """weight[idx] for integer idx; rows at `padding_idx` send no gradient back, and with `scale_grad_by_freq`
+    each row's gradient is divided by the number of times idx holds it (as torch's Embedding)."""
 
     @staticmethod
-    def forward(ctx: Context, weight: Any, idx: Any, padding_idx: int | None) -> Any:
-        ctx.shape, ctx.idx, ctx.padding_idx = weight.shape, idx, padding_idx
+    def forward(ctx: Context, weight: Any, idx: Any, padding_idx: int | None, scale_grad_by_freq: bool = False) -> Any:
+        ctx.shape, ctx.idx, ctx.padding_idx, ctx.by_freq = weight.shape, idx, padding_idx, scale_grad_by_freq
         return weight[idx]
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         if ctx.padding_idx is not None:
             grad = grad * (ctx.idx != ctx.padding_idx)[..., None]
+        if ctx.by_freq:
+            counts = array_module(grad).bincount(ctx.idx.ravel(), minlength=ctx.shape[0])
+            grad = grad / counts[ctx.idx][..., None].astype(grad.dtype)
         return IndexGrad(ctx.shape, ctx.idx, grad, basic=False), None
 
 

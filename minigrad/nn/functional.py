@@ -43,14 +43,37 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out + bias if bias is not None else out
 
 
-def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """weight[input], as torch's: the `padding_idx` row gets no gradient; with `max_norm`, each row looked up
+    whose `norm_type`-norm exceeds it is first scaled in place by max_norm / (norm + 1e-7) (torch's
+    embedding_renorm_); `scale_grad_by_freq` divides each row's gradient by how often input holds it. `sparse` is
+    accepted: the gradient is dense."""
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), "
                          f"got values in [{int(idx.min())}, {int(idx.max())}]")
-    return functions.EmbeddingLookup.apply(weight, array_module(weight._data).asarray(idx), padding_idx=padding_idx)
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    xp = array_module(weight._data)
+    idx = xp.asarray(idx)
+    if max_norm is not None:
+        _renorm_rows_(weight, xp.unique(idx), max_norm, norm_type)
+    return functions.EmbeddingLookup.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
+
+
+def _renorm_rows_(weight: Tensor, rows: Any, max_norm: float, norm_type: float) -> None:
+    """Scale each of weight's `rows` whose norm exceeds max_norm down to it, in place and outside autograd (a
+    write that a backward needing the old weight will notice, as in torch)."""
+    xp = array_module(weight._data)
+    picked = xp.abs(weight._data[rows]).astype(np.float64)
+    norms = picked.max(axis=1) if math.isinf(norm_type) else (picked ** norm_type).sum(axis=1) ** (1 / norm_type)
+    over = norms > max_norm
+    if bool(over.any()):
+        weight._data[rows[over]] *= (max_norm / (norms[over] + 1e-7))[:, None].astype(weight.dtype)
+        weight._versions[0] += 1
 
 
 def check_dropout(p: Any) -> float:

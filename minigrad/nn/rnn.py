@@ -51,12 +51,13 @@ def _reset_parameters(module: Module) -> None:
 class _CellBase(Module):
     gates, states = 1, 1
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, device: Any, dtype: Any) -> None:
         super().__init__()
         _check_config(input_size, hidden_size, 1, "tanh", bias=bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         _init_layer(self, "", input_size, hidden_size, self.gates, bias, dtype)
         self.reset_parameters()
+        self.to(device=device)
 
     reset_parameters = _reset_parameters
 
@@ -112,9 +113,9 @@ class RNNCell(_CellBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 device: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
         _check_config(input_size, hidden_size, 1, nonlinearity)
-        super().__init__(input_size, hidden_size, bias, dtype)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -132,8 +133,9 @@ class LSTMCell(_CellBase):
 
     gates, states = 4, 2
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: tuple | None = None) -> tuple:
         x, (h, c), batched = self._inputs(input, hx)
@@ -150,8 +152,9 @@ class GRUCell(_CellBase):
 
     gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = DEFAULT_DTYPE) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
+        super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, (h,), batched = self._inputs(input, hx)
@@ -200,8 +203,8 @@ class _RNNBase(Module):
     fused_layer, composed_layer = staticmethod(fused_elman), staticmethod(composed_elman)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
-                 dropout: float, bidirectional: bool, fused: bool, hidden_grad_clip: float | None, dtype: Any,
-                 nonlinearity: str = "tanh") -> None:
+                 dropout: float, bidirectional: bool, fused: bool, hidden_grad_clip: float | None, device: Any,
+                 dtype: Any, nonlinearity: str = "tanh") -> None:
         super().__init__()
         _check_config(input_size, hidden_size, num_layers, nonlinearity, bias=bias, batch_first=batch_first,
                       bidirectional=bidirectional, fused=fused)
@@ -227,6 +230,7 @@ class _RNNBase(Module):
             for suffix in _suffixes(layer, directions):
                 _init_layer(self, suffix, in_size, hidden_size, self.gates, bias, dtype)
         self.reset_parameters()
+        self.to(device=device)
 
     reset_parameters = _reset_parameters
 
@@ -384,7 +388,7 @@ class RNN(_RNNBase):
         bidirectional: also run every sequence reversed and concatenate the two outputs.
         fused: hand-derived BPTT in one Function per layer (True) or the recurrence from autograd ops.
         hidden_grad_clip: clamp ∂L/∂h_t to [-c, c] at every step of BPTT (None: no clamp).
-        dtype: of the parameters (float32 by default).
+        device, dtype: where the parameters live ("cpu" or "cuda") and their dtype (float32 by default).
 
     Returns (forward):
         (output, h_n): output (T, B, D·H) (a PackedSequence for packed input), h_n (num_layers·D, B, H), each
@@ -393,9 +397,10 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 fused: bool = True, hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
+                 fused: bool = True, hidden_grad_clip: float | None = None, device: Any = None,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
-                         hidden_grad_clip, dtype, nonlinearity)
+                         hidden_grad_clip, device, dtype, nonlinearity)
 
     def _cell_repr(self) -> str:
         return f", nonlinearity={self.nonlinearity!r}"
@@ -409,9 +414,9 @@ class _GatedRNN(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, fused: bool = True,
-                 hidden_grad_clip: float | None = None, dtype: Any = DEFAULT_DTYPE) -> None:
+                 hidden_grad_clip: float | None = None, device: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
-                         hidden_grad_clip, dtype)
+                         hidden_grad_clip, device, dtype)
 
 
 class LSTM(_GatedRNN):
