@@ -195,14 +195,14 @@ def _function_of_method(name: str) -> Any:
 _METHODS = ("abs", "add", "addcdiv", "addcmul", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort",
             "argwhere", "bernoulli", "bmm", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "cos", "cumprod",
             "cumsum", "diag", "div", "divide", "dot", "eq", "erf", "exp", "flatten", "flip", "floor", "floor_divide",
-            "gather", "ge", "gt", "index_select", "isclose", "isfinite", "is_floating_point", "isinf", "isnan", "le",
-            "lerp", "log", "log_softmax", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "lt",
-            "masked_fill", "masked_select", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul",
-            "multinomial", "mv", "narrow", "ne", "neg", "nonzero", "norm", "outer", "permute", "pow", "prod",
-            "reciprocal", "relu", "remainder", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter",
-            "scatter_add", "select", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze",
-            "std", "sub", "sum", "t", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
-            "unsqueeze", "var")
+            "gather", "ge", "gt", "index_add", "index_fill", "index_put", "index_select", "is_floating_point",
+            "isclose", "isfinite", "isinf", "isnan", "kthvalue", "le", "lerp", "log", "log_softmax", "logical_and",
+            "logical_not", "logical_or", "logical_xor", "logsumexp", "lt", "masked_fill", "masked_select", "matmul",
+            "max", "maximum", "mean", "median", "min", "minimum", "mm", "mul", "multinomial", "mv", "nan_to_num",
+            "narrow", "ne", "neg", "nonzero", "norm", "outer", "permute", "pow", "prod", "reciprocal", "relu",
+            "remainder", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "select",
+            "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "t",
+            "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unfold", "unsqueeze", "var")
 globals().update({name: _function_of_method(name) for name in _METHODS})
 
 

@@ -18,6 +18,7 @@ from minigrad.devices import array_module, device_of, parse_to
 from minigrad.tensor_data import TensorData
 from minigrad.tensor_inplace import InplaceMethods
 from minigrad.tensor_math import MathMethods
+from minigrad.tensor_order import OrderMethods
 from minigrad.tensor_shape import ShapeMethods
 
 
@@ -39,11 +40,12 @@ def _constructed(data: Any, sizes: tuple, dtype: Any) -> Any:
     return as_array(data, dtype)
 
 
-class Tensor(MathMethods, ShapeMethods, InplaceMethods, TensorBase):
+class Tensor(MathMethods, OrderMethods, ShapeMethods, InplaceMethods, TensorBase):
     """An n-dimensional array with autograd. `.data` is the array, `.grad` its gradient (a Tensor) or None.
 
-    The methods live by kind: arithmetic and reductions in tensor_math.py, shapes and indexing in tensor_shape.py,
-    in-place methods in tensor_inplace.py; here are storage, the gradient, conversions and autograd."""
+    The methods live by kind: arithmetic and reductions in tensor_math.py, sorting in tensor_order.py, shapes and
+    indexing in tensor_shape.py, in-place methods in tensor_inplace.py; here are storage, the gradient,
+    conversions and autograd."""
 
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == builds a tensor, so hashing must be by identity (as torch does)

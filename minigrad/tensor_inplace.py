@@ -188,5 +188,50 @@ class InplaceMethods:
         dim, index = self._scatter_args("scatter_add_", dim, index)
         return apply_inplace(functions.Scatter, self, dim, index, src, add=True, op="scatter_add_")
 
+    def _along_index(self, op: str, dim: int, index: Any) -> tuple:
+        """(dim, index) for index_add_ and index_fill_: a 0-d or 1-D integer index over `dim` (index_fill_ also
+        takes negative ones), spread as scatter's index over self's shape with len(index) along dim. torch's
+        exception types, which differ between the two."""
+        dim, index = self._scatter_args(op, dim, index)
+        xp = array_module(self._data)
+        index = xp.asarray(index).reshape(-1) if getattr(index, "ndim", 0) == 0 else xp.asarray(index)
+        if index.dtype.kind not in "iu":
+            raise TensorError(f"{op}: Expected dtype int32/int64 for index but got: {index.dtype}")
+        if index.ndim > 1:
+            raise (IndexError if op == "index_add_" else TensorError)(
+                f"{op}: Index is supposed to be a vector, but got dim: {index.ndim}")
+        size, lowest = self.shape[dim], (0 if op == "index_add_" else -self.shape[dim])
+        if index.size and (int(index.min()) < lowest or int(index.max()) >= size):
+            bad = int(index.min()) if int(index.min()) < lowest else int(index.max())
+            raise (TensorError if op == "index_add_" else IndexError)(
+                f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
+        shape = [1] * self.ndim
+        shape[dim] = -1
+        spread = self.shape[:dim] + (index.size,) + self.shape[dim + 1:]
+        return dim, xp.broadcast_to(index.reshape(shape) % max(size, 1), spread)
+
+    def index_add_(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> "Tensor":
+        """self[..., index[i], ...] += alpha · source[..., i, ...] along `dim`, repeats adding up (torch's)."""
+        dim, spread = self._along_index("index_add_", dim, index)
+        if tuple(getattr(source, "shape", ())) != spread.shape:
+            raise TensorError(f"index_add_: source of shape {tuple(getattr(source, 'shape', ()))} does not match "
+                              f"{spread.shape}: self's shape with len(index) along dim {dim}")
+        return self.scatter_add_(dim, spread, _scaled(source, alpha))
+
+    def index_fill_(self, dim: int, index: Any, value: Any) -> "Tensor":
+        """`value` written at every index along `dim` (torch's index_fill_)."""
+        dim, spread = self._along_index("index_fill_", dim, index)
+        return self.scatter_(dim, spread, value=value)
+
+    def index_put_(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor":
+        """self[indices] = values, for a tuple of index tensors; with `accumulate`, added, repeats adding up."""
+        if not isinstance(indices, (tuple, list)):
+            raise TypeError(f"index_put_: indices must be a tuple of tensors, got {type(indices).__name__}")
+        index = raw_index(tuple(indices))
+        if not accumulate:
+            self[index] = values
+            return self
+        return apply_inplace(functions.AddAt, self, values, index=index, op="index_put_")
+
     def __setitem__(self, index: Any, value: Any) -> None:
         apply_inplace(functions.SetItem, self, value, index=raw_index(index), op="__setitem__")

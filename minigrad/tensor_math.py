@@ -325,6 +325,15 @@ class MathMethods:
     def clamp_max(self, max: Any) -> "Tensor":
         return self.clamp(max=max)
 
+    def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> "Tensor":
+        """NaN, +inf and -inf replaced (by default by 0 and the dtype's largest and lowest finite values); the
+        gradient passes where the input was finite, as torch.nan_to_num."""
+        if self.dtype.kind != "f":
+            return self.clone()
+        xp = array_module(self._data)
+        replaced = xp.nan_to_num(self._data, nan=nan, posinf=posinf, neginf=neginf)
+        return functions.Where.apply(xp.isfinite(self._data), self, replaced)
+
     def addcmul(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
         """self + value · tensor1 · tensor2 (torch.addcmul)."""
         return self.add(tensor1 * tensor2, alpha=value)
@@ -507,35 +516,6 @@ class MathMethods:
     @scalar_as_vector
     def cumprod(self, dim: int, dtype: Any = None) -> "Tensor":
         return functions.Cumprod.apply(self, dim=check_dims(dim, self.ndim)[0], dtype=dtype)
-
-    def _order(self, dim: int, descending: bool) -> Any:
-        """Stable indices that sort along `dim` (NaN last ascending, first descending, as torch)."""
-        xp = array_module(self._data)
-        key = self._data
-        if descending:
-            key = xp.where(xp.isnan(key), -xp.inf, -key) if key.dtype.kind == "f" else \
-                (~key if key.dtype == np.bool_ else -key.astype(np.int64))
-        return xp.argsort(key, axis=dim, kind="stable")
-
-    @scalar_as_vector
-    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
-        dim = check_dims(dim, self.ndim)[0]
-        index = self._order(dim, descending)
-        return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
-
-    @scalar_as_vector
-    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
-        return self._wrap(self._order(check_dims(dim, self.ndim)[0], descending))
-
-    @scalar_as_vector
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
-        """The k largest (smallest) elements along `dim`, in order, and their indices."""
-        dim = check_dims(dim, self.ndim)[0]
-        size = self.shape[dim] if self.ndim else 1
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
-            raise TensorError(f"topk: k ({k!r}) is out of range for dimension {dim} of size {size}")
-        index = self._order(dim, largest)[(slice(None),) * dim + (slice(0, k),)]
-        return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
 
     @scalar_as_vector
     def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":

@@ -264,6 +264,30 @@ class ShapeMethods:
             raise TensorError("outer: expected two 1-D tensors")
         return self.reshape(-1, 1) * vec2.reshape(1, -1)
 
+    def index_add(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> "Tensor":
+        return self.clone().index_add_(dim, index, source, alpha=alpha)
+
+    def index_fill(self, dim: int, index: Any, value: Any) -> "Tensor":
+        return self.clone().index_fill_(dim, index, value)
+
+    def index_put(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor":
+        return self.clone().index_put_(indices, values, accumulate)
+
+    def unfold(self, dimension: int, size: int, step: int) -> "Tensor":
+        """Every window of `size` elements along `dimension`, `step` apart, as a new last dim (torch.unfold; here a
+        copy, not a view: writes into it do not reach self)."""
+        dim = check_dims(dimension, self.ndim)[0] if self.ndim else 0
+        length = self.shape[dim] if self.ndim else 1
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 <= size <= length:
+            raise TensorError(f"unfold: maximum size for tensor at dimension {dim} is {length} but size is {size}")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step <= 0:
+            raise TensorError(f"unfold: step is {step} but must be > 0")
+        xp = array_module(self._data)
+        windows = xp.arange((length - size) // step + 1)[:, None] * step + xp.arange(size)[None, :]
+        source = self.reshape(1) if self.ndim == 0 else self
+        out = source.movedim(dim, -1)[..., windows].movedim(-2, dim)
+        return out.reshape(size) if self.ndim == 0 else out
+
     def diag(self, diagonal: int = 0) -> "Tensor":
         """A vector's elements as the `diagonal`-th diagonal of a square matrix (0 elsewhere), or a matrix's
         `diagonal`-th diagonal as a vector (torch.diag; above the main one for diagonal > 0)."""

@@ -188,6 +188,23 @@ CASES = {
                + lib.nn.KLDivLoss(reduction="none")(x.log_softmax(0), t.softmax(0)).sum(), [X34, X34B]),
     "kl_div-zero-targets": (lambda lib, x: lib.nn.functional.kl_div(x, lib.tensor(WITH_ZEROS.clip(0)),
                                                                      reduction="none"), [X34]),
+    "unfold": (lambda lib, x: x.unfold(2, 2, 1) * lib.arange(2.0, dtype=lib.float64), [X234]),
+    "unfold-step-and-dim": (lambda lib, x: x.unfold(1, 2, 2) + x.unfold(-1, 4, 3).sum(), [X234]),
+    "nan_to_num": (lambda lib, x: x.masked_fill(lib.tensor(MASK34), np.nan).masked_fill(lib.tensor(~MASK34[0]), np.inf)
+                   .masked_fill(lib.tensor(X34 < -1), -np.inf).nan_to_num(0.5, 7.0, -3.0) * x + lib.nan_to_num(x), [X34]),
+    "index_add": (lambda lib, x, s: x.index_add(1, lib.tensor([3, 0, 3]), s[:, :3], alpha=2.0), [X34, X34B]),
+    "index_add_-in-place": (lambda lib, x, s: (x * 1).index_add_(0, lib.tensor([1, 1]), s[:2]), [X34, X34B]),
+    "index_fill": (lambda lib, x: x.index_fill(1, lib.tensor([-1, 1]), 0.5) + x.index_fill(0, lib.tensor(2), -1.0),
+                   [X34]),
+    "index_put": (lambda lib, x, v: x.index_put((lib.tensor([0, 2]), lib.tensor([1, 3])), v[0, :2]), [X34, X34B]),
+    "index_put-accumulate": (lambda lib, x, v: (x * 1).index_put_((lib.tensor([0, 0, 2]), lib.tensor([1, 1, 3])),
+                                                                  v[1, :3], accumulate=True), [X34, X34B]),
+    "index_put-accumulate-broadcast": (lambda lib, x, v: x.index_put((lib.tensor([1, 1]),), v[0], accumulate=True),
+                                       [X34, X34B]),
+    "kthvalue": (lambda lib, x: x.kthvalue(2, 1).values + x.kthvalue(3, dim=0, keepdim=True)[0].sum(), [X34]),
+    "median": (lambda lib, x: x.median(1).values * 2 + x.median() + lib.median(x, 0, keepdim=True)[0].sum(), [X34]),
+    "cosine_similarity": (lambda lib, x, y: lib.nn.functional.cosine_similarity(x, y)
+                          + lib.nn.functional.cosine_similarity(x, y[:1], dim=0, eps=1e-3).sum(), [X34, X34B]),
 }
 
 
@@ -331,6 +348,19 @@ NO_GRAD = {
                                            lib.finfo(lib.float32).resolution, lib.iinfo(lib.int32).max,
                                            lib.iinfo(lib.int8).min], dtype=lib.float64),
     "format-0d": lambda lib: f"{lib.tensor(2.5):.3f}|{lib.tensor(7):>4}|{lib.tensor(1e-5):e}",
+    "median-nan-and-ties": lambda lib: lib.stack(lib.tensor(np.array([[3.0, np.nan, 1.0, 2.0], [4.0, 4.0, 1.0, 0.0],
+                                                                      [2.0, 1.0, 2.0, 1.0]])).median(1)),
+    "median-empty": lambda lib: lib.zeros(0).median(),
+    "median-all-with-nan": lambda lib: lib.tensor(np.array([1.0, np.nan, 0.0])).median(),
+    "kthvalue-indices-int": lambda lib: lib.tensor(np.array([[5, 3, 9], [1, 7, 2]])).kthvalue(2).indices,
+    "unfold-int-0d": lambda lib: lib.tensor(np.array(4)).unfold(0, 1, 1),
+    "index_add-int": lambda lib: lib.zeros(3, dtype=lib.int64).index_add_(0, lib.tensor([0, 0, 2]),
+                                                                         lib.tensor([1, 2, 3])),
+    "index_fill-0d-index": lambda lib: lib.zeros(2, 3).index_fill_(1, lib.tensor(2), 1.0),
+    "index_put-negative": lambda lib: lib.zeros(3, 2).index_put_((lib.tensor([-1]),), lib.tensor(1.0)),
+    "nan_to_num-int": lambda lib: lib.tensor(np.array([1, 2])).nan_to_num(),
+    "nan_to_num-defaults": lambda lib: lib.tensor(np.array([np.nan, np.inf, -np.inf, 2.0], dtype=np.float32))
+    .nan_to_num(),
 }
 
 
@@ -480,6 +510,28 @@ BAD = {
     "format-a-vector": (lambda lib, x: f"{x:.2f}", TypeError),
     "kl_div-reduction": (lambda lib, x: lib.nn.functional.kl_div(x, x, reduction="mean_over_batch"), ValueError),
     "KLDivLoss-reduction": (lambda lib, x: lib.nn.KLDivLoss(reduction="average")(x, x), ValueError),
+    "unfold-size": (lambda lib, x: x.unfold(1, 5, 1), RuntimeError),
+    "unfold-step": (lambda lib, x: x.unfold(1, 2, 0), RuntimeError),
+    "kthvalue-k": (lambda lib, x: x.kthvalue(5, 1), RuntimeError),
+    "kthvalue-0": (lambda lib, x: x.kthvalue(0), RuntimeError),
+    "median-empty-dim": (lambda lib, x: x[:, :0].median(1), IndexError),
+    "index_add_-source-shape": (lambda lib, x: x.index_add_(1, lib.tensor([0]), lib.ones(3, 2, dtype=lib.float64)),
+                                RuntimeError),
+    "index_add_-2d-index": (lambda lib, x: x.index_add_(1, lib.tensor([[0]]), lib.ones(3, 1, dtype=lib.float64)),
+                            IndexError),
+    "index_add_-float-index": (lambda lib, x: x.index_add_(1, lib.tensor([0.0]), lib.ones(3, 1, dtype=lib.float64)),
+                               RuntimeError),
+    "index_add_-negative-index": (lambda lib, x: x.index_add_(1, lib.tensor([-1]),
+                                                              lib.ones(3, 1, dtype=lib.float64)), RuntimeError),
+    "index_add_-index-past-the-end": (lambda lib, x: x.index_add_(1, lib.tensor([0, 7]),
+                                                                  lib.ones(3, 2, dtype=lib.float64)), RuntimeError),
+    "index_fill_-2d-index": (lambda lib, x: x.index_fill_(1, lib.tensor([[0]]), 1.0), RuntimeError),
+    "index_fill_-index-past-the-end": (lambda lib, x: x.index_fill_(1, lib.tensor([1, 7]), 1.0), IndexError),
+    "index_put_-not-a-tuple": (lambda lib, x: x.index_put_(lib.tensor([0]), lib.tensor(1.0, dtype=lib.float64)),
+                               TypeError),
+    "index_put_-values-shape": (lambda lib, x: x.index_put_((lib.tensor([0, 1]),), lib.ones(3, dtype=lib.float64),
+                                                            accumulate=True), RuntimeError),
+    "cosine_similarity-shapes": (lambda lib, x: lib.nn.functional.cosine_similarity(x, x[:, :3]), RuntimeError),
 }
 
 
@@ -624,3 +676,17 @@ def test_script_header_flags_are_kept():
     mg.use_deterministic_algorithms(False)
     assert not mg.are_deterministic_algorithms_enabled()
     assert not mg.backends.mps.is_available() and not mg.backends.cudnn.is_available()
+
+
+def test_cosine_similarity_of_a_norm_below_eps_has_torchs_gradient(torch):
+    """torch clamps the norms outside autograd: the gradient is not the derivative of the clamped function (so
+    no gradcheck), and a norm of 0 gives the direct term only."""
+    x1, x2 = np.vstack([X34[:2] * 1e-5, np.zeros((1, 4))]), X34B
+    results = []
+    for lib in (mg, torch):
+        a, b = lib.tensor(x1, requires_grad=True), lib.tensor(x2, requires_grad=True)
+        out = lib.nn.functional.cosine_similarity(a, b, eps=1e-4)
+        out.backward(lib.tensor(np.array([1.0, 2.0, 3.0])))
+        results.append([out.detach().numpy(), a.grad.numpy(), b.grad.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)

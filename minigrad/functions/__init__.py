@@ -40,6 +40,7 @@ from minigrad.functions.linalg import Einsum, MatMul
 from minigrad.functions.losses import BCEWithLogits
 from minigrad.functions.reductions import Amax, Cumprod, Cumsum, LogSoftmax, MaxDim, Norm, Prod, Softmax, Sum
 from minigrad.functions.shape import (
+                                            AddAt,
                                             Cat,
                                             EmbeddingLookup,
                                             Expand,
@@ -58,6 +59,6 @@ from minigrad.functions.shape import (
 __all__ = ["unbroadcast", "Abs", "Add", "Cast", "Clamp", "Clone", "Cos", "Div", "Elu", "Erf", "Exp", "Expm1",
            "Extremum", "Fill", "Log", "Log1p", "LogSigmoid", "MaskedFill", "Mul", "Neg", "Pow", "Relu", "Remainder",
            "RoundedDiv", "Rounding", "Sigmoid", "Silu", "Sin", "Sqrt", "Sub", "Tanh", "ToDevice", "TriangleMask",
-           "Where", "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "Amax", "Cumprod", "Cumsum", "LogSoftmax", "MaxDim",
-           "Norm", "Prod", "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem", "Permute",
-           "Place", "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]
+           "Where", "sigmoid", "Einsum", "MatMul", "BCEWithLogits", "AddAt", "Amax", "Cumprod", "Cumsum", "LogSoftmax",
+           "MaxDim", "Norm", "Prod", "Softmax", "Sum", "Cat", "EmbeddingLookup", "Expand", "Flip", "Gather", "GetItem",
+           "Permute", "Place", "Repeat", "Reshape", "Scatter", "SetItem", "Stack"]

@@ -7,9 +7,9 @@ import numpy as np
 
 from minigrad._promotion import result_type
 from minigrad._validation import TensorError, check_dims
-from minigrad.autograd import Context, Function, IndexGrad
+from minigrad.autograd import Context, Function, IndexGrad, scatter_add
 from minigrad.devices import array_module
-from minigrad.functions.broadcast import unbroadcast
+from minigrad.functions.broadcast import shape_of, unbroadcast
 
 
 class Reshape(Function):
@@ -283,6 +283,29 @@ class Scatter(Function):
             grad_src = array_module(grad).zeros(ctx.src_shape, dtype=grad.dtype)
             grad_src[tuple(slice(0, n) for n in ctx.index_shape)] = picked
         return grad_a, None, None, grad_src
+
+
+class AddAt(Function):
+    """a with `values` added at an advanced `index` (integer arrays; repeated places add up), as torch's
+    index_put_ with accumulate=True. The gradient is grad for a, and grad gathered from the places for values."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Any, values: Any, index: Any) -> Any:
+        out = a.copy()
+        xp = array_module(a)
+        try:
+            spread = xp.broadcast_to(xp.asarray(values, dtype=a.dtype), out[index].shape)
+        except ValueError as err:
+            raise TensorError(f"index_put_: shape mismatch: values of shape {list(shape_of(values))} cannot be "
+                              f"broadcast to indexing result of shape {list(out[index].shape)} ({err})") from None
+        scatter_add(out, index, spread)
+        ctx.index, ctx.values_shape = index, shape_of(values)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        need_a, need_values = ctx.needs_input_grad
+        return grad if need_a else None, unbroadcast(grad[ctx.index], ctx.values_shape) if need_values else None
 
 
 class SetItem(Function):

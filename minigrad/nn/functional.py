@@ -382,6 +382,21 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
     return out + bias if bias is not None else out
 
 
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Σ (x1/‖x1‖)(x2/‖x2‖) along `dim`, x1 and x2 broadcast together, each norm at least `eps`. As in torch, a
+    norm raised to eps keeps the gradient of the norm itself (the clamp is outside autograd)."""
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise TensorError(f"cosine_similarity: x1 of shape {x1.shape} and x2 of shape {x2.shape} do not "
+                          f"broadcast together") from None
+    unit = []
+    for x in (x1.expand(shape), x2.expand(shape)):
+        norm = x.norm(dim=dim, keepdim=True)
+        unit.append(x / (norm + (norm.clamp_min(eps) - norm).detach()))
+    return (unit[0] * unit[1]).sum(dim)
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """input / max(‖input‖_p along dim, eps)."""
     return input / input.norm(p, dim, keepdim=True).clamp_min(eps)
