@@ -181,6 +181,17 @@ class Tensor(MathMethods, OrderMethods, ShapeMethods, InplaceMethods, TensorBase
     def numel(self) -> int:
         return int(self._data.size)
 
+    def stride(self, dim: int | None = None) -> Any:
+        """The steps between elements along each dim, in elements (torch's stride; NumPy's strides are bytes)."""
+        steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[dim]
+
+    def element_size(self) -> int:
+        return int(self._data.itemsize)
+
+    itemsize = property(element_size)
+    nbytes = property(lambda self: int(self._data.nbytes))
+
     nelement = numel
 
     def dim(self) -> int:

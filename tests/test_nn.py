@@ -520,3 +520,19 @@ def test_embedding_renormalising_a_weight_a_graph_saved_is_noticed_by_backward()
     first.backward()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         saved.backward()
+
+
+def test_state_dict_prefix_keep_vars_destination_and_cpu_as_torch(torch):
+    for lib in (mg, torch):
+        m = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.Linear(3, 1))
+        assert m.cpu() is m
+        assert list(m.state_dict(prefix="model.")) == ["model.0.weight", "model.0.bias", "model.1.weight",
+                                                        "model.1.bias"]
+        kept = m.state_dict(keep_vars=True)
+        assert kept["0.weight"] is m[0].weight and kept["0.weight"].requires_grad
+        assert not m.state_dict()["0.weight"].requires_grad
+        into = {"other": 1}
+        assert m.state_dict(destination=into) is into and len(into) == 5
+    if not mg.cuda.is_available():
+        with pytest.raises((ValueError, RuntimeError, ImportError)):
+            nn.Linear(2, 2).cuda()

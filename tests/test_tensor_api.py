@@ -191,7 +191,8 @@ CASES = {
     "unfold": (lambda lib, x: x.unfold(2, 2, 1) * lib.arange(2.0, dtype=lib.float64), [X234]),
     "unfold-step-and-dim": (lambda lib, x: x.unfold(1, 2, 2) + x.unfold(-1, 4, 3).sum(), [X234]),
     "nan_to_num": (lambda lib, x: x.masked_fill(lib.tensor(MASK34), np.nan).masked_fill(lib.tensor(~MASK34[0]), np.inf)
-                   .masked_fill(lib.tensor(X34 < -1), -np.inf).nan_to_num(0.5, 7.0, -3.0) * x + lib.nan_to_num(x), [X34]),
+                   .masked_fill(lib.tensor(X34 < -1), -np.inf).nan_to_num(0.5, 7.0, -3.0) * x + lib.nan_to_num(x),
+                   [X34]),
     "index_add": (lambda lib, x, s: x.index_add(1, lib.tensor([3, 0, 3]), s[:, :3], alpha=2.0), [X34, X34B]),
     "index_add_-in-place": (lambda lib, x, s: (x * 1).index_add_(0, lib.tensor([1, 1]), s[:2]), [X34, X34B]),
     "index_fill": (lambda lib, x: x.index_fill(1, lib.tensor([-1, 1]), 0.5) + x.index_fill(0, lib.tensor(2), -1.0),
@@ -690,3 +691,18 @@ def test_cosine_similarity_of_a_norm_below_eps_has_torchs_gradient(torch):
         results.append([out.detach().numpy(), a.grad.numpy(), b.grad.numpy()])
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_variable_strides_and_sizes_as_torchs(torch):
+    for lib in (mg, torch):
+        t = lib.ones(2, dtype=lib.float64)
+        v = lib.autograd.Variable(t, requires_grad=True)
+        assert v is not t and v.is_leaf and v.requires_grad and not t.requires_grad
+        v.data[0] = 5.0  # the same memory
+        assert t[0].item() == 5.0 and not lib.autograd.Variable(t).requires_grad
+        x = lib.zeros(2, 3, 4, dtype=lib.float64)
+        assert x.stride() == (12, 4, 1) and x.transpose(0, 2).stride() == (1, 4, 12) and x.stride(1) == 4
+        assert x.element_size() == 8 and x.itemsize == 8 and x.nbytes == 192
+        assert lib.zeros(3, dtype=lib.int16).element_size() == 2
+    with pytest.raises(TypeError):
+        mg.autograd.Variable(np.ones(2))

@@ -239,10 +239,14 @@ class Module:
                     state[f"{mod_name}.{name}" if mod_name else name] = buf
         return state
 
-    def state_dict(self) -> "OrderedDict[str, Tensor]":
+    def state_dict(self, *, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> Any:
         """Parameter (and persistent buffer) name -> the tensor detached, sharing its memory (as torch's: copy it,
-        e.g. with copy.deepcopy, to keep a snapshot)."""
-        return OrderedDict((name, t.detach()) for name, t in self._named_state().items())
+        e.g. with copy.deepcopy, to keep a snapshot); the tensors themselves with `keep_vars`. Names start with
+        `prefix`; entries go into `destination` when given (and it is returned)."""
+        out = OrderedDict() if destination is None else destination
+        for name, t in self._named_state().items():
+            out[prefix + name] = t if keep_vars else t.detach()
+        return out
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters and buffers. Every key and shape is checked before anything is
@@ -305,6 +309,13 @@ class Module:
 
     def half(self) -> "Module":
         return self._apply_to_parameters(lambda a: a.astype(np.float16), floating_buffers_only=True)
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> "Module":
+        """Every parameter and buffer moved to the CUDA device (CuPy arrays; one device: `device` is accepted)."""
+        return self.to("cuda")
 
     def to(self, *args: Any, device: Any = None, dtype: Any = None, non_blocking: bool = False) -> "Module":
         """Move every parameter and buffer to a device ("cpu" or "cuda") and/or cast the floating ones to a
