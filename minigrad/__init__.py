@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from minigrad import functions
-from minigrad._promotion import DEFAULT_DTYPE, as_array
+from minigrad._promotion import as_array, default_dtype, set_default_dtype
 from minigrad._promotion import result_type as _result_type
 from minigrad._validation import ArgumentTypeError, TensorError
 from minigrad.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -44,8 +44,8 @@ def _made(arr: np.ndarray, requires_grad: bool, device_: Any) -> Tensor:
     return t if device_ is None or device(device_) == "cpu" else t.to(device_)
 
 
-def _dtype(dtype: Any, default: Any = DEFAULT_DTYPE) -> np.dtype:
-    return np.dtype(default if dtype is None else dtype)
+def _dtype(dtype: Any, default: Any = None) -> np.dtype:
+    return np.dtype(dtype if dtype is not None else default if default is not None else default_dtype())
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -87,7 +87,7 @@ def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requ
     """Filled with `fill_value`; the dtype follows it as in torch (a bool, an int or a float)."""
     if dtype is None:
         dtype = (np.bool_ if isinstance(fill_value, (builtins.bool, np.bool_)) else
-                 np.int64 if isinstance(fill_value, (builtins.int, np.integer)) else DEFAULT_DTYPE)
+                 np.int64 if isinstance(fill_value, (builtins.int, np.integer)) else default_dtype())
     return _made(np.full(_shape((size,)), fill_value, dtype=np.dtype(dtype)), requires_grad, device)
 
 
@@ -161,7 +161,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
     if dtype is None:
         ints = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool)
                    for v in (start, end, step))
-        dtype = np.int64 if ints else DEFAULT_DTYPE
+        dtype = np.int64 if ints else default_dtype()
     if step == 0:
         raise TensorError("arange: step must be nonzero")
     return _made(np.arange(start, end, step).astype(np.dtype(dtype)), requires_grad, device)
@@ -247,8 +247,9 @@ def are_deterministic_algorithms_enabled() -> builtins.bool:
 
 
 def get_default_dtype() -> np.dtype:
-    """The dtype of floating tensors made from Python floats (float32, as torch's default)."""
-    return DEFAULT_DTYPE
+    """The dtype of floating tensors made from Python floats and of new layers' parameters (float32, as torch's,
+    unless set_default_dtype changed it)."""
+    return default_dtype()
 
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
@@ -309,9 +310,9 @@ def result_type(tensor1: Any, tensor2: Any) -> np.dtype:
 
 __all__ = ["Tensor", "TensorError", "ArgumentTypeError", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty",
            "full", "zeros_like", "ones_like", "full_like", "rand", "randn", "rand_like", "randn_like", "randint",
-           "randperm", "arange", "linspace", "eye", "get_default_dtype", "no_grad", "enable_grad", "inference_mode",
-           "set_grad_enabled", "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat", "concat",
-           "concatenate", "device", "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel",
+           "randperm", "arange", "linspace", "eye", "get_default_dtype", "set_default_dtype", "no_grad", "enable_grad",
+           "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed", "save", "load", "stack", "cat",
+           "concat", "concatenate", "device", "Generator", "where", "einsum", "allclose", "equal", "is_tensor", "numel",
            "result_type", "LongTensor", "FloatTensor", "DoubleTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "float16", "half", "float32", "float64", "double", "int8", "uint8", "int16", "short", "int32", "int64",
            "long", "complex64", "complex128", "autograd", "backends", "cuda", "nn", "optim", "utils", "randint_like",

@@ -3,8 +3,8 @@ computes in (`result_type`, `promote`). Nothing here builds a tensor; functions/
 
 Three priorities for an op's operands: tensors with dimensions, then 0-d tensors, then Python (and NumPy)
 scalars. A lower priority only matters when it brings a higher category (bool < integer < floating < complex):
-float32 + a 0-d float64 tensor stays float32, int64 + 2.5 becomes the default float dtype (float32), int64 +
-float32 is float32.
+float32 + a 0-d float64 tensor stays float32, int64 + 2.5 becomes the default float dtype (float32 unless
+set_default_dtype changed it), int64 + float32 is float32.
 """
 from __future__ import annotations
 
@@ -15,11 +15,31 @@ import numpy as np
 from minigrad._validation import TensorError
 from minigrad.devices import array_module
 
-DEFAULT_DTYPE = np.dtype(np.float32)
+_DEFAULT = [np.dtype(np.float32)]  # torch.set_default_dtype's one piece of global state
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def default_dtype() -> np.dtype:
+    """The dtype of floating tensors made from Python floats and of new parameters (float32 unless set)."""
+    return _DEFAULT[0]
+
+
+def default_complex_dtype() -> np.dtype:
+    return np.dtype(np.complex128) if _DEFAULT[0] == np.float64 else np.dtype(np.complex64)
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """torch.set_default_dtype: float16, float32 or float64 for what a Python float (or a new layer) becomes."""
+    is_dtype = isinstance(dtype, np.dtype) or isinstance(dtype, type) and issubclass(dtype, np.generic)
+    chosen = np.dtype(dtype) if is_dtype else None  # a dtype object, as torch takes; not a name
+    if chosen is None or chosen not in _FLOATS:  # (None == float64 for NumPy dtypes)
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got "
+                        f"{dtype!r}")
+    _DEFAULT[0] = chosen
 
 
 def as_array(data: Any, dtype: Any = None) -> Any:
-    """An array for `data` with torch's dtype rules: arrays keep their dtype, Python floats become float32."""
+    """An array for `data` with torch's dtype rules: arrays keep their dtype, Python floats take the default."""
     data = getattr(data, "_data", data)  # a Tensor's array
     if isinstance(data, (np.ndarray, np.generic)) or type(data).__module__.startswith("cupy"):
         arr = array_module(data).asarray(data)
@@ -29,9 +49,9 @@ def as_array(data: Any, dtype: Any = None) -> Any:
         except ValueError:
             raise TensorError(f"cannot make a tensor from {type(data).__name__} holding ragged data") from None
         if arr.dtype == np.float64 and dtype is None:
-            arr = arr.astype(DEFAULT_DTYPE)
+            arr = arr.astype(default_dtype(), copy=False)
         elif arr.dtype == np.complex128 and dtype is None:
-            arr = arr.astype(np.complex64)
+            arr = arr.astype(default_complex_dtype(), copy=False)
         elif arr.dtype == object or arr.dtype.kind in "USV":
             raise TensorError(f"cannot make a tensor from {type(data).__name__} holding {arr.dtype.name} data")
     if dtype is not None and arr.dtype != dtype:
@@ -71,9 +91,9 @@ def _priority(x: Any) -> tuple[int, np.dtype]:
     if isinstance(x, (int, np.integer)):
         return 2, np.dtype(np.int64)
     if isinstance(x, (float, np.floating)):
-        return 2, DEFAULT_DTYPE
+        return 2, default_dtype()
     if isinstance(x, (complex, np.complexfloating)):
-        return 2, np.dtype(np.complex64)
+        return 2, default_complex_dtype()
     if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
         raise TypeError(f"unsupported operand of type {type(x).__name__}: use a Tensor, an array or a number")
     return (1 if x.ndim == 0 else 0), x.dtype
@@ -116,7 +136,8 @@ def promote(a: Any, b: Any, dtype: np.dtype | None = None) -> tuple[Any, Any]:
 
 def floating(a: Any) -> Any:
     """Integer and bool inputs of a floating op (exp, tanh, ...) become the default float dtype, as in torch."""
-    return a if a.dtype.kind in "fc" else a.astype(DEFAULT_DTYPE)
+    return a if a.dtype.kind in "fc" else a.astype(default_dtype())
 
 
-__all__ = ["DEFAULT_DTYPE", "as_array", "promote_types", "result_type", "promote", "floating", "is_bool"]
+__all__ = ["default_dtype", "default_complex_dtype", "set_default_dtype", "as_array", "promote_types", "result_type",
+           "promote", "floating", "is_bool"]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
+from minigrad._promotion import default_dtype
 from minigrad._validation import check_nonnegative, check_norm_type
 from minigrad.clip.pnorm import clip_coef, finish, special_scale
 from minigrad.nn.utils.grad_buffer import as_tensors as _as_tensors
@@ -180,7 +181,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
     if grads and max_norm != math.inf and coef != 1.0:
         clip.scale_(grads, coef)
     dtypes = [np.dtype(d) for _, _, d in gathered if d is not None]  # the same on every rank, as torch's would be
-    return Tensor(np.asarray(norm, dtype=np.result_type(*dtypes) if dtypes else np.float32))
+    return Tensor(np.asarray(norm, dtype=np.result_type(*dtypes) if dtypes else default_dtype()))
 
 
 def broadcast_parameters_(module: Any, root: int = 0, comm: Any = None) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from minigrad import functions
-from minigrad._promotion import DEFAULT_DTYPE, as_array
+from minigrad._promotion import as_array, default_dtype
 from minigrad._validation import ArgumentTypeError, TensorError
 from minigrad.autograd import TensorBase, engine, unwrap
 from minigrad.devices import array_module, device_of, parse_to
@@ -31,12 +31,12 @@ def _constructed(data: Any, sizes: tuple, dtype: Any) -> Any:
             raise ArgumentTypeError(f"Tensor(*sizes): the sizes must be ints, got {(data, *sizes)}")
         if min(shape) < 0:
             raise TensorError(f"Tensor(*sizes): Trying to create tensor with negative dimension {min(shape)}")
-        return np.empty(shape, dtype=DEFAULT_DTYPE if dtype is None else np.dtype(dtype))
+        return np.empty(shape, dtype=default_dtype() if dtype is None else np.dtype(dtype))
     if sizes:
         raise ArgumentTypeError(f"Tensor(data, *sizes): sizes are taken only without data, as in Tensor(2, 3); "
                                 f"got data of type {type(data).__name__} and sizes {sizes}")
     if dtype is None and isinstance(data, (list, tuple)):
-        dtype = DEFAULT_DTYPE
+        dtype = default_dtype()
     return as_array(data, dtype)
 
 
@@ -210,7 +210,7 @@ class Tensor(MathMethods, OrderMethods, ShapeMethods, InplaceMethods, TensorBase
     def __repr__(self) -> str:
         data = self._data if array_module(self._data) is np else self._data.get()
         body = np.array2string(data, separator=", ", prefix="tensor(")
-        extra = "" if data.dtype in (np.float32, np.int64, np.bool_) else f", dtype={data.dtype}"
+        extra = "" if data.dtype in (default_dtype(), np.int64, np.bool_) else f", dtype={data.dtype}"
         grad = ", requires_grad=True" if self.requires_grad and self._node is None else ""
         fn = f", grad_fn=<{self._node.name()}>" if self._node is not None else ""
         return f"tensor({body}{extra}{grad}{fn})"

@@ -213,6 +213,7 @@ class InplaceMethods:
     def index_add_(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> "Tensor":
         """self[..., index[i], ...] += alpha · source[..., i, ...] along `dim`, repeats adding up (torch's)."""
         dim, spread = self._along_index("index_add_", dim, index)
+        check_overlap(self._data, [unwrap(source)], "index_add_", same_ok=False)  # the source as given, unscaled
         if tuple(getattr(source, "shape", ())) != spread.shape:
             raise TensorError(f"index_add_: source of shape {tuple(getattr(source, 'shape', ()))} does not match "
                               f"{spread.shape}: self's shape with len(index) along dim {dim}")

@@ -38,6 +38,9 @@ INPLACE = {
     "clamp_": lambda a, b: a.clamp_(-0.5, 0.7), "tanh_": lambda a, b: a.tanh_(), "relu_": lambda a, b: a.relu_(),
     "sigmoid_": lambda a, b: a.sigmoid_(), "zero_": lambda a, b: a.zero_(), "setitem": lambda a, b: a.__setitem__(
         (..., 0), b[..., 0] * 2 if b.ndim else b), "fill_": lambda a, b: a.fill_(1.5),
+    "index_add_": lambda a, b: a.index_add_(-1, a.new_tensor([0, 0]).long(), b[..., :2], alpha=0.5),
+    "index_fill_": lambda a, b: a.index_fill_(-1, a.new_tensor([1]).long(), 0.5),
+    "index_put_": lambda a, b: a.index_put_((a.new_tensor([0, 0]).long(),), b[0] * 3, accumulate=True),
 }
 
 

@@ -533,6 +533,16 @@ BAD = {
     "index_put_-values-shape": (lambda lib, x: x.index_put_((lib.tensor([0, 1]),), lib.ones(3, dtype=lib.float64),
                                                             accumulate=True), RuntimeError),
     "cosine_similarity-shapes": (lambda lib, x: lib.nn.functional.cosine_similarity(x, x[:, :3]), RuntimeError),
+    # torch refuses an input that is the written-to tensor itself for these (not only a partial overlap)
+    "scatter_add_-onto-itself": (lambda lib, x: x.scatter_add_(0, lib.tensor(np.tile(np.arange(3)[:, None], (1, 4))),
+                                                               x), RuntimeError),
+    "scatter_-onto-itself": (lambda lib, x: x.scatter_(1, lib.tensor(np.tile(np.arange(4), (3, 1))), x), RuntimeError),
+    "index_add_-onto-itself": (lambda lib, x: x.index_add_(0, lib.tensor([0, 1, 2]), x), RuntimeError),
+    "index_add_-onto-a-part-of-itself": (lambda lib, x: x.index_add_(0, lib.tensor([0, 1]), x[1:]), RuntimeError),
+    "index_put_-onto-itself": (lambda lib, x: x.index_put_((lib.tensor([0, 1, 2]),), x), RuntimeError),
+    "index_put_-accumulate-onto-itself": (lambda lib, x: x.index_put_((lib.tensor([0, 1, 2]),), x, accumulate=True),
+                                          RuntimeError),
+    "setitem-advanced-onto-itself": (lambda lib, x: x.__setitem__(lib.tensor([0, 1, 2]), x), RuntimeError),
 }
 
 

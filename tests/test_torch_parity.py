@@ -737,3 +737,58 @@ def test_a_script_with_a_hand_written_cell_reaches_torchs_losses(torch, capsys):
     np.testing.assert_allclose(np.array([line.split() for line in ours[:8]], float),
                                np.array([line.split() for line in theirs[:8]], float), rtol=2e-5)
     assert float(theirs[7].split()[0]) < 0.9 * float(theirs[0].split()[0])  # it learns: the check has teeth
+
+
+# ----- set_default_dtype -----------------------------------------------------------------------------------------
+DEFAULT_DTYPE_CASES = {
+    "tensor-of-floats": lambda lib: lib.tensor([1.5]),
+    "zeros": lambda lib: lib.zeros(2),
+    "arange-float": lambda lib: lib.arange(1.0, 3.0),
+    "int-plus-float": lambda lib: lib.tensor([1, 2]) + 2.5,
+    "int-true-divide": lambda lib: lib.tensor([1, 2]) / 2,
+    "int-exp": lambda lib: lib.tensor([1, 2]).exp(),
+    "complex": lambda lib: lib.tensor([1j]),
+    "full": lambda lib: lib.full((2,), 1.5),
+    "rand": lambda lib: lib.rand(2),
+    "float-cast-stays-float32": lambda lib: lib.tensor([1, 2]).float(),
+    "Tensor-sizes": lambda lib: lib.Tensor(2).zero_(),
+    "linspace": lambda lib: lib.linspace(0, 1, 3),
+    "Linear": lambda lib: lib.nn.Linear(2, 2).weight,
+    "LSTM": lambda lib: lib.nn.LSTM(2, 3).weight_hh_l0,
+    "GRUCell": lambda lib: lib.nn.GRUCell(2, 3).bias_ih,
+    "Embedding": lambda lib: lib.nn.Embedding(3, 2).weight,
+    "LayerNorm": lambda lib: lib.nn.LayerNorm(2).weight,
+    "clip-of-nothing": lambda lib: lib.nn.utils.clip_grad_norm_([], 1.0),
+}
+
+
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")  # torch's, for its complex32
+@pytest.mark.parametrize("default", ["float64", "float16"])
+@pytest.mark.parametrize("name", sorted(DEFAULT_DTYPE_CASES))
+def test_set_default_dtype_as_torch(torch, name, default):
+    found = []
+    for lib in (mg, torch):
+        lib.set_default_dtype(getattr(lib, default))
+        try:
+            found.append((str(DEFAULT_DTYPE_CASES[name](lib).dtype).replace("torch.", ""),
+                          str(lib.get_default_dtype()).replace("torch.", "")))
+        finally:
+            lib.set_default_dtype(lib.float32)
+    if name == "complex" and default == "float16":  # torch's complex32; NumPy has none, so complex64
+        assert found[0] == ("complex64", "float16") and found[1][0] == "complex32"
+        return
+    assert found[0] == found[1] and found[0][1] == default
+
+
+def test_set_default_dtype_refuses_what_torch_refuses(torch):
+    for lib in (mg, torch):
+        for dtype in (lib.int64, lib.bool, "float"):
+            with pytest.raises(TypeError):
+                lib.set_default_dtype(dtype)
+        assert str(lib.get_default_dtype()).endswith("float32")
+    mg.set_default_dtype(mg.float64)
+    try:
+        assert repr(mg.tensor([1.0])) == "tensor([1.])" and repr(mg.tensor([1.0], dtype=mg.float32)).endswith(
+            "dtype=float32)")
+    finally:
+        mg.set_default_dtype(mg.float32)

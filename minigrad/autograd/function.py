@@ -166,6 +166,12 @@ class Function:
         """The part of `a` that this op, run in place, writes (all of it; x[i] = v writes x[i] only)."""
         return a
 
+    @staticmethod
+    def refuses_any_overlap(**kwargs: Any) -> bool:
+        """Whether this op, run in place, refuses an input that is the written-to tensor itself, not only one that
+        partly overlaps it (torch's scatters and index_put_ do)."""
+        return False
+
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         """Run forward on the inputs' arrays and return its result as a tensor that remembers this op."""
@@ -348,18 +354,20 @@ def _dense(a: np.ndarray) -> bool:
     return a.flags.c_contiguous or a.flags.f_contiguous
 
 
-def check_overlap(target: Any, others: Any, op: str) -> None:
+def check_overlap(target: Any, others: Any, op: str, same_ok: bool = True) -> None:
     """torch's rule for an in-place op: an input may be the written-to tensor itself (the same memory, shape and
-    strides) or memory apart from it, but not partly the same memory; where torch cannot tell (a layout that is
-    not dense) it lets it pass, and so do we."""
+    strides; unless not `same_ok`) or memory apart from it, but not partly the same memory; where torch cannot
+    tell (a layout that is not dense) it lets it pass, and so do we."""
     if not isinstance(target, np.ndarray) or target.size == 0 or not _dense(target):
         return
     lo, hi = np.lib.array_utils.byte_bounds(target)
     for other in others:
-        if not isinstance(other, np.ndarray) or other is target or other.size == 0 or not _dense(other):
+        if not isinstance(other, np.ndarray) or (other is target and same_ok) or other.size == 0 or \
+                not _dense(other):
             continue
         other_lo, other_hi = np.lib.array_utils.byte_bounds(other)
-        if (other_lo, other_hi) == (lo, hi) and other.strides == target.strides and other.shape == target.shape:
+        same = (other_lo, other_hi) == (lo, hi) and other.strides == target.strides and other.shape == target.shape
+        if same and same_ok:
             continue
         if other_lo < hi and lo < other_hi:
             raise TensorError(f"{op}: unsupported operation: some elements of the input tensor and the written-to "
@@ -389,7 +397,8 @@ def apply_inplace(cls: type, target: TensorBase, *args: Any, op: str, **kwargs: 
     before the write: an in-place op that raises changes nothing."""
     check_inplace(target, op)
     others = [a for a in args if isinstance(a, TensorBase)]
-    check_overlap(cls.written(target._data, **kwargs), [a._data for a in others], op)
+    check_overlap(cls.written(target._data, **kwargs), [a._data for a in others], op,
+                  same_ok=not cls.refuses_any_overlap(**kwargs))
     recording = grad_mode._grad_enabled and (target.requires_grad or any(a.requires_grad for a in others))
     if recording and target._view_kind is not None:  # torch rebases only the views of the default kind
         raise TensorError(f"{op}: {_INPLACE_ON_VIEW[target._view_kind]}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._promotion import DEFAULT_DTYPE, floating, is_bool, promote, result_type
+from minigrad._promotion import default_dtype, floating, is_bool, promote, result_type
 from minigrad._validation import TensorError
 from minigrad.autograd import Context, Function
 from minigrad.devices import array_module, move_array
@@ -82,7 +82,7 @@ class Div(Function):
         ctx.shapes = (shape_of(a), shape_of(b))
         ctx.save_for_backward(a if need_b else None, b)
         dtype = result_type(a, b)
-        a, b = promote(a, b, dtype if dtype.kind in "fc" else DEFAULT_DTYPE)  # true division, as in torch
+        a, b = promote(a, b, dtype if dtype.kind in "fc" else default_dtype())  # true division, as in torch
         return a / b
 
     @staticmethod

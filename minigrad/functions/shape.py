@@ -284,6 +284,10 @@ class Scatter(Function):
             grad_src[tuple(slice(0, n) for n in ctx.index_shape)] = picked
         return grad_a, None, None, grad_src
 
+    @staticmethod
+    def refuses_any_overlap(**kwargs: Any) -> bool:
+        return True
+
 
 class AddAt(Function):
     """a with `values` added at an advanced `index` (integer arrays; repeated places add up), as torch's
@@ -307,6 +311,10 @@ class AddAt(Function):
         need_a, need_values = ctx.needs_input_grad
         return grad if need_a else None, unbroadcast(grad[ctx.index], ctx.values_shape) if need_values else None
 
+    @staticmethod
+    def refuses_any_overlap(**kwargs: Any) -> bool:
+        return True
+
 
 class SetItem(Function):
     """a[index] = value (the in-place op behind `x[i] = v`): written into a's own array. The gradient reaches a
@@ -328,6 +336,10 @@ class SetItem(Function):
     @staticmethod
     def written(a: Any, index: Any = None) -> Any:
         return a[index] if _is_basic(index) else a
+
+    @staticmethod
+    def refuses_any_overlap(index: Any = None) -> bool:
+        return not _is_basic(index)  # an advanced index is torch's index_put_
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:

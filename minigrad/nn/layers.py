@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._promotion import DEFAULT_DTYPE
+from minigrad._promotion import default_dtype
 from minigrad._validation import check_flag, check_real
 from minigrad.autograd import no_grad
 from minigrad.nn import functional as F
@@ -18,12 +18,13 @@ class Linear(Module):
     """y = x Wᵀ + b; W (out, in) and b (out,) from U(-1/√in, 1/√in) (torch's kaiming_uniform with a=√5)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = None) -> None:
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
+        dtype = default_dtype() if dtype is None else dtype
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         self.register_parameter("bias", Parameter(np.empty(out_features, dtype)) if bias else None)
         self.reset_parameters()
@@ -54,7 +55,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
                  sparse: bool = False, _weight: Any = None, _freeze: bool = False, device: Any = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = None) -> None:
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -71,7 +72,8 @@ class Embedding(Module):
                 raise ValueError("Shape of weight does not match num_embeddings and embedding_dim")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
         else:
-            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
+            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), default_dtype() if dtype is None
+                                             else dtype))
             self.reset_parameters()
         self.to(device=device)
 
@@ -104,11 +106,11 @@ class LayerNorm(Module):
     """Normalises over the last dims (`normalized_shape`), then an elementwise affine map (weight 1, bias 0)."""
 
     def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 device: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
+                 device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         self.normalized_shape = tuple(int(n) for n in F.normalized_shape_of(normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        affine = elementwise_affine
+        affine, dtype = elementwise_affine, default_dtype() if dtype is None else dtype
         self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype)) if affine else None)
         self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias else None)
         self.to(device=device)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._promotion import DEFAULT_DTYPE
+from minigrad._promotion import default_dtype
 from minigrad._validation import TensorError, check_flag, check_positive_int, check_real
 from minigrad.autograd import no_grad
 from minigrad.devices import array_module
@@ -107,13 +107,13 @@ class RNNCell(_CellBase):
 
     Args:
         input_size, hidden_size: positive ints. bias: with b_ih and b_hh. nonlinearity: "tanh" or "relu".
-        dtype: of the parameters (float32 by default).
+        dtype: of the parameters (None: the default dtype, float32 unless set_default_dtype changed it).
 
     `forward(input, hx=None)`: input (B, I) or (I,), hx (B, H) or (H,) (zeros when None); returns h'.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 device: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
+                 device: Any = None, dtype: Any = None) -> None:
         _check_config(input_size, hidden_size, 1, nonlinearity)
         super().__init__(input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
@@ -134,7 +134,7 @@ class LSTMCell(_CellBase):
     gates, states = 4, 2
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = None) -> None:
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: tuple | None = None) -> tuple:
@@ -153,7 +153,7 @@ class GRUCell(_CellBase):
     gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = None) -> None:
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -185,8 +185,9 @@ def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
 
 
 def _init_layer(module: Module, suffix: str, in_size: int, hidden: int, gates: int, bias: bool, dtype: Any) -> None:
-    """weight_ih{suffix} (G·H, in), weight_hh{suffix} (G·H, H), biases (G·H,); reset_parameters draws them."""
-    rows = gates * hidden
+    """weight_ih{suffix} (G·H, in), weight_hh{suffix} (G·H, H), biases (G·H,) in `dtype` (None: the default
+    dtype); reset_parameters draws them."""
+    rows, dtype = gates * hidden, default_dtype() if dtype is None else dtype
     setattr(module, f"weight_ih{suffix}", Parameter(np.empty((rows, in_size), dtype)))
     setattr(module, f"weight_hh{suffix}", Parameter(np.empty((rows, hidden), dtype)))
     for name in (f"bias_ih{suffix}", f"bias_hh{suffix}"):
@@ -388,7 +389,8 @@ class RNN(_RNNBase):
         bidirectional: also run every sequence reversed and concatenate the two outputs.
         fused: hand-derived BPTT in one Function per layer (True) or the recurrence from autograd ops.
         hidden_grad_clip: clamp ∂L/∂h_t to [-c, c] at every step of BPTT (None: no clamp).
-        device, dtype: where the parameters live ("cpu" or "cuda") and their dtype (float32 by default).
+        device, dtype: where the parameters live ("cpu" or "cuda") and their dtype (None: the default dtype,
+            float32 unless set_default_dtype changed it).
 
     Returns (forward):
         (output, h_n): output (T, B, D·H) (a PackedSequence for packed input), h_n (num_layers·D, B, H), each
@@ -398,7 +400,7 @@ class RNN(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  fused: bool = True, hidden_grad_clip: float | None = None, device: Any = None,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
                          hidden_grad_clip, device, dtype, nonlinearity)
 
@@ -414,7 +416,7 @@ class _GatedRNN(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, fused: bool = True,
-                 hidden_grad_clip: float | None = None, device: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
+                 hidden_grad_clip: float | None = None, device: Any = None, dtype: Any = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fused,
                          hidden_grad_clip, device, dtype)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import clip
+from minigrad._promotion import default_dtype
 from minigrad._validation import check_real
 from minigrad.devices import array_module
 from minigrad.nn.utils.grad_buffer import as_tensors, clip_norm_grads_, fuse_buffer_views, grad_arrays, grads_and_buffer
@@ -23,13 +24,14 @@ from minigrad.tensor import Tensor
 
 
 def _norm_tensor(norm: Any, arrays: list) -> Tensor:
-    """The norm as a 0-d Tensor in the gradients' promoted dtype (float32 for no gradients), as torch returns it."""
+    """The norm as a 0-d Tensor in the gradients' promoted dtype (the default dtype for no gradients), as torch
+    returns it."""
     if not isinstance(norm, np.ndarray) and not type(norm).__module__.startswith("cupy"):
         import cupy  # a numba device array: CuPy views it without a copy
 
         norm = cupy.asarray(norm)
     if not arrays:
-        dtype = np.dtype(np.float32)
+        dtype = default_dtype()
     else:
         dtypes = set(map(operator.attrgetter("dtype"), arrays))
         dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
@@ -91,7 +93,7 @@ def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: boo
         foreach: accepted for torch's signature.
 
     Returns:
-        The norm, a 0-d Tensor in the tensors' promoted dtype (float32 for none).
+        The norm, a 0-d Tensor in the tensors' promoted dtype (the default dtype for none).
     """
     items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     arrays = [t._data if isinstance(t, Tensor) else t for t in items if t is not None]
