@@ -699,7 +699,8 @@ def main(argv=None):
     ap.add_argument("--fresh", action="store_true", help="forget earlier results and start over")
     ap.add_argument("--report", action="store_true", help="print the report of earlier results; run nothing")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
-    ap.add_argument("--only", default="", help="run only mutants whose key contains this text")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only mutants whose key contains this text (repeat it for any of several)")
     ap.add_argument("--cap", type=float, default=60.0,
                     help="run at most this many seconds (clean run time) of each mutant's tests, fastest first; 0: "
                          "all of them. A survivor of a capped run says so; rerun survivors with --cap 0 "
@@ -722,7 +723,7 @@ def main(argv=None):
     files = list(_source_files(args.paths, base))
     mutants = [m for f in files for m in mutants_of(f, base)]
     if args.only:
-        mutants = [m for m in mutants if args.only in m["key"]]
+        mutants = [m for m in mutants if any(text in m["key"] for text in args.only)]
     rel_files = {str(f.relative_to(base)) for f in files}
     if args.list or args.report:
         shutil.rmtree(base, ignore_errors=True)
