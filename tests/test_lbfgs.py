@@ -268,3 +268,83 @@ def test_a_read_only_parameter_is_refused_before_the_closure_runs():
     with pytest.raises(ValueError, match=r"params\[1\].*read-only"):
         opt.step(lambda: calls.append(1))
     assert calls == [] and a.tolist() == [1.0, 1.0] and opt.state == {}
+
+
+# ----- the line search's pieces against torch's own --------------------------------------------------------------
+def test_cubic_interpolation_equals_torchs(torch):
+    from torch.optim.lbfgs import _cubic_interpolate as theirs
+
+    from minigrad.optim.lbfgs import _cubic_interpolate as ours
+
+    rng = np.random.default_rng(0)
+    cases = [(0.0, 0.0, -2.0, 1.0, -0.5, -0.5, None),  # d1² - g1·g2 is exactly 0: the cubic's minimum, not the midpoint
+             (1.0, -0.5, -0.5, 0.0, 0.0, -2.0, None), (0.5, 1.0, 3.0, 1.5, 2.0, 1.0, (0.6, 1.2))]
+    for _ in range(400):
+        x1, x2, f1, f2, g1, g2 = rng.normal(size=6) * [1, 1, 1, 1, 3, 3]
+        bounds = None if rng.random() < 0.5 else tuple(sorted(rng.uniform(-3, 3, 2)))
+        cases.append((x1, f1, g1, x2, f2, g2, bounds))
+    for x1, f1, g1, x2, f2, g2, bounds in cases:
+        expected = float(theirs(x1, f1, torch.tensor(g1, dtype=torch.float64), x2, f2,
+                                torch.tensor(g2, dtype=torch.float64), bounds=bounds))
+        assert float(ours(x1, f1, np.float64(g1), x2, f2, np.float64(g2), bounds=bounds)) == pytest.approx(
+            expected, rel=1e-12, abs=1e-12)
+
+
+def _quartic(rng):
+    """A non-convex quartic in 3 dimensions, a point, and a descent direction there."""
+    a, b, c = rng.uniform(0.5, 2, 3), rng.uniform(0, 3, 3), rng.normal(size=3)
+    x = rng.normal(size=3)
+
+    def value_and_grad(z):
+        return float(np.sum(a * z ** 4 - b * z ** 2 + c * z)), 4 * a * z ** 3 - 2 * b * z + c
+
+    g = value_and_grad(x)[1]
+    return value_and_grad, x, -g * rng.uniform(0.5, 2, 3)  # within 90° of -g: a descent direction
+
+
+@pytest.mark.parametrize("seed", [*range(80), 10479, 12838])  # the last two: a third trial past the minimum
+def test_the_strong_wolfe_line_search_equals_torchs(torch, seed):
+    """Random non-convex problems, first trial steps from 1e-3 to 1e3, strict and loose curvature conditions and
+    tolerances, and fewer allowed evaluations than it wants: the search extrapolates, brackets, zooms, moves points
+    off the bracket's ends and stops on a bracket narrower than the tolerance."""
+    from torch.optim.lbfgs import _strong_wolfe as theirs
+
+    from minigrad.optim.lbfgs import _strong_wolfe as ours
+
+    rng = np.random.default_rng(seed)
+    value_and_grad, x, d = _quartic(rng)
+    t0 = 10.0 ** rng.uniform(-3, 3)
+    options = dict(max_ls=int(rng.choice([25, 25, 3, 1])), c2=float(rng.choice([0.9, 0.1, 1e-3])),
+                   tolerance_change=float(rng.choice([1e-9, 1e-3, 0.1])))
+    if options["max_ls"] == 25 and seed % 2:
+        del options["max_ls"]  # the default, 25 in both
+    f, g = value_and_grad(x)
+    ours_out = ours(lambda t: value_and_grad(x + t * d), t0, d, f, g, g.dot(d), **options)
+
+    def obj_func(_, t, direction):
+        value, grad = value_and_grad(x + float(t) * direction.numpy())
+        return value, torch.tensor(grad)
+
+    theirs_out = theirs(obj_func, None, t0, torch.tensor(d), f, torch.tensor(g), torch.tensor(g.dot(d)), **options)
+    assert ours_out[3] == theirs_out[3]  # the same number of evaluations
+    np.testing.assert_allclose(float(ours_out[2]), float(theirs_out[2]), rtol=1e-9)  # the step
+    np.testing.assert_allclose(float(ours_out[0]), float(theirs_out[0]), rtol=1e-9, atol=1e-12)  # its loss
+    np.testing.assert_allclose(np.asarray(ours_out[1]), theirs_out[1].numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_first_trial_meeting_the_curvature_condition_exactly_is_taken(torch):
+    """phi(t) = -t + 0.75 t², so phi'(1) = 0.5 = c2·|phi'(0)| exactly: the strong Wolfe conditions hold at t = 1
+    (at the bound, which counts), and both searches stop there after one evaluation."""
+    from torch.optim.lbfgs import _strong_wolfe as theirs
+
+    from minigrad.optim.lbfgs import _strong_wolfe as ours
+
+    def value_and_grad(z):
+        return float(-z[0] + 0.75 * z[0] ** 2), np.array([-1.0 + 1.5 * z[0]])
+
+    d, g = np.array([1.0]), np.array([-1.0])
+    out = ours(lambda t: value_and_grad(t * d), 1.0, d, 0.0, g, g.dot(d), c2=0.5)
+    expected = theirs(lambda _, t, direction: (value_and_grad(float(t) * direction.numpy())[0],
+                                               torch.tensor(value_and_grad(float(t) * direction.numpy())[1])),
+                      None, 1.0, torch.tensor(d), 0.0, torch.tensor(g), torch.tensor(-1.0, dtype=torch.float64), c2=0.5)
+    assert (float(out[2]), out[3]) == (float(expected[2]), expected[3]) == (1.0, 1)

@@ -30,7 +30,7 @@ def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2
     d2_square = d1 ** 2 - g1 * g2
     if d2_square < 0:
         return (lo + hi) / 2.0
-    d2 = d2_square ** 0.5
+    d2 = np.sqrt(d2_square)
     if x1 <= x2:
         min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
