@@ -151,6 +151,8 @@ def test_state_keys_are_torchs(torch):
     assert sorted(ours["state"][0]) == sorted(theirs["state"][0])
     assert sorted(ours["param_groups"][0]) == sorted(theirs["param_groups"][0])
     assert ours["param_groups"][0]["max_eval"] == theirs["param_groups"][0]["max_eval"] == 25
+    for name, value in theirs["param_groups"][0].items():  # every default as torch's
+        assert ours["param_groups"][0][name] == value, name
 
 
 @pytest.mark.parametrize("slope, tolerance_grad", [(0.0, 1e-7), (0.5, 0.5)])
@@ -177,7 +179,8 @@ class Interrupted(BaseException):
 
 @pytest.mark.parametrize("fail_at", [1, 2, 3])
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
-def test_a_closure_that_raises_changes_nothing(fail_at, line_search_fn):
+@pytest.mark.parametrize("set_to_none", [True, False])  # new gradient tensors, or the same ones zeroed in place
+def test_a_closure_that_raises_changes_nothing(fail_at, line_search_fn, set_to_none):
     lin = nn.Linear(3, 2).double()
     x, y = mg.tensor(np.random.default_rng(1).standard_normal((5, 3))), mg.tensor(np.ones((5, 2)))
     opt = optim.LBFGS(lin.parameters(), max_iter=3, line_search_fn=line_search_fn)
@@ -185,7 +188,7 @@ def test_a_closure_that_raises_changes_nothing(fail_at, line_search_fn):
 
     def closure():
         calls.append(1)
-        opt.zero_grad(set_to_none=False) if lin.weight.grad is not None else opt.zero_grad()
+        opt.zero_grad(set_to_none=set_to_none)
         loss = ((lin(x) - y) ** 2).mean()
         loss.backward()
         if armed and len(calls) == fail_at:
@@ -217,6 +220,7 @@ def test_a_closure_that_raises_changes_nothing(fail_at, line_search_fn):
 
 
 @pytest.mark.parametrize("kwargs, error", [({"lr": -1.0}, ValueError), ({"max_iter": 0}, ValueError),
+                                           ({"max_iter": None}, TypeError),
                                            ({"history_size": 0}, ValueError), ({"max_eval": 1.5}, TypeError),
                                            ({"tolerance_grad": float("nan")}, ValueError),
                                            ({"line_search_fn": "armijo"}, ValueError)])
@@ -348,3 +352,79 @@ def test_a_first_trial_meeting_the_curvature_condition_exactly_is_taken(torch):
                                                torch.tensor(value_and_grad(float(t) * direction.numpy())[1])),
                       None, 1.0, torch.tensor(d), 0.0, torch.tensor(g), torch.tensor(-1.0, dtype=torch.float64), c2=0.5)
     assert (float(out[2]), out[3]) == (float(expected[2]), expected[3]) == (1.0, 1)
+
+
+# ----- torch's thresholds, each at its boundary -------------------------------------------------------------------
+def _one_weight_run(lib, loss_of, w0, steps=1, **config):
+    """LBFGS on one weight: (weights after each step, the state's counters and pair count, versions)."""
+    w = lib.tensor(np.array([w0]), requires_grad=True)
+    opt = lib.optim.LBFGS([w], **config)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_of(w).sum()
+        loss.backward()
+        return loss
+
+    path = []
+    for _ in range(steps):
+        opt.step(closure)
+        path.append(w.detach().numpy().copy())
+    state = opt.state[w] if lib is mg else opt.state[opt.param_groups[0]["params"][0]]
+    return np.array(path), (state["func_evals"], state["n_iter"], len(state.get("old_dirs") or ())), w._version
+
+
+BOUNDARY_CASES = {
+    # y·s = 0.125·w0² is exactly 1e-10 at the second iteration: the pair is not kept (the test is y·s > 1e-10)
+    "curvature-pair-at-1e-10": (lambda w: 0.25 * w * w, 2.8284271247461902e-05, dict(max_iter=3, tolerance_change=0.0)),
+    # g·d = -0.25 = -tolerance_change at the first iteration: still a descent direction (the test is g·d > -tol)
+    "descent-at-the-tolerance": (lambda w: 0.5 * w, 1.0, dict(max_iter=1, tolerance_change=0.25)),
+    # after one step max|g| = 0.25 = tolerance_grad: optimal (the test is max|g| <= tol), in both modes
+    "gradient-at-the-tolerance": (lambda w: 0.25 * w * w, 1.0, dict(max_iter=3, tolerance_grad=0.25)),
+    "gradient-at-the-tolerance-line-search": (lambda w: 0.25 * w * w, 1.0, dict(max_iter=3, tolerance_grad=0.25,
+                                                                                 line_search_fn="strong_wolfe")),
+    # |g|₁ < 1: the first step is lr itself, not lr/|g|₁
+    "small-first-gradient": (lambda w: 0.05 * w * w, 1.0, dict(max_iter=2)),
+    "line-search-counts": (lambda w: (w - 2) ** 4 + w, 0.3, dict(max_iter=4, line_search_fn="strong_wolfe")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDARY_CASES))
+def test_thresholds_at_their_boundaries_as_torchs(torch, name):
+    loss_of, w0, config = BOUNDARY_CASES[name]
+    ours = _one_weight_run(mg, loss_of, w0, steps=2, **config)
+    theirs = _one_weight_run(torch, loss_of, w0, steps=2, **config)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    assert ours[1:] == theirs[1:]  # evaluations, iterations, pairs kept, and the parameter's version counter
+
+
+def test_an_optimum_needs_every_gradient_small_not_one():
+    """max |g| decides: a zero component next to a large one does not stop the step."""
+    w = mg.tensor(np.array([1.0, 0.0]), requires_grad=True)
+    opt = optim.LBFGS([w], max_iter=1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w[0] - 3.0) ** 2 + 0 * w[1]
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert w[0].item() > 1.0 and w[1].item() == 0.0
+
+
+def test_a_step_bumps_the_version_so_a_saved_graph_notices(torch):
+    for lib in (mg, torch):
+        w = lib.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        saved = (w * w).sum()
+        opt = lib.optim.LBFGS([w], max_iter=1)
+
+        def closure(w=w, opt=opt):
+            opt.zero_grad()
+            loss = (w ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            saved.backward()

@@ -150,13 +150,13 @@ class LBFGS(Optimizer):
     # ----- the parameters as one flat vector ------------------------------------------------------------------
     def _flat_grad(self) -> Any:
         xp = array_module(self._params[0]._data)
-        return xp.concatenate([xp.zeros(p.numel(), p.dtype) if p.grad is None else p.grad._data.reshape(-1)
+        return xp.concatenate([xp.zeros(p.numel(), p.dtype) if p.grad is None else p.grad._data.ravel()
                                for p in self._params])
 
     def _add_to_params(self, step: Any, update: Any) -> None:
         offset = 0
         for p in self._params:
-            p._data += (step * update[offset:offset + p.numel()]).reshape(p.shape).astype(p.dtype, copy=False)
+            p._data += (step * update[offset:offset + p.numel()]).reshape(p.shape)
             p._versions[0] += 1
             offset += p.numel()
 
@@ -238,7 +238,7 @@ class LBFGS(Optimizer):
                 for i in range(len(old_dirs)):
                     be_i = old_dirs[i].dot(d) * ro[i]
                     d = d + (al[i] - be_i) * old_stps[i]
-            prev_flat_grad, prev_loss = flat_grad.copy(), loss
+            prev_flat_grad, prev_loss = flat_grad, loss  # each flat gradient is a new array, never written
             t = min(1.0, 1.0 / abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else lr
             gtd = flat_grad.dot(d)
             if gtd > -tolerance_change:  # not a descent direction
@@ -259,14 +259,13 @@ class LBFGS(Optimizer):
                 opt_cond = abs(flat_grad).max() <= tolerance_grad
             else:
                 self._add_to_params(t, d)
-                opt_cond = False
                 if n_iter != max_iter:  # re-evaluate, but not after the last step: its loss is not needed
                     value, flat_grad = self._evaluate(closure)
                     loss, evals = float(value), 1
                     opt_cond = abs(flat_grad).max() <= tolerance_grad
             current_evals += evals
             state["func_evals"] += evals
-            if (n_iter == max_iter or current_evals >= max_eval or opt_cond
+            if (n_iter == max_iter or current_evals >= max_eval or opt_cond  # opt_cond is set unless n_iter is max_iter
                     or abs(d * t).max() <= tolerance_change or abs(loss - prev_loss) < tolerance_change):
                 break
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
