@@ -49,9 +49,9 @@ def as_array(data: Any, dtype: Any = None) -> Any:
         except ValueError:
             raise TensorError(f"cannot make a tensor from {type(data).__name__} holding ragged data") from None
         if arr.dtype == np.float64 and dtype is None:
-            arr = arr.astype(default_dtype(), copy=False)
+            arr = arr.astype(default_dtype())
         elif arr.dtype == np.complex128 and dtype is None:
-            arr = arr.astype(default_complex_dtype(), copy=False)
+            arr = arr.astype(default_complex_dtype())
         elif arr.dtype == object or arr.dtype.kind in "USV":
             raise TensorError(f"cannot make a tensor from {type(data).__name__} holding {arr.dtype.name} data")
     if dtype is not None and arr.dtype != dtype:

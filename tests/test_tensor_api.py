@@ -716,3 +716,11 @@ def test_variable_strides_and_sizes_as_torchs(torch):
         assert lib.zeros(3, dtype=lib.int16).element_size() == 2
     with pytest.raises(TypeError):
         mg.autograd.Variable(np.ones(2))
+
+
+def test_index_put_accumulate_into_a_read_only_array_raises_torchs_error_and_changes_nothing():
+    t = mg.zeros(3)
+    t._data.flags.writeable = False
+    with pytest.raises(RuntimeError, match="read-only"):
+        t.index_put_((mg.tensor([0, 0]),), mg.tensor(1.0), accumulate=True)
+    assert t.tolist() == [0.0, 0.0, 0.0] and t._version == 0

@@ -792,3 +792,10 @@ def test_set_default_dtype_refuses_what_torch_refuses(torch):
             "dtype=float32)")
     finally:
         mg.set_default_dtype(mg.float32)
+
+
+def test_set_default_dtype_takes_dtypes_not_python_types(torch):
+    for lib in (mg, torch):
+        with pytest.raises(TypeError):
+            lib.set_default_dtype(float)
+        assert str(lib.get_default_dtype()).endswith("float32")

@@ -1,5 +1,7 @@
 """Autograd, as torch.autograd: grad mode (grad_mode.py), Function and the graph it records, views and in-place
 rebasing (function.py), and the backward engine with `grad` (engine.py)."""
+from typing import Any
+
 from minigrad.autograd.engine import IndexGrad, backward, grad, scatter_add
 from minigrad.autograd.function import (
                                         AccumulateGrad,
@@ -19,7 +21,7 @@ from minigrad.autograd.function import (
 from minigrad.autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
 
-def Variable(data: TensorBase, requires_grad: bool = False, volatile: bool = False) -> TensorBase:  # noqa: N802
+def Variable(data: TensorBase, requires_grad: bool = False, volatile: Any = None) -> TensorBase:  # noqa: N802
     """torch.autograd.Variable, kept by torch for scripts older than tensors with autograd: a new leaf sharing
     `data`'s memory, requiring grad when asked (`volatile` is accepted and ignored, as in torch)."""
     if not isinstance(data, TensorBase):

@@ -96,7 +96,7 @@ class EmbeddingLookup(Function):
     each row's gradient is divided by the number of times idx holds it (as torch's Embedding)."""
 
     @staticmethod
-    def forward(ctx: Context, weight: Any, idx: Any, padding_idx: int | None, scale_grad_by_freq: bool = False) -> Any:
+    def forward(ctx: Context, weight: Any, idx: Any, padding_idx: int | None, scale_grad_by_freq: bool) -> Any:
         ctx.shape, ctx.idx, ctx.padding_idx, ctx.by_freq = weight.shape, idx, padding_idx, scale_grad_by_freq
         return weight[idx]
 
@@ -105,7 +105,7 @@ class EmbeddingLookup(Function):
         if ctx.padding_idx is not None:
             grad = grad * (ctx.idx != ctx.padding_idx)[..., None]
         if ctx.by_freq:
-            counts = array_module(grad).bincount(ctx.idx.ravel(), minlength=ctx.shape[0])
+            counts = array_module(grad).bincount(ctx.idx.ravel())  # long enough for every index in idx
             grad = grad / counts[ctx.idx][..., None].astype(grad.dtype)
         return IndexGrad(ctx.shape, ctx.idx, grad, basic=False), None
 
