@@ -628,8 +628,9 @@ def stale_equivalents(mutants, files):
     return [i for i in load_equivalent() if i not in idents and i[0].split(":")[0] in files]
 
 
-def report(results, mutants, files):
-    """Print the score table and the survivors; returns the stale entries of the list of equivalents."""
+def report(results, mutants, files, every=None):
+    """Print the score table and the survivors; returns the stale entries of the list of equivalents (checked
+    against `every` mutant of the files, when --only picked some of them)."""
     equivalent = load_equivalent()
     ident_of = {m["key"]: m["ident"] for m in mutants}
     by_file = defaultdict(lambda: defaultdict(int))
@@ -667,7 +668,7 @@ def report(results, mutants, files):
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
             tag = r["status"] + (", capped" if r.get("capped") else "")
             print(f"  {r['file']}:{r['line']} [{tag}] {r['key']}")
-    stale = stale_equivalents(mutants, files)
+    stale = stale_equivalents(every or mutants, files)
     if stale:
         print(f"\n{len(stale)} entries of tools/mutation_equivalent.txt match no mutant any more (the code under them "
               "changed): re-examine them (--recheck-equivalents runs their closest mutants) and update or remove them")
@@ -721,7 +722,7 @@ def main(argv=None):
     base = Path(tempfile.mkdtemp(prefix="minigrad-mutation-base-"))
     _snapshot(base)
     files = list(_source_files(args.paths, base))
-    mutants = [m for f in files for m in mutants_of(f, base)]
+    mutants = every = [m for f in files for m in mutants_of(f, base)]
     if args.only:
         mutants = [m for m in mutants if any(text in m["key"] for text in args.only)]
     rel_files = {str(f.relative_to(base)) for f in files}
@@ -742,7 +743,7 @@ def main(argv=None):
             r = json.loads(line)
             results[r["key"]] = r
     if args.report:
-        return 1 if report(results, mutants, rel_files) else 0
+        return 1 if report(results, mutants, rel_files, every) else 0
 
     cov = coverage_map(base)
     func_lines = {}
@@ -809,7 +810,7 @@ def main(argv=None):
     print()
     if args.recheck_equivalents:
         return _recheck_report(recheck, results)
-    return 1 if report(results, mutants, rel_files) else 0
+    return 1 if report(results, mutants, rel_files, every) else 0
 
 
 def _recheck_report(recheck, results):
