@@ -357,7 +357,7 @@ def test_a_first_trial_meeting_the_curvature_condition_exactly_is_taken(torch):
 # ----- torch's thresholds, each at its boundary -------------------------------------------------------------------
 def _one_weight_run(lib, loss_of, w0, steps=1, **config):
     """LBFGS on one weight: (weights after each step, the state's counters and pair count, versions)."""
-    w = lib.tensor(np.array([w0]), requires_grad=True)
+    w = lib.tensor(np.array(w0, dtype=np.float64).reshape(-1), requires_grad=True)
     opt = lib.optim.LBFGS([w], **config)
 
     def closure():
@@ -383,6 +383,10 @@ BOUNDARY_CASES = {
     "gradient-at-the-tolerance": (lambda w: 0.25 * w * w, 1.0, dict(max_iter=3, tolerance_grad=0.25)),
     "gradient-at-the-tolerance-line-search": (lambda w: 0.25 * w * w, 1.0, dict(max_iter=3, tolerance_grad=0.25,
                                                                                  line_search_fn="strong_wolfe")),
+    # max|d·t| = 0.25 = tolerance_change after the first step: too small a step to go on (the test is <=)
+    "step-at-the-tolerance": (lambda w: 2 * w, 1.0, dict(lr=0.25, max_iter=3, tolerance_change=0.25)),
+    # the step is judged by its largest component: one that does not move does not stop the others
+    "a-still-component": (lambda w: (w[:1] - 3) ** 2 + 0 * w[1:], [1.0, 0.0], dict(max_iter=3)),
     # |g|₁ < 1: the first step is lr itself, not lr/|g|₁
     "small-first-gradient": (lambda w: 0.05 * w * w, 1.0, dict(max_iter=2)),
     "line-search-counts": (lambda w: (w - 2) ** 4 + w, 0.3, dict(max_iter=4, line_search_fn="strong_wolfe")),

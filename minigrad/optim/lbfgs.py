@@ -214,7 +214,7 @@ class LBFGS(Optimizer):
         old_dirs, old_stps, ro = (list(state.get(k) or ()) for k in ("old_dirs", "old_stps", "ro"))
         al = list(state.get("al") or [None] * history_size)
         n_iter = 0
-        while n_iter < max_iter:
+        while True:  # every iteration ends in the stopping rules below, the first of them n_iter == max_iter
             n_iter += 1
             state["n_iter"] += 1
             if state["n_iter"] == 1:
