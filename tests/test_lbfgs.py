@@ -432,3 +432,47 @@ def test_a_step_bumps_the_version_so_a_saved_graph_notices(torch):
         opt.step(closure)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             saved.backward()
+
+
+def _compare_line_search(torch, phi, t0, **options):
+    """ours and torch's _strong_wolfe on phi(t) (value, slope) from t = 0 along d = [1]: step, loss, evaluations."""
+    from torch.optim.lbfgs import _strong_wolfe as theirs
+
+    from minigrad.optim.lbfgs import _strong_wolfe as ours
+
+    def value_and_grad(z):
+        value, slope = phi(float(z[0]))
+        return value, np.array([slope])
+
+    d = np.array([1.0])
+    f, g = value_and_grad(np.zeros(1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = ours(lambda t: value_and_grad(t * d), t0, d, f, g, g.dot(d), **options)
+    expected = theirs(lambda _, t, direction: (value_and_grad(float(t) * direction.numpy())[0],
+                                               torch.tensor(value_and_grad(float(t) * direction.numpy())[1])),
+                      None, t0, torch.tensor(d), f, torch.tensor(g), torch.tensor(g.dot(d)), **options)
+    assert out[3] == expected[3]
+    np.testing.assert_allclose([float(out[2]), float(out[0])], [float(expected[2]), float(expected[0])], rtol=1e-12)
+    return out
+
+
+def test_line_search_conditions_at_their_bounds_as_torchs(torch):
+    # phi(1) = -0.5 is exactly on the sufficient-decrease line f + c1·t·g for c1 = 0.5: accepted (the test is >)
+    assert _compare_line_search(torch, lambda t: (-t + t * t / 2, -1 + t), 1.0, c1=0.5)[3] == 1
+    # phi(0.5) = -0.25 lies above the line f + c1·t·g = -0.45: bracketed and zoomed, although phi'(0.5) = 0
+    assert _compare_line_search(torch, lambda t: (-t + t * t, -1 + 2 * t), 0.5, c1=0.9)[3] > 1
+    # a third trial at the same loss as the second (a plateau between -t and 9 - t): bracketed there (>=)
+    _compare_line_search(torch, lambda t: (-t, -1.0) if t <= 1 else (9 - t, -1.0), 0.1)
+    # a curvature condition too strict to meet and no tolerance: the search runs to its default limit of 25
+    # iterations after the first trial, and its bracket shrinks to width 0 on the way (a NaN interpolation, which
+    # falls back to the midpoint as torch's does)
+    assert _compare_line_search(torch, lambda t: ((t - 1) ** 2 - 1, 2 * (t - 1)), 0.3, c2=1e-300,
+                                tolerance_change=0.0)[3] == 26
+
+
+def test_a_saved_history_of_the_wrong_length_is_refused():
+    _, _, opt = _run_rosenbrock(mg, {"history_size": 3}, 1)
+    bad = opt.state_dict()
+    bad["state"][0]["old_dirs"] = [np.zeros(5)]
+    with pytest.raises(ValueError, match="old_dirs"):
+        opt.load_state_dict(bad)

@@ -28,7 +28,7 @@ def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2
     lo, hi = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1 ** 2 - g1 * g2
-    if d2_square < 0:
+    if not d2_square >= 0:  # NaN too (a bracket of width 0), as in torch
         return (lo + hi) / 2.0
     d2 = np.sqrt(d2_square)
     if x1 <= x2:
