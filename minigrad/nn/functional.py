@@ -15,6 +15,7 @@ from minigrad.random import generator
 from minigrad.tensor import Tensor, _tensor, cat
 
 _REDUCTIONS = ("mean", "sum", "none")
+KL_REDUCTIONS = _REDUCTIONS + ("batchmean",)  # kl_div's, with the divergence itself
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -330,7 +331,7 @@ def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = N
     """KL(target ‖ exp(input)) for log-probabilities `input`, pointwise target·(log target − input), 0 where the
     target is 0 (exp(target)·(target − input) with `log_target`); reduced by "mean" (over every element, as
     torch, which warns), "sum", "none" or "batchmean" (the sum over the batch size: the divergence itself)."""
-    _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    _check_reduction(reduction, KL_REDUCTIONS)
     target = _tensor(target)
     if log_target:
         loss = target.exp() * (target - input)

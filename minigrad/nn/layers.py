@@ -111,8 +111,9 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(n) for n in F.normalized_shape_of(normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
         affine, dtype = elementwise_affine, default_dtype() if dtype is None else dtype
-        self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype)) if affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, dtype)) if affine and bias else None)
+        self.register_parameter("weight", Parameter(np.empty(self.normalized_shape, dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(np.empty(self.normalized_shape, dtype)) if affine and bias else None)
+        self.reset_parameters()
         self.to(device=device)
 
     def reset_parameters(self) -> None:

@@ -10,11 +10,11 @@ from minigrad.tensor import Tensor
 
 
 class _Loss(Module):
-    """A loss module: its `reduction` ("mean", "sum" or "none") checked and kept."""
+    """A loss module: its `reduction` ("mean", "sum" or "none", or one of `allowed`) checked and kept."""
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", allowed: tuple = F._REDUCTIONS) -> None:
         super().__init__()
-        F._check_reduction(reduction)
+        F._check_reduction(reduction, allowed)
         self.reduction = reduction
 
 
@@ -83,9 +83,8 @@ class KLDivLoss(_Loss):
 
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
                  log_target: bool = False) -> None:
-        super().__init__()
-        F._check_reduction(reduction, F._REDUCTIONS + ("batchmean",))
-        self.reduction, self.log_target = reduction, log_target
+        super().__init__(reduction, F.KL_REDUCTIONS)
+        self.log_target = log_target
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -127,9 +127,7 @@ class LBFGS(Optimizer):
         super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_iter * 5 // 4 if max_eval is None
                                       else max_eval, tolerance_grad=tolerance_grad,
                                       tolerance_change=tolerance_change, history_size=history_size,
-                                      line_search_fn=line_search_fn))
-        if len(self.param_groups) != 1:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+                                      line_search_fn=line_search_fn))  # one group: add_param_group refuses more
         self._params = self.param_groups[0]["params"]
 
     def _check_group(self, group: dict) -> None:
