@@ -385,6 +385,10 @@ BOUNDARY_CASES = {
                                                                                  line_search_fn="strong_wolfe")),
     # max|d·t| = 0.25 = tolerance_change after the first step: too small a step to go on (the test is <=)
     "step-at-the-tolerance": (lambda w: 2 * w, 1.0, dict(lr=0.25, max_iter=3, tolerance_change=0.25)),
+    # the loss falls from 0.5 to 0.125 at the first step: a change of exactly tolerance_change goes on (the test is
+    # <), one below it stops
+    "loss-change-at-the-tolerance": (lambda w: 0.5 * w * w, 1.0, dict(lr=0.5, max_iter=3, tolerance_change=0.375)),
+    "loss-change-below-the-tolerance": (lambda w: 0.5 * w * w, 1.0, dict(lr=0.5, max_iter=3, tolerance_change=0.4)),
     # the step is judged by its largest component: one that does not move does not stop the others
     "a-still-component": (lambda w: (w[:1] - 3) ** 2 + 0 * w[1:], [1.0, 0.0], dict(max_iter=3)),
     # |g|₁ < 1: the first step is lr itself, not lr/|g|₁
@@ -468,6 +472,69 @@ def test_line_search_conditions_at_their_bounds_as_torchs(torch):
     # falls back to the midpoint as torch's does)
     assert _compare_line_search(torch, lambda t: ((t - 1) ** 2 - 1, 2 * (t - 1)), 0.3, c2=1e-300,
                                 tolerance_change=0.0)[3] == 26
+
+
+def _compare_scripted(torch, script, t0, slope, direction=1.0, **options):
+    """Both line searches as black boxes fed the same script of (loss, gradient) pairs, one per evaluation, from
+    loss 0 and gradient `slope` along d = [direction]: a script reaches exact ties, NaNs and underflows that a
+    smooth function rarely does. Returns our (loss, gradient, step, evaluations), asserted equal to torch's."""
+    from torch.optim.lbfgs import _strong_wolfe as theirs
+
+    from minigrad.optim.lbfgs import _strong_wolfe as ours
+
+    d, g = np.array([direction]), np.array([slope])
+    ours_script, theirs_script = iter(script), iter(script)
+    with np.errstate(invalid="ignore"):
+        out = ours(lambda t: (lambda f, s: (f, np.array([s])))(*next(ours_script)), t0, d, 0.0, g, g.dot(d),
+                   **options)
+
+    def as_torch(a):
+        return torch.tensor(a, dtype=torch.float64)
+
+    expected = theirs(lambda _, t, d: (lambda f, s: (f, as_torch([s])))(*next(theirs_script)), None, t0, as_torch(d),
+                      0.0, as_torch(g), as_torch(g.dot(d)), **options)
+    out = (float(out[0]), float(out[1][0]), float(out[2]), out[3])
+    np.testing.assert_equal(out, (float(expected[0]), float(expected[1][0]), float(expected[2]), expected[3]))
+    return out
+
+
+SCRIPTS = {
+    # the bracket [0, 10] interpolates to t = 1.0, exactly eps = 0.1·10 from its end: not "too near" (the test is
+    # < eps), so the next point near an end is only flagged, not moved: it is taken at 0.0779..., not at 0.1
+    "a-point-exactly-eps-from-the-end": ([(6.0, -1.8), (1.0, -2.0), (-0.25, 0.0)], 10.0, -1.0, 1.0,
+                                         dict(c1=0.5, tolerance_change=0.1)),
+    # denormal slopes: the new slope times the bracket's width (-1e-323 · 0.2) underflows to -0.0, which counts as
+    # pointing away (>= 0), so the bracket's high end moves to its low end
+    "an-underflowing-slope-product": ([(1.0, 1.0), (-1.0, -1e-323), (-2.0, 0.0), (-3.0, 0.0)], 0.2, -5e-324, 1.0, {}),
+    # a NaN slope at the start fails both conditions; a zero slope at the first trial brackets (>= 0)
+    "a-nan-first-slope": ([(-1.0, 0.0), (-2.0, 0.0), (-3.0, 0.0), (-4.0, 0.0)], 1.0, float("nan"), 1.0,
+                          dict(max_ls=2)),
+    # the first trial is lower but its slope points away: bracketed with the low end at the trial (index 1)
+    "low-end-at-the-trial": ([(-0.75, 0.25), (-0.5, 0.5), (-0.75, -2.0), (-1.0, 0.25)], 0.5, -2.0, 1.0,
+                             dict(c2=0.1, max_ls=4, tolerance_change=0.1)),
+    # a zoom point meeting sufficient decrease and the curvature condition stops at once
+    "zoom-meets-curvature": ([(0.5, 1.0), (-2.0, 1.0), (1.0, -0.5), (-1.5, -2.0)], 2.0, -2.0, 4.0,
+                             dict(c1=0.25, c2=0.5, max_ls=4, tolerance_change=0.1)),
+    # out of evaluations while extrapolating: the bracket is [0, t], and the zoom does not run
+    "out-of-evaluations": ([(-0.25, -0.5), (-2.0, -0.25), (0.5, -0.5), (1.0, 0.0), (-1.5, 1.0)], 1.0, -2.0, 0.5,
+                           dict(c2=0.1, max_ls=2)),
+    # a zoom point exactly on the sufficient-decrease line f + c1·t·gtd is accepted (the test is >)
+    "zoom-on-the-decrease-line": ([(0.0, 1.0), (-0.5, -0.25), (-1.5, 0.0), (-1.0, -2.0)], 0.5, -1.0, 4.0,
+                                  dict(c1=0.5, c2=0.5, max_ls=4)),
+    "zoom-above-the-decrease-line": ([(0.0, -2.0), (-0.75, -0.5), (-2.0, -1.0), (-0.5, 0.5), (0.0, -0.5)], 1.0, -2.0,
+                                     4.0, dict(c1=0.5, c2=0.5, max_ls=4)),
+    # steps near the largest float, a NaN loss at the first trial: the midpoint of [8.75e307, 1e308] overflows to
+    # inf, which is as far from both ends (a tie of two infinities): it moves to the low end + eps, as torch's does
+    "an-overflowing-midpoint": ([(float("nan"), 1.0), (0.5, 2.0), (-0.5, 5e-324), (0.0, 0.5), (0.5, 0.0),
+                                 (float("nan"), 0.0), (-0.5, 1.0), (-float("inf"), 5e-324), (-2.0, 2.0)], 1e308, -1.0,
+                                1e-300, dict(tolerance_change=0.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_scripted_line_searches_as_torchs(torch, name):
+    script, t0, slope, direction, options = SCRIPTS[name]
+    _compare_scripted(torch, script, t0, slope, direction, **options)
 
 
 def test_a_saved_history_of_the_wrong_length_is_refused():
