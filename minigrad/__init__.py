@@ -45,7 +45,7 @@ def _made(arr: np.ndarray, requires_grad: bool, device_: Any) -> Tensor:
 
 
 def _dtype(dtype: Any, default: Any = None) -> np.dtype:
-    return np.dtype(dtype if dtype is not None else default if default is not None else default_dtype())
+    return default_dtype(default if dtype is None else dtype)
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:

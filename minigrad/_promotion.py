@@ -19,9 +19,10 @@ _DEFAULT = [np.dtype(np.float32)]  # torch.set_default_dtype's one piece of glob
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def default_dtype() -> np.dtype:
-    """The dtype of floating tensors made from Python floats and of new parameters (float32 unless set)."""
-    return _DEFAULT[0]
+def default_dtype(dtype: Any = None) -> np.dtype:
+    """`dtype` as a NumPy dtype, or when it is None the dtype of floating tensors made from Python floats and of
+    new parameters (float32 unless set_default_dtype changed it)."""
+    return _DEFAULT[0] if dtype is None else np.dtype(dtype)
 
 
 def default_complex_dtype() -> np.dtype:

@@ -31,7 +31,7 @@ def _constructed(data: Any, sizes: tuple, dtype: Any) -> Any:
             raise ArgumentTypeError(f"Tensor(*sizes): the sizes must be ints, got {(data, *sizes)}")
         if min(shape) < 0:
             raise TensorError(f"Tensor(*sizes): Trying to create tensor with negative dimension {min(shape)}")
-        return np.empty(shape, dtype=default_dtype() if dtype is None else np.dtype(dtype))
+        return np.empty(shape, dtype=default_dtype(dtype))
     if sizes:
         raise ArgumentTypeError(f"Tensor(data, *sizes): sizes are taken only without data, as in Tensor(2, 3); "
                                 f"got data of type {type(data).__name__} and sizes {sizes}")

@@ -24,7 +24,7 @@ class Linear(Module):
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
-        dtype = default_dtype() if dtype is None else dtype
+        dtype = default_dtype(dtype)
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         self.register_parameter("bias", Parameter(np.empty(out_features, dtype)) if bias else None)
         self.reset_parameters()
@@ -72,8 +72,7 @@ class Embedding(Module):
                 raise ValueError("Shape of weight does not match num_embeddings and embedding_dim")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
         else:
-            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), default_dtype() if dtype is None
-                                             else dtype))
+            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), default_dtype(dtype)))
             self.reset_parameters()
         self.to(device=device)
 
@@ -110,7 +109,7 @@ class LayerNorm(Module):
         super().__init__()
         self.normalized_shape = tuple(int(n) for n in F.normalized_shape_of(normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        affine, dtype = elementwise_affine, default_dtype() if dtype is None else dtype
+        affine, dtype = elementwise_affine, default_dtype(dtype)
         self.register_parameter("weight", Parameter(np.empty(self.normalized_shape, dtype)) if affine else None)
         self.register_parameter("bias", Parameter(np.empty(self.normalized_shape, dtype)) if affine and bias else None)
         self.reset_parameters()

@@ -187,7 +187,7 @@ def _check_dtype(who: str, what: str, t: Tensor, weight: Tensor) -> None:
 def _init_layer(module: Module, suffix: str, in_size: int, hidden: int, gates: int, bias: bool, dtype: Any) -> None:
     """weight_ih{suffix} (G·H, in), weight_hh{suffix} (G·H, H), biases (G·H,) in `dtype` (None: the default
     dtype); reset_parameters draws them."""
-    rows, dtype = gates * hidden, default_dtype() if dtype is None else dtype
+    rows, dtype = gates * hidden, default_dtype(dtype)
     setattr(module, f"weight_ih{suffix}", Parameter(np.empty((rows, in_size), dtype)))
     setattr(module, f"weight_hh{suffix}", Parameter(np.empty((rows, hidden), dtype)))
     for name in (f"bias_ih{suffix}", f"bias_hh{suffix}"):
