@@ -10,7 +10,7 @@ import numpy as np
 from minigrad import functions
 from minigrad._promotion import as_array, default_dtype, set_default_dtype
 from minigrad._promotion import result_type as _result_type
-from minigrad._validation import ArgumentTypeError, TensorError
+from minigrad._validation import ArgumentTypeError, TensorError, is_int
 from minigrad.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.devices import device
 from minigrad.random import Generator, generator, manual_seed
@@ -169,7 +169,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
 
 def linspace(start: Any, end: Any, steps: Any, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
-    if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)) or steps < 0:
+    if not is_int(steps) or steps < 0:
         raise TensorError(f"linspace: steps must be a non-negative integer, got {steps!r}")
     return _made(np.linspace(start, end, steps).astype(_dtype(dtype)), requires_grad, device)
 
@@ -225,7 +225,7 @@ def iinfo(type: Any) -> np.iinfo:
 def set_num_threads(n: builtins.int) -> None:
     """The number of threads minigrad's Numba kernels use, as torch.set_num_threads (capped at the number Numba
     started with, NUMBA_NUM_THREADS). Norms are the same to the bit for any number."""
-    if isinstance(n, builtins.bool) or not isinstance(n, (builtins.int, np.integer)) or n < 1:
+    if not is_int(n) or n < 1:
         raise TensorError(f"set_num_threads: n must be a positive int, got {n!r}")
     numba.set_num_threads(builtins.min(builtins.int(n), numba.config.NUMBA_NUM_THREADS))
 

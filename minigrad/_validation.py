@@ -86,11 +86,16 @@ def check_positive_order(name: str, norm_type: Any) -> float:
     return p
 
 
+def is_int(value: Any) -> bool:
+    """Whether `value` is an int or a NumPy integer, and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_positive_int(name: str, value: Any, optional: bool = False) -> int | None:
     """A positive int (NumPy integers too; not a bool), or None when `optional`."""
     if value is None and optional:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise ArgumentTypeError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
@@ -125,4 +130,4 @@ def check_dims(dim: Any, ndim: int) -> tuple | None:
 
 
 __all__ = ["TensorError", "ArgumentTypeError", "check_real", "check_nonnegative", "check_norm_type",
-           "check_positive_order", "check_positive_int", "check_probability", "check_flag", "check_dims"]
+           "check_positive_order", "is_int", "check_positive_int", "check_probability", "check_flag", "check_dims"]

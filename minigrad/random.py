@@ -5,13 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._validation import TensorError
+from minigrad._validation import TensorError, is_int
 
 _generator = np.random.default_rng()
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minigrad import functions
-from minigrad._validation import TensorError, check_dims
+from minigrad._validation import TensorError, check_dims, is_int
 from minigrad.devices import array_module
 from minigrad.tensor_math import ValuesIndices
 from minigrad.tensor_shape import scalar_as_vector
@@ -43,7 +43,7 @@ class OrderMethods:
         """The k largest (smallest) elements along `dim`, in order, and their indices."""
         dim = check_dims(dim, self.ndim)[0]
         size = self.shape[dim] if self.ndim else 1
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
+        if not is_int(k) or not 0 <= k <= size:
             raise TensorError(f"topk: k ({k!r}) is out of range for dimension {dim} of size {size}")
         index = self._order(dim, largest)[(slice(None),) * dim + (slice(0, k),)]
         return ValuesIndices(functions.Gather.apply(self, dim, index), self._wrap(index))
@@ -53,7 +53,7 @@ class OrderMethods:
         """The k-th smallest element along `dim` (k from 1) and its index, as torch.kthvalue."""
         dim = check_dims(dim, self.ndim)[0]
         size = self.shape[dim]
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
+        if not is_int(k) or not 1 <= k <= size:
             raise TensorError(f"kthvalue(): selected number k out of range for dimension {dim} of size {size}")
         position = array_module(self._data).full(self.shape[:dim] + (1,) + self.shape[dim + 1:], k - 1)
         return self._pick_sorted(dim, position, keepdim)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from minigrad import functions
-from minigrad._validation import TensorError, check_dims
+from minigrad._validation import TensorError, check_dims, is_int
 from minigrad.autograd import TensorBase, unwrap
 from minigrad.devices import array_module
 
@@ -278,9 +278,9 @@ class ShapeMethods:
         copy, not a view: writes into it do not reach self)."""
         dim = check_dims(dimension, self.ndim)[0] if self.ndim else 0
         length = self.shape[dim] if self.ndim else 1
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 <= size <= length:
+        if not is_int(size) or not 0 <= size <= length:
             raise TensorError(f"unfold: maximum size for tensor at dimension {dim} is {length} but size is {size}")
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step <= 0:
+        if not is_int(step) or step <= 0:
             raise TensorError(f"unfold: step is {step} but must be > 0")
         xp = array_module(self._data)
         windows = xp.arange((length - size) // step + 1)[:, None] * step + xp.arange(size)[None, :]
