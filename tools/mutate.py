@@ -628,9 +628,9 @@ def stale_equivalents(mutants, files):
     return [i for i in load_equivalent() if i not in idents and i[0].split(":")[0] in files]
 
 
-def report(results, mutants, files, every=None):
-    """Print the score table and the survivors; returns the stale entries of the list of equivalents (checked
-    against `every` mutant of the files, when --only picked some of them)."""
+def report(results, mutants, files, every):
+    """Print the score table and the survivors of `mutants`; returns the stale entries of the list of equivalents
+    (checked against `every` mutant of the files, of which --only may have picked some)."""
     equivalent = load_equivalent()
     ident_of = {m["key"]: m["ident"] for m in mutants}
     by_file = defaultdict(lambda: defaultdict(int))
@@ -668,7 +668,7 @@ def report(results, mutants, files, every=None):
         for r in sorted(survivors, key=lambda r: (r["file"], r["line"])):
             tag = r["status"] + (", capped" if r.get("capped") else "")
             print(f"  {r['file']}:{r['line']} [{tag}] {r['key']}")
-    stale = stale_equivalents(every or mutants, files)
+    stale = stale_equivalents(every, files)
     if stale:
         print(f"\n{len(stale)} entries of tools/mutation_equivalent.txt match no mutant any more (the code under them "
               "changed): re-examine them (--recheck-equivalents runs their closest mutants) and update or remove them")
