@@ -294,6 +294,26 @@ def test_cubic_interpolation_equals_torchs(torch):
             expected, rel=1e-12, abs=1e-12)
 
 
+def _line_searches(torch, evaluator, t0, d, f, g, **options):
+    """Ours and torch's _strong_wolfe from loss f and gradient g along direction d, each given its own
+    `evaluator()` (a function of the step t giving the loss and the gradient array there). Returns both results
+    as (loss, gradient array, step, evaluations)."""
+    from torch.optim.lbfgs import _strong_wolfe as theirs
+
+    from minigrad.optim.lbfgs import _strong_wolfe as ours
+
+    def as_torch(a):
+        return torch.tensor(a, dtype=torch.float64)
+
+    ours_evaluate, theirs_evaluate = evaluator(), evaluator()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = ours(ours_evaluate, t0, d, f, g, g.dot(d), **options)
+    expected = theirs(lambda _, t, direction: (lambda value, grad: (value, as_torch(grad)))(*theirs_evaluate(float(t))),
+                      None, t0, as_torch(d), f, as_torch(g), as_torch(g.dot(d)), **options)
+    return ((float(out[0]), np.asarray(out[1]), float(out[2]), out[3]),
+            (float(expected[0]), expected[1].numpy(), float(expected[2]), expected[3]))
+
+
 def _quartic(rng):
     """A non-convex quartic in 3 dimensions, a point, and a descent direction there."""
     a, b, c = rng.uniform(0.5, 2, 3), rng.uniform(0, 3, 3), rng.normal(size=3)
@@ -311,10 +331,6 @@ def test_the_strong_wolfe_line_search_equals_torchs(torch, seed):
     """Random non-convex problems, first trial steps from 1e-3 to 1e3, strict and loose curvature conditions and
     tolerances, and fewer allowed evaluations than it wants: the search extrapolates, brackets, zooms, moves points
     off the bracket's ends and stops on a bracket narrower than the tolerance."""
-    from torch.optim.lbfgs import _strong_wolfe as theirs
-
-    from minigrad.optim.lbfgs import _strong_wolfe as ours
-
     rng = np.random.default_rng(seed)
     value_and_grad, x, d = _quartic(rng)
     t0 = 10.0 ** rng.uniform(-3, 3)
@@ -322,36 +338,20 @@ def test_the_strong_wolfe_line_search_equals_torchs(torch, seed):
                    tolerance_change=float(rng.choice([1e-9, 1e-3, 0.1])))
     if options["max_ls"] == 25 and seed % 2:
         del options["max_ls"]  # the default, 25 in both
-    f, g = value_and_grad(x)
-    ours_out = ours(lambda t: value_and_grad(x + t * d), t0, d, f, g, g.dot(d), **options)
-
-    def obj_func(_, t, direction):
-        value, grad = value_and_grad(x + float(t) * direction.numpy())
-        return value, torch.tensor(grad)
-
-    theirs_out = theirs(obj_func, None, t0, torch.tensor(d), f, torch.tensor(g), torch.tensor(g.dot(d)), **options)
+    ours_out, theirs_out = _line_searches(torch, lambda: lambda t: value_and_grad(x + t * d), t0, d,
+                                          *value_and_grad(x), **options)
     assert ours_out[3] == theirs_out[3]  # the same number of evaluations
-    np.testing.assert_allclose(float(ours_out[2]), float(theirs_out[2]), rtol=1e-9)  # the step
-    np.testing.assert_allclose(float(ours_out[0]), float(theirs_out[0]), rtol=1e-9, atol=1e-12)  # its loss
-    np.testing.assert_allclose(np.asarray(ours_out[1]), theirs_out[1].numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours_out[2], theirs_out[2], rtol=1e-9)  # the step
+    np.testing.assert_allclose(ours_out[0], theirs_out[0], rtol=1e-9, atol=1e-12)  # its loss
+    np.testing.assert_allclose(ours_out[1], theirs_out[1], rtol=1e-9, atol=1e-12)
 
 
 def test_a_first_trial_meeting_the_curvature_condition_exactly_is_taken(torch):
     """phi(t) = -t + 0.75 t², so phi'(1) = 0.5 = c2·|phi'(0)| exactly: the strong Wolfe conditions hold at t = 1
     (at the bound, which counts), and both searches stop there after one evaluation."""
-    from torch.optim.lbfgs import _strong_wolfe as theirs
-
-    from minigrad.optim.lbfgs import _strong_wolfe as ours
-
-    def value_and_grad(z):
-        return float(-z[0] + 0.75 * z[0] ** 2), np.array([-1.0 + 1.5 * z[0]])
-
-    d, g = np.array([1.0]), np.array([-1.0])
-    out = ours(lambda t: value_and_grad(t * d), 1.0, d, 0.0, g, g.dot(d), c2=0.5)
-    expected = theirs(lambda _, t, direction: (value_and_grad(float(t) * direction.numpy())[0],
-                                               torch.tensor(value_and_grad(float(t) * direction.numpy())[1])),
-                      None, 1.0, torch.tensor(d), 0.0, torch.tensor(g), torch.tensor(-1.0, dtype=torch.float64), c2=0.5)
-    assert (float(out[2]), out[3]) == (float(expected[2]), expected[3]) == (1.0, 1)
+    out, expected = _line_searches(torch, lambda: lambda t: (float(-t + 0.75 * t ** 2), np.array([-1.0 + 1.5 * t])),
+                                   1.0, np.array([1.0]), 0.0, np.array([-1.0]), c2=0.5)
+    assert (out[2], out[3]) == (expected[2], expected[3]) == (1.0, 1)
 
 
 # ----- torch's thresholds, each at its boundary -------------------------------------------------------------------
@@ -440,23 +440,13 @@ def test_a_step_bumps_the_version_so_a_saved_graph_notices(torch):
 
 def _compare_line_search(torch, phi, t0, **options):
     """ours and torch's _strong_wolfe on phi(t) (value, slope) from t = 0 along d = [1]: step, loss, evaluations."""
-    from torch.optim.lbfgs import _strong_wolfe as theirs
-
-    from minigrad.optim.lbfgs import _strong_wolfe as ours
-
-    def value_and_grad(z):
-        value, slope = phi(float(z[0]))
+    def evaluate(t):
+        value, slope = phi(float(t))
         return value, np.array([slope])
 
-    d = np.array([1.0])
-    f, g = value_and_grad(np.zeros(1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = ours(lambda t: value_and_grad(t * d), t0, d, f, g, g.dot(d), **options)
-    expected = theirs(lambda _, t, direction: (value_and_grad(float(t) * direction.numpy())[0],
-                                               torch.tensor(value_and_grad(float(t) * direction.numpy())[1])),
-                      None, t0, torch.tensor(d), f, torch.tensor(g), torch.tensor(g.dot(d)), **options)
+    out, expected = _line_searches(torch, lambda: evaluate, t0, np.array([1.0]), *evaluate(0.0), **options)
     assert out[3] == expected[3]
-    np.testing.assert_allclose([float(out[2]), float(out[0])], [float(expected[2]), float(expected[0])], rtol=1e-12)
+    np.testing.assert_allclose([out[2], out[0]], [expected[2], expected[0]], rtol=1e-12)
     return out
 
 
@@ -474,28 +464,20 @@ def test_line_search_conditions_at_their_bounds_as_torchs(torch):
                                 tolerance_change=0.0)[3] == 26
 
 
+def _scripted(script):
+    """An evaluation that ignores the step and gives the script's next (loss, [slope])."""
+    pairs = iter(script)
+    return lambda t: (lambda value, slope: (value, np.array([slope])))(*next(pairs))
+
+
 def _compare_scripted(torch, script, t0, slope, direction=1.0, **options):
     """Both line searches as black boxes fed the same script of (loss, gradient) pairs, one per evaluation, from
     loss 0 and gradient `slope` along d = [direction]: a script reaches exact ties, NaNs and underflows that a
-    smooth function rarely does. Returns our (loss, gradient, step, evaluations), asserted equal to torch's."""
-    from torch.optim.lbfgs import _strong_wolfe as theirs
-
-    from minigrad.optim.lbfgs import _strong_wolfe as ours
-
-    d, g = np.array([direction]), np.array([slope])
-    ours_script, theirs_script = iter(script), iter(script)
-    with np.errstate(invalid="ignore"):
-        out = ours(lambda t: (lambda f, s: (f, np.array([s])))(*next(ours_script)), t0, d, 0.0, g, g.dot(d),
-                   **options)
-
-    def as_torch(a):
-        return torch.tensor(a, dtype=torch.float64)
-
-    expected = theirs(lambda _, t, d: (lambda f, s: (f, as_torch([s])))(*next(theirs_script)), None, t0, as_torch(d),
-                      0.0, as_torch(g), as_torch(g.dot(d)), **options)
-    out = (float(out[0]), float(out[1][0]), float(out[2]), out[3])
-    np.testing.assert_equal(out, (float(expected[0]), float(expected[1][0]), float(expected[2]), expected[3]))
-    return out
+    smooth function rarely does. Asserts the same loss, gradient, step and evaluations, to the bit."""
+    out, expected = _line_searches(torch, lambda: _scripted(script), t0, np.array([direction]), 0.0,
+                                   np.array([slope]), **options)
+    np.testing.assert_equal((out[0], out[1][0], out[2], out[3]), (expected[0], expected[1][0], expected[2],
+                                                                  expected[3]))
 
 
 SCRIPTS = {
